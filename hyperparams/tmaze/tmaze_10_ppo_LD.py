@@ -1,0 +1,24 @@
+"""Lambda-discrepancy PPO (double critic) on T-Maze 10: lr x lambda0 x lambda1 x ld_weight vmapped."""
+
+from sweepax import vmap
+
+hparams = {
+    "entry": "-m sweepax.train ppo",
+    "args": [
+        {
+            "env": "tmaze_10",
+            "double_critic": True,
+            "action_concat": True,
+            "lr": vmap([2.5e-3, 2.5e-4, 2.5e-5]),
+            "lambda0": vmap([0.1, 0.5, 0.95]),
+            "lambda1": vmap([0.5, 0.7, 0.95]),
+            "ld_weight": vmap([0.25, 0.5]),
+            "hidden_size": 32,
+            "num_envs": 4,
+            "entropy_coeff": 0.01,
+            "total_steps": 1_000_000,
+            "seed": 2024,
+            "n_seeds": 10,
+        }
+    ],
+}

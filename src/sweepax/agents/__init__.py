@@ -1,0 +1,1 @@
+"""Agents: networks (GRU, MLP), GAE, the PPO loss and ``make_train``."""

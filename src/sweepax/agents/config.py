@@ -1,0 +1,83 @@
+"""PPO hyperparameters: which are static (shape-changing) and which are swept inside one program."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing as tp
+
+import flax.struct
+import jax
+
+from sweepax.hparams import hp
+
+
+@dataclasses.dataclass(frozen=True)
+class PPOStatic:
+    """Static hyperparameters: closed over by ``make_train``; a list of them = separate tasks."""
+
+    env: str = hp("tmaze_5", "environment id (see sweepax.envs.registry), e.g. tmaze_10")
+    memoryless: bool = hp(False, "MLP policy instead of the GRU (no memory)")
+    action_concat: bool = hp(False, "append the previous action (one-hot) to the observation")
+    perfect_memory: bool = hp(False, "env appends the hidden state the agent must remember")
+    double_critic: bool = hp(False, "lambda-discrepancy double critic (two value heads)")
+    hidden_size: int = hp(128, "width of the GRU / MLP layers")
+    num_envs: int = hp(4, "environments stepped in parallel per run")
+    num_steps: int = hp(128, "steps per environment per PPO update (rollout length)")
+    total_steps: int = hp(1_000_000, "environment steps per run (all envs together)")
+    update_epochs: int = hp(4, "PPO epochs over each rollout")
+    num_minibatches: int = hp(4, "minibatches per epoch (split along the env axis)")
+    gamma: float = hp(0.99, "discount factor (also used for discounted_return)")
+    eval_steps: int = hp(1000, "steps per env of the greedy-free evaluation rollout after training")
+    seed: int = hp(2024, "first seed; the run uses seeds seed .. seed+n_seeds-1", label=False)
+    n_seeds: int = hp(1, "seeds vmapped inside the program", label=False)
+
+    @property
+    def num_updates(self) -> int:
+        """PPO updates per run: total_steps // (num_steps * num_envs)."""
+        return self.total_steps // (self.num_steps * self.num_envs)
+
+
+@flax.struct.dataclass
+class PPOSweep:
+    """Swept hyperparameters: traced scalars, vmapped over a leading ``config`` axis."""
+
+    lr: float = hp(2.5e-4, "Adam learning rate")
+    lambda0: float = hp(0.95, "GAE lambda of the (first) value head; the policy's advantage")
+    lambda1: float = hp(0.95, "GAE lambda of the second value head (double_critic)")
+    ld_weight: float = hp(0.0, "weight of the lambda-discrepancy loss (double_critic)")
+    entropy_coeff: float = hp(0.01, "entropy bonus coefficient")
+    vf_coeff: float = hp(0.5, "value loss coefficient")
+    clip_eps: float = hp(0.2, "PPO ratio clipping")
+    max_grad_norm: float = hp(0.5, "global gradient-norm clip")
+
+
+class TrainMetrics(tp.NamedTuple):
+    """What one run returns; under the study's vmaps every leaf gains leading (config, seed) dims.
+
+    Per-update values describe the rollout collected in that update; a value over episodes is NaN
+    where no episode ended. ``final_*`` come from an evaluation rollout after training
+    (``eval_steps`` steps × ``num_envs`` envs, actions sampled from the trained policy).
+    """
+
+    episode_return: jax.Array  # (num_updates,) mean return of episodes that ended in the update
+    discounted_return: jax.Array  # (num_updates,) same, discounted by gamma from episode start
+    episodes: jax.Array  # (num_updates,) int32, episodes that ended in the update
+    loss_total: jax.Array  # (num_updates,) mean over epochs and minibatches
+    loss_value: jax.Array  # (num_updates,)
+    loss_policy: jax.Array  # (num_updates,)
+    entropy: jax.Array  # (num_updates,)
+    approx_kl: jax.Array  # (num_updates,)
+    final_return: jax.Array  # () mean return of the episodes completed in the evaluation rollout
+    final_discounted_return: jax.Array  # ()
+    final_episodes: jax.Array  # () int32
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerStatic(PPOStatic):
+    """Static hyperparameters of PPO with a GTrXL transformer memory (issue #3)."""
+
+    embed_size: int = hp(64, "transformer embedding size")
+    num_heads: int = hp(4, "attention heads")
+    num_layers: int = hp(2, "transformer layers")
+    memory_window: int = hp(32, "past embeddings each step attends to")
+    gating_bias: float = hp(2.0, "GRU-gate bias of the GTrXL layers")

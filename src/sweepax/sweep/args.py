@@ -1,0 +1,157 @@
+"""One task's arguments: the command line of ``python -m sweepax.train``, its parser and its id.
+
+The planner renders a task to argv with ``to_argv``; ``train`` parses it back with ``parser``;
+both compute the same ``task_id`` from the resolved (defaults filled in) arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import shlex
+import typing as tp
+
+from sweepax.entries import MODULE, Entry
+from sweepax.hparams import Field
+
+# Options of the training program that are not hyperparameters (never labels, never in task ids).
+RUN_OPTIONS = ("study", "results_dir", "spec", "spec_hash", "platform", "grid")
+
+
+def fmt(value: tp.Any) -> str:
+    """A value as it appears on a command line (floats round-trip exactly)."""
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def product_rows(grid: tp.Mapping[str, tp.Sequence[float]]) -> list[dict[str, float]]:
+    """Row-major Cartesian product of a vmapped grid: the last key varies fastest."""
+    keys = list(grid)
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*grid.values())]
+
+
+def as_product(rows: tp.Sequence[tp.Mapping[str, float]]) -> dict[str, list[float]] | None:
+    """The grid whose row-major product is exactly ``rows``, or None if there is none."""
+    if not rows:
+        return None
+    grid: dict[str, list[float]] = {}
+    for key in rows[0]:
+        seen: list[float] = []
+        for row in rows:
+            if row[key] not in seen:
+                seen.append(row[key])
+        grid[key] = seen
+    return grid if product_rows(grid) == [dict(r) for r in rows] else None
+
+
+def to_argv(
+    entry: Entry,
+    static: tp.Mapping[str, tp.Any],
+    rows: tp.Sequence[tp.Mapping[str, float]],
+    run_options: tp.Mapping[str, tp.Any],
+) -> list[str]:
+    """argv (after ``python``) running one task: ``static`` values, vmapped ``rows`` of configs.
+
+    ``rows`` is written as per-key value lists when it is a product grid, else with ``--grid zip``
+    (the i-th values of every key form config i).
+    """
+    argv = ["-m", MODULE, entry.name]
+    for key, value in run_options.items():
+        if value is not None:
+            argv += [f"--{key}", fmt(value)]
+    fields = entry.fields
+    for key, value in static.items():
+        if fields[key].type is bool:
+            argv.append(f"--{key}" if value else f"--no-{key}")
+        else:
+            argv += [f"--{key}", fmt(value)]
+    grid = as_product(rows)
+    if grid is None:
+        argv += ["--grid", "zip"]
+        grid = {key: [row[key] for row in rows] for key in rows[0]}
+    for key, values in grid.items():
+        argv += [f"--{key}", *map(fmt, values)]
+    return argv
+
+
+def to_command(argv: tp.Sequence[str]) -> str:
+    """A shell command line for argv (run with the ``python`` on PATH)."""
+    return shlex.join(["python", *argv])
+
+
+def _add_field(parser: argparse.ArgumentParser, field: Field) -> None:
+    help_text = f"{field.help} (default: {field.default!r}"
+    help_text += ", vmappable: several values run in one program)" if field.vmappable else ")"
+    if field.type is bool:
+        parser.add_argument(
+            f"--{field.name}", action=argparse.BooleanOptionalAction, default=None, help=help_text
+        )
+    elif field.vmappable:
+        parser.add_argument(f"--{field.name}", type=field.type, nargs="+", help=help_text)
+    else:
+        parser.add_argument(f"--{field.name}", type=field.type, help=help_text)
+
+
+def parser(entry: Entry) -> argparse.ArgumentParser:
+    """The command-line parser of ``python -m sweepax.train <entry>``, built from the declarations."""
+    p = argparse.ArgumentParser(
+        prog=f"python -m {MODULE} {entry.name}",
+        description="Train every (config, seed) of one task in one jitted program; write its store.",
+    )
+    run = p.add_argument_group("run options")
+    run.add_argument("--study", default="default", help="study name: results/<study>/")
+    run.add_argument("--results_dir", "--results-dir", default="results", help="results root")
+    run.add_argument("--spec", default=None, help="sweep file this task was planned from")
+    run.add_argument("--spec_hash", "--spec-hash", default=None, help="sha256 of the sweep file")
+    run.add_argument(
+        "--platform", default=None, help="require a JAX platform: cpu or gpu (fails fast)"
+    )
+    run.add_argument(
+        "--grid",
+        choices=("product", "zip"),
+        default="product",
+        help="vmapped values: their Cartesian product (default) or zipped into config rows",
+    )
+    static = p.add_argument_group("static hyperparameters (one value per program)")
+    for field in entry.static_fields:
+        _add_field(static, field)
+    swept = p.add_argument_group("swept hyperparameters (vmapped inside the program)")
+    for field in entry.sweep_fields:
+        _add_field(swept, field)
+    return p
+
+
+def resolve(
+    entry: Entry, ns: argparse.Namespace, error: tp.Callable[[str], tp.NoReturn]
+) -> tuple[dict[str, tp.Any], list[dict[str, float]]]:
+    """Parsed args -> (every static value, config rows of every swept value), defaults filled in."""
+    static = {
+        f.name: f.default if getattr(ns, f.name) is None else getattr(ns, f.name)
+        for f in entry.static_fields
+    }
+    grid = {
+        f.name: [f.default] if getattr(ns, f.name) is None else list(getattr(ns, f.name))
+        for f in entry.sweep_fields
+    }
+    if ns.grid == "zip":
+        lengths = {key: len(v) for key, v in grid.items() if getattr(ns, key) is not None}
+        n = max(lengths.values(), default=1)
+        if any(length != n for length in lengths.values()):
+            error(f"--grid zip needs the same number of values for every swept flag, got {lengths}")
+        rows = [{key: v[i] if len(v) == n else v[0] for key, v in grid.items()} for i in range(n)]
+    else:
+        rows = product_rows(grid)
+    return static, rows
+
+
+def task_id(entry: Entry, static: tp.Mapping[str, tp.Any], rows: tp.Sequence[tp.Mapping]) -> str:
+    """Stable content hash of a task's resolved arguments (12 hex digits)."""
+    canonical = json.dumps(
+        {"entry": entry.name, "static": dict(static), "configs": [dict(r) for r in rows]},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]

@@ -1,0 +1,233 @@
+"""Load a sweep file (a Python module defining ``hparams``) and validate it against its entry."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import runpy
+import typing as tp
+from pathlib import Path
+
+from sweepax import entries
+from sweepax.errors import UserError
+from sweepax.hparams import Field
+from sweepax.sweep.values import vmap
+
+DEFAULT_ENTRY = f"-m {entries.MODULE} ppo"
+TOP_KEYS = ("entry", "args", "exclude", "study_name", "file_name")
+# Keys of the original (POBAX) sweep files that sweepax accepts and ignores: it logs every update.
+LEGACY_IGNORED = ("steps_log_freq", "update_log_freq", "debug", "show_discounted")
+RUN_KEYS = ("study_name", "platform")
+
+
+@dataclasses.dataclass(frozen=True)
+class Axis:
+    """How one key of an ``args`` dict is swept."""
+
+    key: str
+    values: tuple  # typed values
+    vmapped: bool  # True: inside one program; False: one task per value (job-array axis)
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+    """A validated sweep file."""
+
+    name: str
+    path: Path
+    spec_hash: str
+    entry: entries.Entry
+    arg_sets: tuple[tuple[Axis, ...], ...]  # one tuple of axes per dict in ``args``
+    exclude: tuple[dict[str, tuple], ...]  # rows where every listed key matches are dropped
+    platform: str | None
+
+
+def _coerce(value: tp.Any, field: Field, where: str) -> tp.Any:
+    """``value`` as the field's type, or a UserError naming the key and the expected type."""
+    t = field.type
+    ok = (
+        (t is bool and isinstance(value, bool))
+        or (t is int and isinstance(value, int) and not isinstance(value, bool))
+        or (t is float and isinstance(value, int | float) and not isinstance(value, bool))
+        or (t is str and isinstance(value, str))
+    )
+    if not ok:
+        raise UserError(
+            f"{where}: key {field.name!r}: expected {t.__name__}, got {type(value).__name__} "
+            f"{value!r}; fix the value (help: {field.help})"
+        )
+    return float(value) if t is float else value
+
+
+def _parse_token(token: str, field: Field, where: str) -> tp.Any:
+    try:
+        if field.type is bool:
+            raise ValueError
+        return field.type(token)
+    except ValueError:
+        raise UserError(
+            f"{where}: key {field.name!r}: {token!r} in a space-joined string is not a "
+            f"{field.type.__name__}; fix the value"
+        ) from None
+
+
+def _not_vmappable(field: Field, where: str, values: tp.Sequence) -> UserError:
+    listed = ", ".join(map(repr, values))
+    return UserError(
+        f"{where}: key {field.name!r} is static (it changes shapes or control flow) and cannot "
+        f"be vmapped; write it as a Python list [{listed}] to run separate programs"
+    )
+
+
+def _axis(key: str, value: tp.Any, field: Field, where: str) -> Axis:
+    if isinstance(value, vmap) or (isinstance(value, str) and field.type is not str):
+        if isinstance(value, str):
+            raw = value.split()
+            if not raw:
+                raise UserError(f"{where}: key {key!r}: empty string; give at least one value")
+            values = tuple(_parse_token(tok, field, where) for tok in raw)
+        else:
+            values = tuple(_coerce(v, field, where) for v in value)
+        if not field.vmappable:
+            if len(values) > 1:
+                raise _not_vmappable(field, where, values)
+            return Axis(key, values, vmapped=False)
+        return Axis(key, values, vmapped=True)
+    if isinstance(value, str) and len(value.split()) > 1:
+        raise _not_vmappable(field, where, value.split())
+    if isinstance(value, list | tuple):
+        if not value:
+            raise UserError(f"{where}: key {key!r}: empty list; give at least one value")
+        return Axis(key, tuple(_coerce(v, field, where) for v in value), vmapped=False)
+    return Axis(key, (_coerce(value, field, where),), vmapped=False)
+
+
+def _unknown_key(key: str, entry: entries.Entry, where: str) -> UserError:
+    close = difflib.get_close_matches(key, list(entry.fields) + list(RUN_KEYS), n=1)
+    hint = f"did you mean {close[0]!r}?" if close else "remove it"
+    return UserError(
+        f"{where}: unknown key {key!r} for entry {entry.name!r}; {hint} "
+        f"(`python -m sweepax.train {entry.name} --help` lists the hyperparameters)"
+    )
+
+
+def _check_env(axes: tp.Sequence[Axis], where: str) -> None:
+    from sweepax.envs import registry
+
+    for axis in axes:
+        if axis.key == "env":
+            for env in axis.values:
+                try:
+                    registry.check(env)
+                except UserError as err:
+                    raise UserError(f"{where}: key 'env': {err}") from None
+
+
+def _exclude(raw: tp.Any, entry: entries.Entry, where: str) -> tuple[dict[str, tuple], ...]:
+    rules = [raw] if isinstance(raw, dict) else raw
+    if not isinstance(rules, list | tuple) or not all(isinstance(r, dict) for r in rules):
+        raise UserError(f"{where}: key 'exclude': expected a dict (or a list of dicts) of key: value")
+    out = []
+    for rule in rules:
+        if not rule:
+            raise UserError(f"{where}: key 'exclude': an empty rule would drop every row; remove it")
+        parsed = {}
+        for key, value in rule.items():
+            if key not in entry.fields:
+                raise _unknown_key(key, entry, f"{where}: exclude")
+            values = value if isinstance(value, list | tuple) else [value]
+            parsed[key] = tuple(_coerce(v, entry.fields[key], f"{where}: exclude") for v in values)
+        out.append(parsed)
+    return tuple(out)
+
+
+def load(path: str | Path) -> Study:
+    """Run a sweep file and validate every key, type and vmap request; raise ``UserError``."""
+    path = Path(path)
+    where = str(path)
+    if path.suffix != ".py" or not path.is_file():
+        raise UserError(f"{where}: not a sweep file; give a .py file that defines `hparams`")
+    source = path.read_bytes()
+    try:
+        compile(source, where, "exec")
+    except SyntaxError as err:
+        raise UserError(f"{where}:{err.lineno}: syntax error: {err.msg}; fix the file") from None
+    try:
+        namespace = runpy.run_path(str(path), run_name=f"sweepax_sweep_{path.stem}")
+    except Exception as err:  # the file's own code failed: report it as the file's error
+        raise UserError(f"{where}: running the file raised {type(err).__name__}: {err}") from None
+    hparams = namespace.get("hparams")
+    if not isinstance(hparams, dict):
+        raise UserError(
+            f"{where}: defines no `hparams` dict; add `hparams = {{'entry': '{DEFAULT_ENTRY}', "
+            f"'args': [{{...}}]}}`"
+        )
+    for key in hparams:
+        if key not in TOP_KEYS:
+            raise UserError(f"{where}: unknown top-level key {key!r}; allowed: {', '.join(TOP_KEYS)}")
+    entry = entries.parse_entry(hparams.get("entry", DEFAULT_ENTRY), where)
+    arg_dicts = hparams.get("args")
+    if isinstance(arg_dicts, dict):
+        arg_dicts = [arg_dicts]
+    if not isinstance(arg_dicts, list | tuple) or not arg_dicts:
+        raise UserError(f"{where}: key 'args': expected a non-empty list of dicts of hyperparameters")
+
+    study_names, platforms, arg_sets = set(), set(), []
+    for i, args in enumerate(arg_dicts):
+        where_i = f"{where}: args[{i}]"
+        if not isinstance(args, dict):
+            raise UserError(f"{where_i}: expected a dict of hyperparameters, got {type(args).__name__}")
+        axes = []
+        for key, value in args.items():
+            if key in LEGACY_IGNORED:
+                continue
+            if key == "study_name":
+                study_names.add(value)
+                continue
+            if key == "platform":
+                if value not in ("cpu", "gpu"):
+                    raise UserError(f"{where_i}: key 'platform': {value!r}; use 'cpu' or 'gpu'")
+                platforms.add(value)
+                continue
+            if key not in entry.fields:
+                raise _unknown_key(key, entry, where_i)
+            axes.append(_axis(key, value, entry.fields[key], where_i))
+        _check_env(axes, where_i)
+        arg_sets.append(tuple(axes))
+    if len(platforms) > 1:
+        raise UserError(f"{where}: key 'platform': differs between args dicts; use one platform")
+
+    name = hparams.get("study_name") or (study_names.pop() if len(study_names) == 1 else path.stem)
+    if len(study_names) > 1:
+        raise UserError(f"{where}: key 'study_name': differs between args dicts; use one name")
+    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+        raise UserError(f"{where}: key 'study_name': {name!r} is not a usable folder name")
+    return Study(
+        name=name,
+        path=path,
+        spec_hash=hashlib.sha256(source).hexdigest(),
+        entry=entry,
+        arg_sets=tuple(arg_sets),
+        exclude=_exclude(hparams.get("exclude", []), entry, where),
+        platform=platforms.pop() if platforms else None,
+    )
+
+
+def find_sweep_files(targets: tp.Sequence[str | Path]) -> list[Path]:
+    """Sweep files named by ``targets``: files, or folders searched recursively (sorted)."""
+    files: list[Path] = []
+    for target in targets:
+        path = Path(target)
+        if path.is_dir():
+            found = sorted(
+                p for p in path.rglob("*.py") if not p.name.startswith(("_", "."))
+            )
+            if not found:
+                raise UserError(f"{path}: folder holds no sweep files (*.py); give a study file")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UserError(f"{path}: no such file or folder; give a sweep file or a folder of them")
+    return list(dict.fromkeys(files))

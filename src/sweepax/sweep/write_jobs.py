@@ -1,0 +1,65 @@
+"""``nox -s write_jobs``: plan every study named and write ``runs/<study>.txt`` and ``.json``."""
+
+from __future__ import annotations
+
+import argparse
+import typing as tp
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from sweepax.errors import UserError, cli
+from sweepax.sweep import load, plan
+
+
+def plan_targets(targets: tp.Sequence[str], max_vmap: int | None) -> list[plan.Plan]:
+    """Load and plan every sweep file under ``targets``; fail on the first bad one."""
+    plans = [plan.plan(load.load(f), max_vmap) for f in load.find_sweep_files(targets)]
+    seen: dict[str, Path] = {}
+    for p in plans:
+        if p.study.name in seen:
+            raise UserError(
+                f"{p.study.path}: study name {p.study.name!r} is also used by {seen[p.study.name]}; "
+                "rename one file (or its study_name)"
+            )
+        seen[p.study.name] = p.study.path
+    return plans
+
+
+def plan_table(plans: tp.Sequence[plan.Plan]) -> Table:
+    """study | tasks | vmapped configs per task | seeds | total training runs."""
+    table = Table(title="plan")
+    for col in ("study", "entry", "tasks", "configs/task", "seeds/task", "runs"):
+        table.add_column(col, justify="left" if col in ("study", "entry") else "right", no_wrap=True)
+    for p in plans:
+        sizes = sorted({len(t.configs) for t in p.tasks})
+        seeds = sorted({len(t.seeds) for t in p.tasks})
+        span = lambda xs: str(xs[0]) if len(xs) == 1 else f"{xs[0]}-{xs[-1]}"  # noqa: E731
+        table.add_row(
+            p.study.name, p.study.entry.name, str(len(p.tasks)), span(sizes), span(seeds), str(p.n_runs)
+        )
+    return table
+
+
+@cli
+def main(argv: tp.Sequence[str] | None = None) -> int:
+    """Plan sweep files and write the job arrays."""
+    parser = argparse.ArgumentParser(
+        prog="nox -s write_jobs --", description="Plan sweep files and write runs/<study>.txt + .json"
+    )
+    parser.add_argument("targets", nargs="+", help="sweep files or folders of them")
+    parser.add_argument("--max-vmap", type=int, default=None, help="at most N vmapped configs per task")
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where to write (runs/)")
+    args = parser.parse_args(argv)
+    plans = plan_targets(args.targets, args.max_vmap)  # everything validated before anything is written
+    console = Console()
+    for p in plans:
+        txt, manifest = plan.write(p, args.runs_dir)
+        console.print(f"wrote {txt} and {manifest}", soft_wrap=True)
+    console.print(plan_table(plans))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

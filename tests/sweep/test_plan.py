@@ -1,0 +1,159 @@
+"""Planning: lists become tasks, vmapped values stay inside one task, exclusion, max-vmap, ids."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sweepax.errors import UserError
+from sweepax.sweep import args as task_args
+from sweepax.sweep import load, plan
+
+
+def make_plan(tmp_path: Path, body: str, max_vmap: int | None = None, name: str = "study.py"):
+    path = tmp_path / name
+    path.write_text("from sweepax import vmap\n" + textwrap.dedent(body))
+    return plan.plan(load.load(path), max_vmap)
+
+
+TMAZE = """
+hparams = {
+    "entry": "-m sweepax.train ppo",
+    "args": [{
+        "env": ["tmaze_5", "tmaze_10"],
+        "lr": vmap([2.5e-3, 2.5e-4, 2.5e-5, 2.5e-6]),
+        "lambda0": "0.1 0.3 0.5 0.7 0.9 0.95",
+        "hidden_size": [32, 64],
+        "seed": 2024, "n_seeds": 10,
+    }],
+    "exclude": {"hidden_size": 64, "env": ["tmaze_5"]},
+}
+"""
+
+
+def test_lists_are_tasks_vmapped_values_are_configs_and_exclude_drops_matching_rows(tmp_path):
+    p = make_plan(tmp_path, TMAZE)
+    statics = [(t.static["env"], t.static["hidden_size"]) for t in p.tasks]
+    assert statics == [("tmaze_5", 32), ("tmaze_10", 32), ("tmaze_10", 64)]
+    for t in p.tasks:
+        assert len(t.configs) == 24
+        assert t.seeds == list(range(2024, 2034))
+    assert p.n_runs == 3 * 24 * 10
+    first = p.tasks[0].configs
+    assert (first[0]["lr"], first[0]["lambda0"]) == (2.5e-3, 0.1)
+    assert (first[1]["lr"], first[1]["lambda0"]) == (2.5e-3, 0.3)  # last key varies fastest
+    assert first[0]["entropy_coeff"] == 0.01  # defaults resolved
+
+
+def test_task_line_is_a_complete_command_that_parses_back_to_the_same_task(tmp_path):
+    p = make_plan(tmp_path, TMAZE)
+    task = p.tasks[1]
+    assert task.command.startswith("python -m sweepax.train ppo --study study ")
+    entry = p.study.entry
+    ns = task_args.parser(entry).parse_args(task.argv[3:])
+    static, rows = task_args.resolve(entry, ns, pytest.fail)
+    assert static == task.static and rows == task.configs
+    assert task_args.task_id(entry, static, rows) == task.task_id
+
+
+def test_task_ids_are_stable_across_replanning_and_distinct(tmp_path):
+    a = [t.task_id for t in make_plan(tmp_path, TMAZE).tasks]
+    b = [t.task_id for t in make_plan(tmp_path, TMAZE, name="other.py").tasks]
+    assert a == b
+    assert len(set(a)) == len(a)
+
+
+@pytest.mark.parametrize("max_vmap", [1, 5, 7, 24, 100])
+def test_max_vmap_splits_the_grid_and_the_union_of_tasks_is_exactly_the_grid(tmp_path, max_vmap):
+    p = make_plan(tmp_path, TMAZE, max_vmap=max_vmap)
+    grid = {
+        (env, hs, lr, lam)
+        for env, hs in [("tmaze_5", 32), ("tmaze_10", 32), ("tmaze_10", 64)]
+        for lr, lam in itertools.product([2.5e-3, 2.5e-4, 2.5e-5, 2.5e-6], [0.1, 0.3, 0.5, 0.7, 0.9, 0.95])
+    }
+    cells = [
+        (t.static["env"], t.static["hidden_size"], c["lr"], c["lambda0"]) for t in p.tasks for c in t.configs
+    ]
+    assert len(cells) == len(set(cells))  # no config runs twice
+    assert set(cells) == grid
+    assert all(len(t.configs) <= max_vmap for t in p.tasks)
+    assert len(p.tasks) == 3 * -(-24 // max_vmap)
+    for t in p.tasks:  # every split task's own command reproduces exactly its configs
+        entry = p.study.entry
+        ns = task_args.parser(entry).parse_args(t.argv[3:])
+        assert task_args.resolve(entry, ns, pytest.fail)[1] == t.configs
+
+
+def test_union_of_arg_dicts_and_list_of_seeds(tmp_path):
+    body = """
+    hparams = {"args": [
+        {"env": "tmaze_5", "seed": [1, 2], "lr": vmap([0.1, 0.2])},
+        {"env": "tmaze_5", "memoryless": True, "seed": 1, "n_seeds": 3},
+        {"env": "tmaze_5", "seed": 1, "lr": vmap([0.1, 0.2])},  # duplicate of the first task
+    ]}
+    """
+    p = make_plan(tmp_path, body)
+    assert [(t.static["seed"], t.static["memoryless"], len(t.configs), t.seeds) for t in p.tasks] == [
+        (1, False, 2, [1]),
+        (2, False, 2, [2]),
+        (1, True, 1, [1, 2, 3]),
+    ]
+
+
+def test_exclude_on_a_vmapped_key_keeps_the_rest_of_the_grid_in_zip_form(tmp_path):
+    body = """
+    hparams = {"args": [{"env": "tmaze_5", "lr": vmap([0.1, 0.2]), "lambda0": vmap([0.5, 0.9])}],
+               "exclude": {"lr": 0.2, "lambda0": 0.9}}
+    """
+    (task,) = make_plan(tmp_path, body).tasks
+    assert [(c["lr"], c["lambda0"]) for c in task.configs] == [(0.1, 0.5), (0.1, 0.9), (0.2, 0.5)]
+    assert "--grid zip" in task.command
+
+
+def test_empty_sweep_after_exclusion_is_an_error(tmp_path):
+    body = """
+    hparams = {"args": [{"env": "tmaze_5", "hidden_size": [32, 64]}], "exclude": {"env": "tmaze_5"}}
+    """
+    with pytest.raises(UserError, match=r"study.py: key 'exclude': the sweep is empty"):
+        make_plan(tmp_path, body)
+
+
+def test_write_creates_lines_and_manifest(tmp_path):
+    p = make_plan(tmp_path, TMAZE, max_vmap=12)
+    txt, manifest = plan.write(p, tmp_path / "runs")
+    lines = txt.read_text().splitlines()
+    data = json.loads(manifest.read_text())
+    assert len(lines) == len(data["tasks"]) == 6
+    for i, (line, task) in enumerate(zip(lines, data["tasks"], strict=True)):
+        assert task["index"] == i and task["command"] == line
+        assert task["n_configs"] == 12 and len(task["configs"]) == 12
+        assert "seed" not in task["static"] and task["args"]["seed"] == 2024
+    assert data["spec_path"].endswith("study.py") and len(data["spec_hash"]) == 64
+    assert data["hparams_vmapped"][:2] == ["lr", "lambda0"]
+
+
+def test_the_five_tmaze_studies_plan(tmp_path):
+    root = Path(__file__).parents[2] / "hyperparams" / "tmaze"
+    from sweepax.sweep.write_jobs import plan_targets
+
+    plans = {p.study.name: p for p in plan_targets([str(root)], None)}
+    assert sorted(plans) == [
+        "tmaze_10_ppo",
+        "tmaze_10_ppo_LD",
+        "tmaze_10_ppo_memoryless",
+        "tmaze_10_ppo_perfect_memory_memoryless",
+        "tmaze_10_transformer",
+    ]
+    for name, p in plans.items():
+        (task,) = p.tasks
+        assert task.static["total_steps"] == 1_000_000 and task.static["hidden_size"] == 32
+        assert task.static["num_envs"] == 4 and len(task.seeds) == 10
+        lrs = sorted({c["lr"] for c in task.configs})
+        assert lrs[-1] == 2.5e-3, name
+        assert len(task.configs) == (54 if name == "tmaze_10_ppo_LD" else 24)
+    assert plans["tmaze_10_transformer"].study.entry.name == "transformer"
+    assert plans["tmaze_10_ppo_perfect_memory_memoryless"].tasks[0].static["perfect_memory"] is True
