@@ -19,7 +19,8 @@ class Entry:
     name: str
     static_cls: type
     sweep_cls: type
-    sweep_fn: str  # "module:function" returning the jitted (sweep[C], seeds[S]) -> metrics[C, S]
+    sweep_fn: str | None  # "module:function" building the jitted (sweep[C], seeds[S]) -> metrics[C, S]
+    pending: str = ""  # why sweep_fn is None: the program plans but does not run yet
 
     @property
     def fields(self) -> dict[str, Field]:
@@ -45,6 +46,8 @@ class Entry:
 
     def make_sweep_fn(self, static: tp.Any, **kwargs: tp.Any) -> tp.Callable:
         """Import and build the jitted sweep function for ``static``."""
+        if self.sweep_fn is None:
+            raise NotImplementedError(self.pending)
         module, fn = self.sweep_fn.split(":")
         return getattr(importlib.import_module(module), fn)(static, **kwargs)
 
@@ -58,7 +61,8 @@ def _registry() -> dict[str, Entry]:
             "transformer",
             config.TransformerStatic,
             config.PPOSweep,
-            "sweepax.agents.transformer:make_sweep_fn",
+            None,
+            pending="the GTrXL transformer is not implemented yet (issue #3); its studies plan",
         ),
     }
 

@@ -1,0 +1,506 @@
+"""Collect a study's task stores into one labelled score tensor, ``results/<study>/scores.zarr``.
+
+Needs only the stores: each carries its own labels (``hparams_static`` + ``static`` for the values
+fixed per task, one coordinate per vmapped hyperparameter along ``config``). The result has dims
+``env``, one per hyperparameter that varies across the study, ``seed`` and ``update``; see
+``parse_study``. Usage: ``python -m sweepax.results.parse [STUDY_DIR ...] [--discounted]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import shutil
+import sys
+import typing as tp
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from rich.console import Console
+from rich.progress import track
+
+from sweepax.errors import UserError, cli
+from sweepax.results.store import (
+    _coord_values,
+    _jsonable,
+    all_complete_stores,
+    consolidate,
+    open_store,
+    utc_now,
+)
+
+SCORES = "scores.zarr"
+ENV = "env"
+NOT_LABELS = ("env", "seed", "n_seeds")
+REASON_MISSING = "missing (task {task_id} has no complete store)"
+REASON_NOT_PLANNED = "not planned (excluded or never run)"
+
+
+def _py(value: tp.Any) -> tp.Any:
+    """A coordinate or JSON value as a plain hashable Python scalar."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, list | dict):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+def _sort_key(value: tp.Any) -> tuple:
+    """Sort numbers numerically, then strings; None last. Works on mixed types."""
+    if value is None:
+        return (2, "")
+    if isinstance(value, bool | int | float):
+        return (0, float(value))
+    return (1, str(value))
+
+
+class _Store(tp.NamedTuple):
+    index: int
+    task_id: str
+    path: Path
+    completed_at: str
+    env: tp.Any
+    rows: list[dict[str, tp.Any]]  # label values of each config row (all label names present)
+    ds: xr.Dataset
+    attrs: dict[str, tp.Any]
+
+
+def _load_stores(infos: list[dict], progress: bool) -> list[_Store]:
+    """Open every complete store and read its labels."""
+    out = []
+    for i, info in enumerate(
+        track(infos, description="reading stores", disable=not progress, transient=True)
+    ):
+        ds = open_store(info["path"])
+        attrs = ds.attrs
+        static = attrs.get("static") or {}
+        args = attrs.get("args") or {}
+        env = static.get(ENV, args.get(ENV))
+        if env is None:
+            raise UserError(
+                f"{info['path']}: attrs 'static' has no 'env'; re-run the task with a current "
+                "sweepax so the store records its labels"
+            )
+        n_config = ds.sizes.get("config", 1)
+        rows: list[dict[str, tp.Any]] = [{} for _ in range(n_config)]
+        for name in attrs.get("hparams_static") or []:
+            if name in NOT_LABELS:
+                continue
+            value = _py(static.get(name, args.get(name)))
+            for row in rows:
+                row[name] = value
+        for name in attrs.get("hparams_vmapped") or []:
+            values = ds[name].values.tolist() if name in ds.coords else [None] * n_config
+            for row, value in zip(rows, values, strict=True):
+                row[name] = _py(value)
+        out.append(
+            _Store(
+                i, info["task_id"], info["path"], info["completed_at"], _py(env), rows, ds, attrs
+            )
+        )
+    return out
+
+
+def _label_names(stores: list[_Store]) -> list[str]:
+    """Static label names in declaration order as stored, then vmapped ones (first-seen order)."""
+    static: list[str] = []
+    vmapped: list[str] = []
+    for s in stores:
+        for name in s.attrs.get("hparams_static") or []:
+            if name not in NOT_LABELS and name not in static:
+                static.append(name)
+        for name in s.attrs.get("hparams_vmapped") or []:
+            if name not in vmapped:
+                vmapped.append(name)
+    return static + [n for n in vmapped if n not in static]
+
+
+def _find_manifest(study: str, manifest: Path | None) -> Path | None:
+    if manifest is not None:
+        if not Path(manifest).is_file():
+            raise UserError(
+                f"{manifest}: no such manifest; pass --manifest runs/<study>.json or "
+                "leave it out (parse needs only the stores)"
+            )
+        return Path(manifest)
+    default = Path("runs") / f"{study}.json"
+    return default if default.is_file() else None
+
+
+def _read_manifest(path: Path, names: list[str]) -> list[tuple[dict[str, tp.Any], int, str]]:
+    """Planned cells ``(labels incl. env, seed, task_id)`` from a manifest's ``tasks``."""
+    try:
+        doc = json.loads(path.read_text())
+        tasks = doc["tasks"]
+        cells = []
+        for task in tasks:
+            static = task.get("static") or {}
+            base = {n: _py(static[n]) for n in names if n in static}
+            base[ENV] = _py(static.get(ENV))
+            for config in task.get("configs") or [{}]:
+                labels = dict(base)
+                labels.update({n: _py(config[n]) for n in names if n in config})
+                for seed in task["seeds"]:
+                    cells.append((labels, int(seed), str(task["task_id"])))
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise UserError(
+            f"{path}: not a sweepax manifest ({type(err).__name__}: {err}); regenerate it with "
+            "`nox -s write_jobs`, or pass --manifest to another one"
+        ) from None
+    return cells
+
+
+def _atomic_write(ds: xr.Dataset, final: Path) -> None:
+    """Write ``ds`` under a hidden temporary name, then swap it in for ``final``."""
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    old = final.with_name(f".{final.name}.old-{os.getpid()}")
+    for p in (tmp, old):
+        if p.exists():
+            shutil.rmtree(p)
+    try:
+        ds.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False)
+        consolidate(tmp)
+        if final.exists():
+            os.rename(final, old)
+        os.rename(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _nanmean(x: np.ndarray, axis: int | tuple[int, ...]) -> np.ndarray:
+    """Mean over ``axis`` ignoring NaN; NaN (no warning) where nothing is finite."""
+    ok = np.isfinite(x)
+    n = ok.sum(axis=axis)
+    total = np.where(ok, x, 0.0).sum(axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, total / np.maximum(n, 1), np.nan)
+
+
+def parse_study(
+    study_dir: Path,
+    manifest: Path | None = None,
+    progress: bool = True,
+    discounted: bool = False,
+    console: Console | None = None,
+) -> xr.Dataset:
+    """Build the study's labelled score tensor and write ``study_dir/scores.zarr``.
+
+    Parameters
+    ----------
+    study_dir
+        ``results/<study>`` holding ``<task_id>.zarr`` stores; only complete stores are read.
+    manifest
+        Optional ``runs/<study>.json`` (default: that path relative to the cwd, if it exists); used
+        only to name the task of a missing cell and to add planned values no store has yet.
+    progress
+        Show a progress bar while reading stores.
+    discounted
+        Recorded in ``attrs["discounted"]``; the printed per-env summary shows
+        ``discounted_return`` instead of ``episode_return``. Both are always in the tensor.
+    console
+        Where to print (default: stdout).
+
+    Returns
+    -------
+    xr.Dataset
+        Dims ``env``, one per varying hyperparameter (static labels in declaration order, then
+        vmapped ones; values sorted), ``seed``, ``update``. Per-update metrics have all of them,
+        ``final_*`` all but ``update``. Coords ``env_steps`` (on ``update`` when the same for every
+        store, else also on ``env`` and the hyperparameter dims), ``store_index`` / ``config_index``
+        (which store and config row filled each cell, -1 if none). Attrs: ``study``, ``stores``,
+        ``entries``, ``hparams``, ``fixed``, ``missing``, ``superseded``, ``discounted``.
+        Cells no store provides are NaN and listed in ``missing``; when two stores provide the
+        same cell the newest ``completed_at`` wins and the other is listed in ``superseded``.
+    """
+    console = console or Console()
+    study_dir = Path(study_dir)
+    if not study_dir.is_dir():
+        raise UserError(
+            f"{study_dir}: no such study folder; pass results/<study> (see `ls results`)"
+        )
+    infos = all_complete_stores(study_dir)
+    if not infos:
+        raise UserError(
+            f"{study_dir}: no complete task stores (<task_id>.zarr); run the tasks first "
+            "(`nox -s status` lists which are missing)"
+        )
+    stores = _load_stores(infos, progress)
+    study = str(stores[-1].attrs.get("study") or study_dir.name)
+    names = _label_names(stores)
+    manifest_path = _find_manifest(study, manifest)
+    planned = _read_manifest(manifest_path, names) if manifest_path else []
+
+    # COORDINATE VALUES: every value any store (or the manifest) has, sorted.
+    values: dict[str, set] = {n: set() for n in [ENV, *names]}
+    seeds: set[int] = set()
+    for s in stores:
+        values[ENV].add(s.env)
+        for row in s.rows:
+            for n in names:
+                values[n].add(row.get(n))
+        seeds.update(int(x) for x in s.ds["seed"].values.tolist())
+    for labels, seed, _ in planned:
+        if all(n in labels for n in names) and labels.get(ENV) is not None:
+            for n in [ENV, *names]:
+                values[n].add(labels[n])
+            seeds.add(seed)
+    coords_of = {n: sorted(v, key=_sort_key) for n, v in values.items()}
+    varying = [n for n in names if len(coords_of[n]) > 1]
+    fixed = {n: coords_of[n][0] for n in names if len(coords_of[n]) == 1}
+    seed_list = sorted(seeds)
+    pos = {n: {v: i for i, v in enumerate(coords_of[n])} for n in [ENV, *varying]}
+    seed_pos = {s: i for i, s in enumerate(seed_list)}
+    n_update = max(s.ds.sizes.get("update", 0) for s in stores)
+    cell_shape = (len(coords_of[ENV]), *(len(coords_of[n]) for n in varying), len(seed_list))
+
+    # ALLOCATE: NaN everywhere no store provides a value.
+    per_update, final = [], []
+    for s in stores:
+        for name, var in s.ds.data_vars.items():
+            target = per_update if "update" in var.dims else final
+            if name not in per_update and name not in final:
+                target.append(name)
+    dtypes: dict[str, np.dtype] = {}
+    for s in stores:
+        for name, var in s.ds.data_vars.items():
+            dtypes[name] = np.result_type(dtypes.get(name, np.float32), var.dtype, np.float32)
+    data = {n: np.full((*cell_shape, n_update), np.nan, dtypes[n]) for n in per_update}
+    data.update({n: np.full(cell_shape, np.nan, dtypes[n]) for n in final})
+    store_index = np.full(cell_shape, -1, np.int32)
+    config_index = np.full(cell_shape, -1, np.int32)
+    steps_list = [np.asarray(s.ds["env_steps"].values, np.float64) for s in stores]
+    same_steps = all(np.array_equal(steps_list[0], x) for x in steps_list[1:])
+    steps = None if same_steps else np.full((*cell_shape[:-1], n_update), np.nan)
+
+    # FILL: newest store first, so the first store to claim a cell wins it.
+    superseded: collections.Counter = collections.Counter()
+    owner: dict[tuple, int] = {}
+    for s in sorted(stores, key=lambda s: (s.completed_at, s.path.name), reverse=True):
+        store_seeds = [int(x) for x in s.ds["seed"].values.tolist()]
+        arrays = {n: np.asarray(s.ds[n].values) for n in s.ds.data_vars}
+        u = s.ds.sizes.get("update", 0)
+        for c, row in enumerate(s.rows):
+            hp_idx = tuple(pos[n][row.get(n)] for n in varying)
+            head = (pos[ENV][s.env], *hp_idx)
+            if steps is not None:
+                steps[head][:u] = steps_list[s.index]
+            for k, seed in enumerate(store_seeds):
+                cell = (*head, seed_pos[seed])
+                if cell in owner:
+                    superseded[(owner[cell], s.index)] += 1
+                    continue
+                owner[cell] = s.index
+                store_index[cell] = s.index
+                config_index[cell] = c
+                for n, arr in arrays.items():
+                    if n in per_update:
+                        data[n][cell][:u] = arr[c, k]
+                    else:
+                        data[n][cell] = arr[c, k]
+
+    # MISSING: cells with no data, named by the manifest's task where it planned them.
+    task_of = {}
+    for labels, seed, task_id in planned:
+        if labels.get(ENV) is None or any(n not in labels for n in names):
+            continue
+        if any(labels[n] != fixed[n] for n in fixed):
+            continue
+        head = (pos[ENV][labels[ENV]], *(pos[n][labels[n]] for n in varying))
+        task_of[(*head, seed_pos[seed])] = task_id
+    groups: dict[tuple, list[int]] = collections.defaultdict(list)
+    for cell in zip(*np.nonzero(store_index < 0), strict=True):
+        cell = tuple(int(i) for i in cell)
+        groups[(cell[:-1], task_of.get(cell))].append(seed_list[cell[-1]])
+    missing = []
+    by_cell = sorted(groups.items(), key=lambda g: (g[0][0], g[0][1] or ""))
+    for (head, task_id), cell_seeds in by_cell:
+        entry = {ENV: coords_of[ENV][head[0]]}
+        entry.update({n: coords_of[n][i] for n, i in zip(varying, head[1:], strict=True)})
+        entry.update(seeds=sorted(cell_seeds), task_id=task_id)
+        entry["reason"] = REASON_MISSING.format(task_id=task_id) if task_id else REASON_NOT_PLANNED
+        missing.append(entry)
+
+    superseded_list = [
+        {
+            "task_id": stores[loser].task_id,
+            "path": str(stores[loser].path),
+            "completed_at": stores[loser].completed_at,
+            "superseded_by": {"task_id": stores[winner].task_id, "path": str(stores[winner].path)},
+            "cells": count,
+        }
+        for (winner, loser), count in sorted(superseded.items())
+    ]
+
+    # ASSEMBLE
+    dims = (ENV, *varying, "seed")
+    coords: dict[str, tp.Any] = {ENV: (ENV, _coord_values(coords_of[ENV]))}
+    coords.update({n: (n, _coord_values(coords_of[n])) for n in varying})
+    coords["seed"] = ("seed", np.asarray(seed_list, np.int64))
+    coords["update"] = ("update", np.arange(n_update, dtype=np.int64))
+    if steps is None:
+        coords["env_steps"] = ("update", steps_list[0].astype(np.int64))
+    else:
+        coords["env_steps"] = ((*dims[:-1], "update"), steps)
+    coords["store_index"] = (dims, store_index)
+    coords["config_index"] = (dims, config_index)
+    data_vars = {n: ((*dims, "update"), data[n]) for n in per_update}
+    data_vars.update({n: (dims, data[n]) for n in final})
+    attrs = {
+        "study": study,
+        "entries": sorted({str(s.attrs.get("entry")) for s in stores if s.attrs.get("entry")}),
+        "hparams": varying,
+        "fixed": fixed,
+        "stores": [
+            {"task_id": s.task_id, "path": str(s.path), "completed_at": s.completed_at}
+            for s in stores
+        ],
+        "missing": missing,
+        "superseded": superseded_list,
+        "discounted": bool(discounted),
+        "manifest": str(manifest_path) if manifest_path else None,
+        "parsed_at": utc_now(),
+    }
+    scores = xr.Dataset(data_vars, coords=coords, attrs=_jsonable(attrs))
+    _atomic_write(scores, study_dir / SCORES)
+    _report(console, study_dir, scores, discounted)
+    return scores
+
+
+def _labels_text(entry: dict[str, tp.Any], names: tp.Iterable[str]) -> str:
+    return " ".join(f"{n}={entry[n]}" for n in names if n in entry)
+
+
+def _report(console: Console, study_dir: Path, scores: xr.Dataset, discounted: bool) -> None:
+    """Print what was parsed: dims, superseded stores, missing cells, a per-env summary."""
+
+    def say(text: str, style: str | None = None) -> None:
+        console.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
+
+    a = scores.attrs
+    sizes = ", ".join(f"{d}: {n}" for d, n in scores.sizes.items())
+    say(f"{a['study']}: {len(a['stores'])} stores -> {study_dir / SCORES} ({sizes})", "bold")
+    if a["fixed"]:
+        say("fixed: " + ", ".join(f"{k}={v}" for k, v in a["fixed"].items()))
+    for sup in a["superseded"]:
+        say(
+            f"duplicate cells: {sup['superseded_by']['path']} won over {sup['path']} "
+            f"({sup['cells']} cells ignored, older completed_at)"
+        )
+    if a["missing"]:
+        n_cells = sum(len(m["seeds"]) for m in a["missing"])
+        tasks = sorted({m["task_id"] for m in a["missing"] if m["task_id"]})
+        say(
+            f"missing: {n_cells} (config, seed) cells are NaN"
+            + (f"; tasks without a complete store: {', '.join(tasks)}" if tasks else ""),
+            "yellow",
+        )
+        for m in a["missing"][:5]:
+            say(f"  {_labels_text(m, [ENV, *a['hparams']])} seeds={m['seeds']}: {m['reason']}")
+        if len(a["missing"]) > 5:
+            say(f"  ... {len(a['missing']) - 5} more in attrs['missing']")
+    metric = "discounted_return" if discounted else "episode_return"
+    if metric not in scores:
+        return
+    hp_dims = list(a["hparams"])
+    for env in scores[ENV].values.tolist():
+        curve = scores[metric].sel({ENV: env}).transpose(*hp_dims, "seed", "update").values
+        per_config = _nanmean(_nanmean(curve, axis=-1), axis=-1).reshape(-1)
+        ok = per_config[np.isfinite(per_config)]
+        if ok.size:
+            say(
+                f"  {env}: {metric} (mean over updates and seeds) best {ok.max():.4g}, "
+                f"median {np.median(ok):.4g} over {ok.size} configs"
+            )
+        else:
+            say(f"  {env}: no {metric} data")
+
+
+def study_dirs(args: list[str], results_dir: Path) -> list[Path]:
+    """The study folders named on the command line (a path, or a name under ``results_dir``);
+    with none, every folder under ``results_dir`` holding complete stores."""
+    if not args:
+        if not results_dir.is_dir():
+            raise UserError(
+                f"{results_dir}: no results folder; run some tasks first, or pass --results-dir"
+            )
+        found = [
+            p
+            for p in sorted(results_dir.iterdir())
+            if p.is_dir() and not p.name.startswith(".") and all_complete_stores(p)
+        ]
+        if not found:
+            raise UserError(
+                f"{results_dir}: no study folder holds complete task stores; run "
+                "the tasks first (`nox -s run_local -- ...`)"
+            )
+        return found
+    out = []
+    for arg in args:
+        path = Path(arg)
+        if not path.is_dir() and (results_dir / arg).is_dir():
+            path = results_dir / arg
+        if not path.is_dir():
+            raise UserError(
+                f"{arg}: no such study folder; pass results/<study> or a study name "
+                f"under {results_dir}"
+            )
+        out.append(path)
+    return out
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m sweepax.results.parse",
+        description="Collect each study's task stores into results/<study>/scores.zarr "
+        "(dims env, swept hyperparameters, seed, update; missing cells NaN and listed).",
+    )
+    p.add_argument(
+        "study_dirs",
+        nargs="*",
+        metavar="STUDY_DIR",
+        help="results/<study> folders or study names (default: every study under "
+        "--results-dir that has stores)",
+    )
+    p.add_argument(
+        "--discounted",
+        action="store_true",
+        help="summarise discounted_return instead of episode_return in the printed "
+        "per-env summary and set attrs['discounted']; scores.zarr always holds both",
+    )
+    p.add_argument(
+        "--results-dir",
+        type=Path,
+        default=Path("results"),
+        help="where study folders live (default: results)",
+    )
+    p.add_argument(
+        "--manifest",
+        type=Path,
+        default=None,
+        help="runs/<study>.json to name the tasks of missing cells (default: that "
+        "file if it exists; only with one STUDY_DIR)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+@cli
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    args = _parser().parse_args(argv)
+    dirs = study_dirs(args.study_dirs, args.results_dir)
+    if args.manifest is not None and len(dirs) > 1:
+        raise UserError("--manifest names one study's manifest; pass a single STUDY_DIR with it")
+    for d in dirs:
+        parse_study(
+            d, manifest=args.manifest, progress=not args.no_progress, discounted=args.discounted
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""Synthetic task stores written through the real ``write_task_store`` (real zarr + xarray)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import typing as tp
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sweepax.results.store import write_task_store
+
+PER_UPDATE = (
+    "episode_return",
+    "discounted_return",
+    "episodes",
+    "loss_total",
+    "loss_value",
+    "loss_policy",
+    "entropy",
+    "approx_kl",
+)
+FINAL = ("final_return", "final_discounted_return", "final_episodes")
+STATIC_LABELS = ["env", "memoryless", "double_critic", "hidden_size"]
+
+
+def default_value(metric: str, labels: dict[str, tp.Any], seed: int, update: int) -> float:
+    """A distinct, predictable number per cell: lets tests check values at labelled cells."""
+    base = (
+        labels["hidden_size"]
+        + 1000 * labels["lr"]
+        + 10 * labels["lambda0"]
+        + 0.01 * seed
+        + (5 if labels["env"] == "tmaze_10" else 0)
+    )
+    if metric.startswith("final_"):
+        return base + (100 if "discounted" in metric else 200)
+    return base + update + (0.5 if metric == "discounted_return" else 0)
+
+
+class StoreFactory:
+    """``make(task_id, env=..., hidden_size=..., lr=[...], lambda0=[...], seeds=[...])``."""
+
+    value = staticmethod(default_value)
+
+    def __init__(self, study_dir: Path):
+        self.study_dir = study_dir
+        self.manifest_tasks: list[dict[str, tp.Any]] = []
+
+    def plan(
+        self,
+        task_id: str,
+        env: str = "tmaze_5",
+        hidden_size: int = 32,
+        lr: tp.Sequence[float] = (1e-3, 1e-4),
+        lambda0: tp.Sequence[float] = (0.5, 0.9),
+        seeds: tp.Sequence[int] = (0, 1, 2),
+    ) -> dict[str, tp.Any]:
+        """Record the task in the manifest (runs/<study>.json format) without running it."""
+        configs = [
+            {"lr": a, "lambda0": b, "entropy_coeff": 0.01}
+            for a, b in itertools.product(lr, lambda0)
+        ]
+        task = {
+            "index": len(self.manifest_tasks),
+            "task_id": task_id,
+            "static": {
+                "env": env,
+                "memoryless": False,
+                "double_critic": False,
+                "hidden_size": hidden_size,
+            },
+            "configs": configs,
+            "seeds": list(seeds),
+        }
+        self.manifest_tasks.append(task)
+        return task
+
+    def make(
+        self,
+        task_id: str,
+        env: str = "tmaze_5",
+        hidden_size: int = 32,
+        lr: tp.Sequence[float] = (1e-3, 1e-4),
+        lambda0: tp.Sequence[float] = (0.5, 0.9),
+        seeds: tp.Sequence[int] = (0, 1, 2),
+        n_update: int = 5,
+        value: tp.Callable[..., float] = default_value,
+        plan: bool = True,
+        steps_per_update: int = 512,
+        memoryless: bool = False,
+    ) -> Path:
+        """Plan (unless ``plan=False``) and write one task store; returns its path."""
+        if plan:
+            self.plan(task_id, env, hidden_size, lr, lambda0, seeds)
+        rows = list(itertools.product(lr, lambda0))
+        static = {
+            "env": env,
+            "memoryless": memoryless,
+            "double_critic": False,
+            "hidden_size": hidden_size,
+            "seed": seeds[0],
+            "n_seeds": len(seeds),
+        }
+        metrics = {}
+        for name in PER_UPDATE + FINAL:
+            shape = (len(rows), len(seeds)) + (() if name in FINAL else (n_update,))
+            arr = np.zeros(shape, np.float32)
+            for c, (a, b) in enumerate(rows):
+                labels = dict(static, lr=a, lambda0=b)
+                for k, seed in enumerate(seeds):
+                    if name in FINAL:
+                        arr[c, k] = value(name, labels, seed, -1)
+                    else:
+                        arr[c, k] = [value(name, labels, seed, u) for u in range(n_update)]
+            metrics[name] = arr
+        vmapped = {
+            "lr": [a for a, _ in rows],
+            "lambda0": [b for _, b in rows],
+            "entropy_coeff": [0.01] * len(rows),
+        }
+        attrs = {
+            "study": self.study_dir.name,
+            "task_id": task_id,
+            "entry": "ppo",
+            "static": static,
+            "args": {**static, "lr": list(lr), "lambda0": list(lambda0)},
+            "spec_path": f"hyperparams/tmaze/{self.study_dir.name}.py",
+            "spec_hash": "sha256:0123abcd",
+            "provenance": {"git_commit": "deadbeef", "dirty": False, "host": "test"},
+            "hparams_static": STATIC_LABELS,
+        }
+        env_steps = steps_per_update * np.arange(1, n_update + 1)
+        return write_task_store(self.study_dir, task_id, metrics, vmapped, seeds, env_steps, attrs)
+
+    def write_manifest(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"study": self.study_dir.name, "tasks": self.manifest_tasks}))
+        return path
+
+
+@pytest.fixture
+def stores(tmp_path: Path) -> StoreFactory:
+    """A factory of synthetic stores in ``tmp_path/results/tmaze_ppo``."""
+    return StoreFactory(tmp_path / "results" / "tmaze_ppo")

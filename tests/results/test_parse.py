@@ -1,0 +1,210 @@
+"""parse: stores -> one labelled tensor (dims, coords, values, missing, duplicates, CLI)."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+from rich.console import Console
+
+from sweepax.results.parse import main, parse_study
+from sweepax.results.store import open_store
+
+
+def _parse(study_dir, **kwargs):
+    out = io.StringIO()
+    ds = parse_study(study_dir, progress=False, console=Console(file=out, width=200), **kwargs)
+    return ds, out.getvalue()
+
+
+@pytest.fixture
+def study(stores, tmp_path, monkeypatch):
+    """tmaze_5 x {32, 64} and tmaze_10 x 32 ran; tmaze_10 x 64 planned but never finished;
+    tmaze_5 x 64 only with lr 1e-3 (lr 1e-4 excluded from the plan)."""
+    monkeypatch.chdir(tmp_path)
+    stores.make("t5_h32", env="tmaze_5", hidden_size=32)
+    stores.make("t5_h64", env="tmaze_5", hidden_size=64, lr=(1e-3,))
+    stores.make("t10_h32", env="tmaze_10", hidden_size=32)
+    stores.plan("t10_h64", env="tmaze_10", hidden_size=64)
+    stores.write_manifest(tmp_path / "runs" / "tmaze_ppo.json")
+    return stores
+
+
+def test_parse_dims_coords_and_fixed_hparams(study):
+    ds, _ = _parse(study.study_dir)
+    assert ds["episode_return"].dims == ("env", "hidden_size", "lr", "lambda0", "seed", "update")
+    assert ds["final_return"].dims == ("env", "hidden_size", "lr", "lambda0", "seed")
+    assert ds["env"].values.tolist() == ["tmaze_10", "tmaze_5"]
+    assert ds["hidden_size"].values.tolist() == [32, 64]
+    assert ds["lr"].values.tolist() == [1e-4, 1e-3]
+    assert ds["lambda0"].values.tolist() == [0.5, 0.9]
+    assert ds["seed"].values.tolist() == [0, 1, 2]
+    assert ds["update"].values.tolist() == [0, 1, 2, 3, 4]
+    assert ds["env_steps"].dims == ("update",)
+    assert ds["env_steps"].values.tolist() == [512, 1024, 1536, 2048, 2560]
+    assert ds.attrs["fixed"] == {"memoryless": False, "double_critic": False, "entropy_coeff": 0.01}
+    assert ds.attrs["hparams"] == ["hidden_size", "lr", "lambda0"]
+    assert ds.attrs["study"] == "tmaze_ppo" and ds.attrs["entries"] == ["ppo"]
+    assert {s["task_id"] for s in ds.attrs["stores"]} == {"t5_h32", "t5_h64", "t10_h32"}
+    assert set(ds.data_vars) == {
+        "episode_return",
+        "discounted_return",
+        "episodes",
+        "loss_total",
+        "loss_value",
+        "loss_policy",
+        "entropy",
+        "approx_kl",
+        "final_return",
+        "final_discounted_return",
+        "final_episodes",
+    }
+
+
+def test_parse_values_land_at_their_labelled_cells(study):
+    ds, _ = _parse(study.study_dir)
+    labels = {"env": "tmaze_10", "hidden_size": 32, "lr": 1e-4, "lambda0": 0.9}
+    got = ds["episode_return"].sel(**labels, seed=2, update=4)
+    assert float(got) == pytest.approx(study.value("episode_return", labels, 2, 4), rel=1e-6)
+    labels = {"env": "tmaze_5", "hidden_size": 64, "lr": 1e-3, "lambda0": 0.5}
+    got = ds["final_discounted_return"].sel(**labels, seed=1)
+    assert float(got) == pytest.approx(
+        study.value("final_discounted_return", labels, 1, -1), rel=1e-6
+    )
+    # the provenance coords point back at the store row that holds the cell
+    cell = ds.sel(**labels, seed=1)
+    store = ds.attrs["stores"][int(cell["store_index"])]
+    assert store["task_id"] == "t5_h64"
+    row = open_store(store["path"]).isel(config=int(cell["config_index"]))
+    assert (float(row["lr"]), float(row["lambda0"])) == (1e-3, 0.5)
+
+
+def test_parse_missing_cells_are_nan_and_named_by_the_manifest(study):
+    ds, printed = _parse(study.study_dir)
+    assert np.isnan(ds["episode_return"].sel(env="tmaze_10", hidden_size=64)).all()
+    assert np.isnan(ds["final_return"].sel(env="tmaze_5", hidden_size=64, lr=1e-4)).all()
+    assert not np.isnan(ds["final_return"].sel(env="tmaze_5", hidden_size=64, lr=1e-3)).any()
+    missing = ds.attrs["missing"]
+    assert len(missing) == 6
+    never_done = [m for m in missing if m["task_id"] == "t10_h64"]
+    assert len(never_done) == 4
+    assert never_done[0] == {
+        "env": "tmaze_10",
+        "hidden_size": 64,
+        "lr": 1e-4,
+        "lambda0": 0.5,
+        "seeds": [0, 1, 2],
+        "task_id": "t10_h64",
+        "reason": "missing (task t10_h64 has no complete store)",
+    }
+    excluded = [m for m in missing if m["task_id"] is None]
+    assert [(m["env"], m["hidden_size"], m["lr"], m["lambda0"]) for m in excluded] == [
+        ("tmaze_5", 64, 1e-4, 0.5),
+        ("tmaze_5", 64, 1e-4, 0.9),
+    ]
+    assert excluded[0]["reason"] == "not planned (excluded or never run)"
+    assert "missing: 18 (config, seed) cells are NaN" in printed
+    assert "t10_h64" in printed
+
+
+def test_parse_without_manifest_still_works_and_lists_missing_as_unplanned(study, tmp_path):
+    (tmp_path / "runs" / "tmaze_ppo.json").unlink()
+    ds, _ = _parse(study.study_dir)
+    # tmaze_10 x 64 is unknown without the manifest: the cells exist only by the product
+    assert ds.attrs["manifest"] is None
+    assert {m["task_id"] for m in ds.attrs["missing"]} == {None}
+    assert len(ds.attrs["missing"]) == 6
+
+
+def test_parse_writes_scores_zarr_atomically(study):
+    ds, _ = _parse(study.study_dir, discounted=True)
+    path = study.study_dir / "scores.zarr"
+    reread = xr.open_zarr(path).load()
+    xr.testing.assert_identical(reread.drop_attrs(), ds.drop_attrs())
+    assert reread.attrs["discounted"] is True
+    assert reread.attrs["missing"] == ds.attrs["missing"]
+    _parse(study.study_dir)  # re-parse replaces it
+    assert not [p for p in study.study_dir.iterdir() if p.name.startswith(".")]
+
+
+def test_parse_duplicate_cells_newest_store_wins_and_is_reported(study):
+    rerun = study.make("t5_h32", value=lambda *a: -1.0, plan=False)
+    # a re-plan that split tasks differently: lr 1e-3 of tmaze_5 x 32 again, newest of all
+    split = study.make("t5_h32_lr3", lr=(1e-3,), value=lambda *a: -2.0, plan=False)
+    ds, printed = _parse(study.study_dir)
+    cell = ds["final_return"].sel(env="tmaze_5", hidden_size=32)
+    assert (cell.sel(lr=1e-3) == -2.0).all()
+    assert (cell.sel(lr=1e-4) == -1.0).all()
+    sup = {(s["path"], s["superseded_by"]["path"]): s["cells"] for s in ds.attrs["superseded"]}
+    first = str(study.study_dir / "t5_h32.zarr")
+    assert sup == {(first, str(rerun)): 6, (first, str(split)): 6, (str(rerun), str(split)): 6}
+    assert f"{split} won over {rerun} (6 cells ignored" in printed
+
+
+def test_parse_pads_shorter_runs_with_nan_and_broadcasts_env_steps(stores, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    stores.make("short", hidden_size=32, n_update=3, steps_per_update=100)
+    stores.make("long", hidden_size=64, n_update=5)
+    ds, _ = _parse(stores.study_dir)
+    assert ds.sizes["update"] == 5
+    short = ds["episode_return"].sel(hidden_size=32)
+    assert np.isnan(short.sel(update=[3, 4])).all() and not np.isnan(short.sel(update=2)).any()
+    assert ds["env_steps"].dims == ("env", "hidden_size", "lr", "lambda0", "update")
+    np.testing.assert_array_equal(
+        ds["env_steps"].sel(env="tmaze_5", hidden_size=32, lr=1e-3, lambda0=0.5),
+        [100, 200, 300, np.nan, np.nan],
+    )
+    assert ds["env_steps"].sel(hidden_size=64, lr=1e-3, lambda0=0.5, update=4).item() == 2560
+
+
+def test_parse_ignores_temp_dirs_of_killed_writers(study):
+    import shutil
+
+    shutil.copytree(study.study_dir / "t5_h32.zarr", study.study_dir / ".t10_h64.zarr.tmp-99")
+    ds, _ = _parse(study.study_dir)
+    assert len(ds.attrs["stores"]) == 3
+    assert np.isnan(ds["episode_return"].sel(env="tmaze_10", hidden_size=64)).all()
+
+
+def test_parse_cli_missing_folder_is_a_one_line_error(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "sweepax.results.parse", "results/nope"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: results/nope: no such study folder")
+
+
+def test_parse_cli_folder_without_complete_stores(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "results" / "empty" / ".x.zarr.tmp-1").mkdir(parents=True)
+    assert main(["empty", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "error: results/empty: no complete task stores (<task_id>.zarr); run the "
+        "tasks first (`nox -s status` lists which are missing)\n"
+    )
+    assert main([]) == 2
+    assert "no study folder holds complete task stores" in capsys.readouterr().err
+
+
+def test_parse_cli_bad_manifest_names_the_file(study, tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"tasks": [{"index": 0}]}')
+    assert main([str(study.study_dir), "--manifest", str(bad), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {bad}: not a sweepax manifest") and err.count("\n") == 1
+
+
+def test_parse_cli_parses_every_study_when_none_named(study, tmp_path, capsys):
+    assert main(["--no-progress", "--discounted"]) == 0
+    assert (study.study_dir / "scores.zarr" / "zarr.json").is_file()
+    out = capsys.readouterr().out
+    assert "tmaze_ppo: 3 stores" in out and "discounted_return" in out
