@@ -22,7 +22,11 @@ from pathlib import Path
 from sweepax.results.store import read_attrs
 
 # POBAX 0.0.1 on this machine kind, env steps/s (run_s only), from its anchor measurements.
-POBAX = {("recurrent", "24x10"): 21_500, ("recurrent", "1x1"): 16_000, ("memoryless", "24x10"): 128_000}
+POBAX = {
+    ("recurrent", "24x10"): 21_500,
+    ("recurrent", "1x1"): 16_000,
+    ("memoryless", "24x10"): 128_000,
+}
 LRS = [2.5e-3, 2.5e-4, 2.5e-5, 2.5e-6]
 LAMBDAS = [0.1, 0.3, 0.5, 0.7, 0.9, 0.95]
 
@@ -61,7 +65,9 @@ def run_one(variant: str, shape: str, total_steps: int, workdir: Path) -> dict:
 def main() -> None:
     """Run the shapes, print a line each and the ratios."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--total-steps", type=int, default=25_600, help="steps per run (512 = 1 update)")
+    parser.add_argument(
+        "--total-steps", type=int, default=25_600, help="steps per run (512 = 1 update)"
+    )
     parser.add_argument("--shapes", default="24x10,1x1", help="configs x seeds, comma-separated")
     parser.add_argument("--variants", default="recurrent,memoryless")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")

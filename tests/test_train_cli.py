@@ -56,7 +56,12 @@ def test_train_writes_one_store_with_dims_coords_and_provenance(tmp_path):
     attrs = store.read_attrs(path)
     assert attrs["study"] == "st" and attrs["task_id"] == path.stem and attrs["entry"] == "ppo"
     assert attrs["spec_path"] == "hyperparams/x.py" and attrs["spec_hash"] == "abc"
-    assert attrs["static"]["hidden_size"] == 8 and attrs["args"]["lr"] == [0.001, 0.001, 0.003, 0.003]
+    assert attrs["static"]["hidden_size"] == 8 and attrs["args"]["lr"] == [
+        0.001,
+        0.001,
+        0.003,
+        0.003,
+    ]
     prov = attrs["provenance"]
     assert len(prov["git"]["commit"]) == 40 and isinstance(prov["git"]["dirty"], bool)
     assert prov["packages"]["jax"] == "0.10.2"
@@ -69,8 +74,22 @@ def test_train_writes_one_store_with_dims_coords_and_provenance(tmp_path):
 
 def test_train_killed_mid_run_leaves_nothing_parse_takes_as_complete(tmp_path):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sweepax.train", "ppo", "--study", "st", "--env", "tmaze_5",
-         "--total_steps", "4000000", "--num_steps", "32", "--hidden_size", "8"],  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "sweepax.train",
+            "ppo",
+            "--study",
+            "st",
+            "--env",
+            "tmaze_5",
+            "--total_steps",
+            "4000000",
+            "--num_steps",
+            "32",
+            "--hidden_size",
+            "8",
+        ],  # fmt: skip
         cwd=tmp_path,
         stderr=subprocess.PIPE,
         text=True,

@@ -19,7 +19,9 @@ class Entry:
     name: str
     static_cls: type
     sweep_cls: type
-    sweep_fn: str | None  # "module:function" building the jitted (sweep[C], seeds[S]) -> metrics[C, S]
+    sweep_fn: (
+        str | None
+    )  # "module:function" building the jitted (sweep[C], seeds[S]) -> metrics[C, S]
     pending: str = ""  # why sweep_fn is None: the program plans but does not run yet
 
     @property
@@ -83,7 +85,9 @@ def parse_entry(entry: str, where: str) -> Entry:
         if parts[2] in entries:
             return entries[parts[2]]
     known = " or ".join(f"'-m {MODULE} {name}'" for name in sorted(_registry()))
-    raise UserError(f"{where}: key 'entry': {entry!r} is not a sweepax training program; use {known}")
+    raise UserError(
+        f"{where}: key 'entry': {entry!r} is not a sweepax training program; use {known}"
+    )
 
 
 def names() -> list[str]:

@@ -4,16 +4,32 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import hashlib
 import importlib.metadata
 import os
 import platform
+import shlex
 import socket
 import subprocess
 import sys
 import typing as tp
 from pathlib import Path
 
-PACKAGES = ("sweepax", "jax", "jaxlib", "flax", "optax", "gymnax", "numpy", "zarr", "xarray")
+PACKAGES = (
+    "sweepax",
+    "jax",
+    "jaxlib",
+    "jax-cuda12-plugin",
+    "flax",
+    "optax",
+    "gymnax",
+    "mujoco",
+    "mujoco-mjx",
+    "madrona_mjx",
+    "numpy",
+    "zarr",
+    "xarray",
+)
 SLURM_VARS = (
     "SLURM_JOB_ID",
     "SLURM_ARRAY_JOB_ID",
@@ -46,10 +62,23 @@ def _git(*args: str) -> str | None:
 
 
 def git() -> dict[str, tp.Any]:
-    """Commit and dirty flag of the checkout sweepax runs from (None outside a git checkout)."""
+    """Commit, branch, dirty flag and a hash of the uncommitted diff (None outside a checkout)."""
     commit = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain", "--untracked-files=no") if commit else None
-    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+    if commit is None:
+        return {"commit": None, "branch": None, "dirty": None, "diff_sha256": None}
+    diff = _git("diff", "HEAD") or ""
+    return {
+        "commit": commit,
+        "branch": _git("rev-parse", "--abbrev-ref", "HEAD"),
+        "dirty": bool(diff),
+        "diff_sha256": hashlib.sha256(diff.encode()).hexdigest() if diff else None,
+    }
+
+
+def lock_hash() -> str | None:
+    """sha256 of the project's requirements.lock, when running from a checkout."""
+    lock = PROJECT_ROOT / "requirements.lock"
+    return hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else None
 
 
 def packages() -> dict[str, str | None]:
@@ -73,7 +102,9 @@ def collect() -> dict[str, tp.Any]:
     """Everything known before JAX starts; ``train`` adds device and timings."""
     return {
         "git": git(),
+        "lock_sha256": lock_hash(),
         "packages": packages(),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "container": container(),
@@ -81,6 +112,7 @@ def collect() -> dict[str, tp.Any]:
         "user": getpass.getuser(),
         "cwd": os.getcwd(),
         "argv": sys.argv,
+        "command": shlex.join(["python", "-m", "sweepax.train", *sys.argv[1:]]),
         "slurm": {k.removeprefix("SLURM_").lower(): os.environ.get(k) for k in SLURM_VARS},
         "started_at": now(),
     }

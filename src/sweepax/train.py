@@ -135,6 +135,8 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     prov.update(
         device=str(jax.devices()[0]),
         devices=[str(d) for d in jax.devices()],
+        device_kind=jax.devices()[0].device_kind,
+        device_count=jax.device_count(),
         import_seconds=round(import_s, 3),
         compile_seconds=round(compile_s, 3),
         run_seconds=round(run_s, 3),

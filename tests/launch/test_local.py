@@ -77,4 +77,7 @@ def test_run_local_reports_a_failing_task_with_its_log_and_exits_1(tmp_path):
 def test_run_local_unknown_study_is_a_one_line_error(tmp_path):
     proc = run(tmp_path, "sweepax.launch.local", "nosuchstudy")
     assert proc.returncode == 2
-    assert proc.stderr.startswith("error: nosuchstudy: no such sweep file") and "Traceback" not in proc.stderr
+    assert (
+        proc.stderr.startswith("error: nosuchstudy: no such sweep file")
+        and "Traceback" not in proc.stderr
+    )

@@ -21,9 +21,13 @@ hparams = {
 """
 
 
-def sweep_file(tmp_path: Path, args: str = '"env": "tmaze_5"', text: str | None = None, name="s.py"):
+def sweep_file(
+    tmp_path: Path, args: str = '"env": "tmaze_5"', text: str | None = None, name="s.py"
+):
     path = tmp_path / name
-    path.write_text(textwrap.dedent(text if text is not None else GOOD.replace("{ARGS}", "{" + args + "}")))
+    path.write_text(
+        textwrap.dedent(text if text is not None else GOOD.replace("{ARGS}", "{" + args + "}"))
+    )
     return path
 
 
@@ -118,7 +122,15 @@ def test_write_jobs_cli_reports_one_line_exits_2_and_writes_nothing(tmp_path):
     bad = sweep_file(tmp_path, '"env": "tmaze_5", "hidden_size": vmap([32, 64])', name="bad.py")
     runs = tmp_path / "runs"
     proc = subprocess.run(
-        [sys.executable, "-m", "sweepax.sweep.write_jobs", str(good), str(bad), "--runs-dir", str(runs)],
+        [
+            sys.executable,
+            "-m",
+            "sweepax.sweep.write_jobs",
+            str(good),
+            str(bad),
+            "--runs-dir",
+            str(runs),
+        ],
         capture_output=True,
         text=True,
     )

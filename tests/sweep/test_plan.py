@@ -73,10 +73,14 @@ def test_max_vmap_splits_the_grid_and_the_union_of_tasks_is_exactly_the_grid(tmp
     grid = {
         (env, hs, lr, lam)
         for env, hs in [("tmaze_5", 32), ("tmaze_10", 32), ("tmaze_10", 64)]
-        for lr, lam in itertools.product([2.5e-3, 2.5e-4, 2.5e-5, 2.5e-6], [0.1, 0.3, 0.5, 0.7, 0.9, 0.95])
+        for lr, lam in itertools.product(
+            [2.5e-3, 2.5e-4, 2.5e-5, 2.5e-6], [0.1, 0.3, 0.5, 0.7, 0.9, 0.95]
+        )
     }
     cells = [
-        (t.static["env"], t.static["hidden_size"], c["lr"], c["lambda0"]) for t in p.tasks for c in t.configs
+        (t.static["env"], t.static["hidden_size"], c["lr"], c["lambda0"])
+        for t in p.tasks
+        for c in t.configs
     ]
     assert len(cells) == len(set(cells))  # no config runs twice
     assert set(cells) == grid
@@ -97,7 +101,9 @@ def test_union_of_arg_dicts_and_list_of_seeds(tmp_path):
     ]}
     """
     p = make_plan(tmp_path, body)
-    assert [(t.static["seed"], t.static["memoryless"], len(t.configs), t.seeds) for t in p.tasks] == [
+    assert [
+        (t.static["seed"], t.static["memoryless"], len(t.configs), t.seeds) for t in p.tasks
+    ] == [
         (1, False, 2, [1]),
         (2, False, 2, [2]),
         (1, True, 1, [1, 2, 3]),

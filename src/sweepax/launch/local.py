@@ -109,7 +109,9 @@ def run_jobs(jobs: list[Job], parallel: int, console: Console) -> None:
                     job = pending.pop(0)
                     _start(job, env)
                     running.append(job)
-                    rows[id(job)] = bar.add_task(f"{job.study}[{job.index}] {job.task_id}", total=1.0)
+                    rows[id(job)] = bar.add_task(
+                        f"{job.study}[{job.index}] {job.task_id}", total=1.0
+                    )
                 for job in list(running):
                     bar.update(rows[id(job)], completed=_progress_of(job.log))
                     if job.proc is None or job.proc.poll() is None:
@@ -119,7 +121,9 @@ def run_jobs(jobs: list[Job], parallel: int, console: Console) -> None:
                     job.status = "done" if job.proc.returncode == 0 else "failed"
                     bar.update(rows[id(job)], completed=1.0, visible=job.status == "failed")
                     done = sum(j.status in ("done", "failed") for j in jobs)
-                    bar.update(overall, completed=done, description=f"tasks ({done}/{len(jobs)} done)")
+                    bar.update(
+                        overall, completed=done, description=f"tasks ({done}/{len(jobs)} done)"
+                    )
                     if job.status == "failed":
                         console.print(
                             f"[red]failed[/red] {job.study}[{job.index}] {job.task_id} "
@@ -146,7 +150,9 @@ def select_jobs(
     todo, skipped = [], []
     for manifest in manifests:
         study = manifest["study"]
-        complete = store.complete_stores(results_dir / study) if (results_dir / study).is_dir() else {}
+        complete = (
+            store.complete_stores(results_dir / study) if (results_dir / study).is_dir() else {}
+        )
         for task in manifest["tasks"]:
             command = task["command"]
             if results_dir != Path("results"):
@@ -214,7 +220,9 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     todo, skipped = select_jobs(manifests, args.results_dir, args.logs_dir, args.rerun)
     if skipped:
         console.print(f"skipping {len(skipped)} task(s) with a complete result store")
-    console.print(f"running {len(todo)} task(s), {args.parallel} at a time; logs under {args.logs_dir}/")
+    console.print(
+        f"running {len(todo)} task(s), {args.parallel} at a time; logs under {args.logs_dir}/"
+    )
     run_jobs(todo, args.parallel, console)
     console.print(summary_table(todo + skipped))
     failed = [j for j in todo if j.status == "failed"]

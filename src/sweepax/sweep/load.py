@@ -127,11 +127,15 @@ def _check_env(axes: tp.Sequence[Axis], where: str) -> None:
 def _exclude(raw: tp.Any, entry: entries.Entry, where: str) -> tuple[dict[str, tuple], ...]:
     rules = [raw] if isinstance(raw, dict) else raw
     if not isinstance(rules, list | tuple) or not all(isinstance(r, dict) for r in rules):
-        raise UserError(f"{where}: key 'exclude': expected a dict (or a list of dicts) of key: value")
+        raise UserError(
+            f"{where}: key 'exclude': expected a dict (or a list of dicts) of key: value"
+        )
     out = []
     for rule in rules:
         if not rule:
-            raise UserError(f"{where}: key 'exclude': an empty rule would drop every row; remove it")
+            raise UserError(
+                f"{where}: key 'exclude': an empty rule would drop every row; remove it"
+            )
         parsed = {}
         for key, value in rule.items():
             if key not in entry.fields:
@@ -165,19 +169,25 @@ def load(path: str | Path) -> Study:
         )
     for key in hparams:
         if key not in TOP_KEYS:
-            raise UserError(f"{where}: unknown top-level key {key!r}; allowed: {', '.join(TOP_KEYS)}")
+            raise UserError(
+                f"{where}: unknown top-level key {key!r}; allowed: {', '.join(TOP_KEYS)}"
+            )
     entry = entries.parse_entry(hparams.get("entry", DEFAULT_ENTRY), where)
     arg_dicts = hparams.get("args")
     if isinstance(arg_dicts, dict):
         arg_dicts = [arg_dicts]
     if not isinstance(arg_dicts, list | tuple) or not arg_dicts:
-        raise UserError(f"{where}: key 'args': expected a non-empty list of dicts of hyperparameters")
+        raise UserError(
+            f"{where}: key 'args': expected a non-empty list of dicts of hyperparameters"
+        )
 
     study_names, platforms, arg_sets = set(), set(), []
     for i, args in enumerate(arg_dicts):
         where_i = f"{where}: args[{i}]"
         if not isinstance(args, dict):
-            raise UserError(f"{where_i}: expected a dict of hyperparameters, got {type(args).__name__}")
+            raise UserError(
+                f"{where_i}: expected a dict of hyperparameters, got {type(args).__name__}"
+            )
         axes = []
         for key, value in args.items():
             if key in LEGACY_IGNORED:
@@ -220,14 +230,14 @@ def find_sweep_files(targets: tp.Sequence[str | Path]) -> list[Path]:
     for target in targets:
         path = Path(target)
         if path.is_dir():
-            found = sorted(
-                p for p in path.rglob("*.py") if not p.name.startswith(("_", "."))
-            )
+            found = sorted(p for p in path.rglob("*.py") if not p.name.startswith(("_", ".")))
             if not found:
                 raise UserError(f"{path}: folder holds no sweep files (*.py); give a study file")
             files += found
         elif path.is_file():
             files.append(path)
         else:
-            raise UserError(f"{path}: no such file or folder; give a sweep file or a folder of them")
+            raise UserError(
+                f"{path}: no such file or folder; give a sweep file or a folder of them"
+            )
     return list(dict.fromkeys(files))

@@ -75,7 +75,10 @@ class Plan:
 
 def _product(axes: tp.Sequence[Axis]) -> list[dict[str, tp.Any]]:
     keys = [a.key for a in axes]
-    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(a.values for a in axes))]
+    return [
+        dict(zip(keys, combo, strict=True))
+        for combo in itertools.product(*(a.values for a in axes))
+    ]
 
 
 def _excluded(row: tp.Mapping[str, tp.Any], rules: tp.Sequence[tp.Mapping[str, tuple]]) -> bool:
