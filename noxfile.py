@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -59,7 +58,9 @@ def venv(session: nox.Session) -> str:
     try:
         session.run(*uv, "-r", str(LOCK), "-e", str(ROOT), external=True)
     except nox.command.CommandFailed:  # e.g. an index only pip is configured for: use pip
-        session.run(str(python), "-m", "pip", "install", "-r", str(LOCK), "-e", str(ROOT), external=True)
+        session.run(
+            str(python), "-m", "pip", "install", "-r", str(LOCK), "-e", str(ROOT), external=True
+        )
     stamp.write_text(_lock_hash())
     return str(python)
 
@@ -76,7 +77,9 @@ def tests(session: nox.Session) -> None:
     """Run the test suite (pytest); pass pytest arguments after --, e.g. -m slow."""
     python = venv(session)
     env = {"PATH": os.pathsep.join([str(Path(python).parent), os.environ.get("PATH", "")])}
-    session.run(python, "-m", "pytest", *session.posargs, external=True, env=env)
+    # the real-cluster tests have their own session (slurm_tests), unless -m asks for them
+    select = [] if "-m" in session.posargs else ["-m", "not slurm"]
+    session.run(python, "-m", "pytest", *select, *session.posargs, external=True, env=env)
 
 
 @nox.session(python=False, default=False)
@@ -112,8 +115,14 @@ def demo(session: nox.Session) -> None:
     run = lambda *args: session.run(python, "-m", *args, external=True, env=env)  # noqa: E731
     run("sweepax.sweep.write_jobs", "hyperparams/demo")
     run("sweepax.launch.local", "hyperparams/demo", "--parallel", str(min(2, os.cpu_count() or 1)))
-    run("sweepax.results.best", f"{results}/demo_tmaze_5_ppo", f"{results}/demo_tmaze_5_ppo_memoryless")
-    session.log(f"demo done: tables above; plots: {results}/best_auc.png and {results}/<study>/best_auc.png")
+    run(
+        "sweepax.results.best",
+        f"{results}/demo_tmaze_5_ppo",
+        f"{results}/demo_tmaze_5_ppo_memoryless",
+    )
+    session.log(
+        f"demo done: tables above; plots: {results}/best_auc.png and {results}/<study>/best_auc.png"
+    )
 
 
 @nox.session(python=False, default=False)
@@ -121,6 +130,204 @@ def bench(session: nox.Session) -> None:
     """Throughput benchmark (env steps/s) of the tmaze_10_ppo shape; prints ratios."""
     python = venv(session)
     session.run(python, str(ROOT / "bench" / "throughput.py"), *session.posargs, external=True)
+
+
+# --- SLURM (issue 4) ------------------------------------------------------------------------------
+def _slurm_up() -> bool:
+    """Does a SLURM controller answer here?"""
+    if shutil.which("sinfo") is None:
+        return False
+    import subprocess
+
+    return subprocess.run(["sinfo", "-h"], capture_output=True, timeout=30).returncode == 0
+
+
+def _start_local_slurm(session: nox.Session) -> None:
+    """Start the one-node test cluster (launching/start-local-slurm.sh) unless one answers."""
+    if _slurm_up():
+        session.log("a SLURM cluster answers (sinfo): using it")
+        return
+    session.run("bash", str(ROOT / "launching" / "start-local-slurm.sh"), external=True)
+
+
+@nox.session(python=False, default=False)
+def submit(session: nox.Session) -> None:
+    """Submit studies as SLURM job arrays: files, folders or study names (see --help)."""
+    sweepax(session, "launch.slurm")
+
+
+@nox.session(python=False, default=False)
+def status(session: nox.Session) -> None:
+    """Per study: tasks complete / running / pending / failed / missing [study ...]."""
+    sweepax(session, "launch.status")
+
+
+@nox.session(python=False, default=False)
+def sync(session: nox.Session) -> None:
+    """rsync results back from a cluster: HOST:PATH [--raw] [--dry-run]."""
+    sweepax(session, "launch.sync")
+
+
+@nox.session(python=False, default=False)
+def slurm_tests(session: nox.Session) -> None:
+    """Real-cluster tests (pytest -m slurm); starts the local cluster when none answers (root)."""
+    python = venv(session)
+    _start_local_slurm(session)
+    env = {"PATH": os.pathsep.join([str(Path(python).parent), os.environ.get("PATH", "")])}
+    session.run(python, "-m", "pytest", "-m", "slurm", *session.posargs, external=True, env=env)
+
+
+@nox.session(python=False, default=False)
+def bench_slurm(session: nox.Session) -> None:
+    """Submit cost on the local cluster: one 1000-task array vs 1000 sbatch calls."""
+    python = venv(session)
+    _start_local_slurm(session)
+    env = {"PATH": os.pathsep.join([str(Path(python).parent), os.environ.get("PATH", "")])}
+    bench = str(ROOT / "bench" / "slurm_submit.py")
+    session.run(python, bench, *session.posargs, external=True, env=env)
+
+
+# --- containers and reproduction (issue 5) -------------------------------------------------------
+CONTAINER_FILES = ("Containerfile", "apptainer.def", "pyproject.toml", "README.md",
+                   "requirements.lock", "container", "src")  # fmt: skip
+INSTALL_HINTS = {
+    "apptainer": "apptainer: not found (on a cluster: `module load apptainer`; else "
+    "https://apptainer.org/docs/admin/main/installation.html; Debian 12 has no package)",
+    "podman": "podman: not found (`apt-get install podman buildah runc`)",
+    "docker": "docker: not found (https://docs.docker.com/engine/install/)",
+}
+
+
+def _container_tool(wanted: str | None) -> tuple[str | None, list[str]]:
+    """(tool, why-not lines): the asked-for tool, else the first of apptainer, podman, docker."""
+    import subprocess
+
+    missing = []
+    for tool in [wanted] if wanted else ["apptainer", "podman", "docker"]:
+        exe = shutil.which(tool) or (tool == "apptainer" and shutil.which("singularity"))
+        if not exe:
+            missing.append(INSTALL_HINTS[tool])
+        elif (
+            tool == "docker"
+            and subprocess.run([exe, "info"], capture_output=True, timeout=60).returncode
+        ):
+            missing.append("docker: found, but its daemon does not answer (`docker info` fails)")
+        else:
+            return exe, missing
+    return None, missing
+
+
+def _container_build_args(no_madrona: bool) -> dict[str, str]:
+    """The recipes' build args: what the image's labels say about it."""
+    import datetime
+    import re
+    import subprocess
+
+    def git(*args: str) -> str:
+        out = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
+        return out.stdout.strip() if out.returncode == 0 else ""
+
+    sha = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731
+    setup = (ROOT / "container" / "setup.sh").read_text()
+    lock = LOCK.read_text()
+    dirty = bool(git("status", "--porcelain", "--untracked-files=normal"))
+    return {
+        "GIT_COMMIT": git("rev-parse", "HEAD") or "unknown",
+        "GIT_DIRTY": str(dirty).lower(),
+        "LOCK_SHA256": sha(LOCK),
+        "GPU_LOCK_SHA256": sha(ROOT / "container" / "requirements-gpu.lock"),
+        "JAX_VERSION": re.search(r"^jax==(\S+)", lock, re.M).group(1),
+        "MADRONA_MJX_COMMIT": "none"
+        if no_madrona
+        else re.search(r"^MADRONA_MJX_COMMIT=(\w+)", setup, re.M).group(1),
+        "WITH_MADRONA": "0" if no_madrona else "1",
+        "BUILD_DATE": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def cmd_for(tool: str, exe: str, ns, args: dict[str, str], build_args: list[str]) -> list[str]:
+    """The build command, run in the build context (a copy of CONTAINER_FILES)."""
+    if tool == "apptainer":
+        output = Path(ns.output).expanduser().resolve()
+        fakeroot = [] if os.geteuid() == 0 else ["--fakeroot"]
+        return [exe, "build", *fakeroot, *build_args, str(output), "apptainer.def"]
+    tag = ns.tag or f"localhost/sweepax:{args['GIT_COMMIT'][:12]}"
+    ca = os.environ.get("SSL_CERT_FILE") or os.environ.get("PIP_CERT")
+    volume = []  # a site's TLS-intercepting CA must reach pip/uv inside the build (podman only)
+    if ca and tool == "podman":
+        volume = ["--volume", f"{ca}:/etc/ssl/certs/ca-certificates.crt:ro"]
+    return [exe, "build", "-f", "Containerfile", *build_args, *volume, "-t", tag, "."]
+
+
+@nox.session(python=False, default=False)
+def container(session: nox.Session) -> None:
+    """Build the GPU image: [--apptainer | --podman | --docker] [--output sweepax.sif | --tag T]
+    [--no-madrona] [--dry-run]; --relock regenerates container/requirements-gpu.lock."""
+    import argparse
+    import tempfile
+
+    p = argparse.ArgumentParser(prog="nox -s container --")
+    tool_arg = p.add_mutually_exclusive_group()
+    for tool in ("apptainer", "podman", "docker"):
+        tool_arg.add_argument(f"--{tool}", dest="tool", action="store_const", const=tool)
+    p.add_argument("--output", default="sweepax.sif", help="the SIF file (apptainer)")
+    p.add_argument("--tag", default=None, help="image tag (podman/docker)")
+    p.add_argument("--no-madrona", action="store_true", help="skip the Madrona-MJX build stage")
+    p.add_argument("--dry-run", action="store_true", help="print the build command only")
+    p.add_argument("--relock", action="store_true", help="recompile the GPU extras lock, then stop")
+    ns = p.parse_args(session.posargs)
+
+    if ns.relock:  # the command is also in the lock's header
+        uv = str(VENV / "bin" / "uv") if (VENV / "bin" / "uv").exists() else "uv"
+        compile_ = ["pip", "compile", "container/requirements-gpu.in", "-c", "requirements.lock",
+                    "--python-platform", "x86_64-manylinux_2_28", "--python-version", "3.11",
+                    "-o", "container/requirements-gpu.lock"]  # fmt: skip
+        session.run(uv, *compile_, external=True)
+        return
+    if ns.dry_run:
+        exe = ns.tool or "apptainer"
+    else:
+        exe, missing = _container_tool(ns.tool)
+        if exe is None:
+            session.error(
+                "no container build tool here: " + "; ".join(missing) + ". Or build on a cluster "
+                "login node (README, 'Containers'), or with --dry-run see the command"
+            )
+    tool = "apptainer" if Path(exe).name in ("apptainer", "singularity") else Path(exe).name
+    args = _container_build_args(ns.no_madrona)
+    build_args = [a for k, v in args.items() for a in ("--build-arg", f"{k}={v}")]
+    if args["GIT_DIRTY"] == "true":
+        session.warn("the checkout has uncommitted changes: the image is labelled git.dirty=true")
+    if ns.dry_run:
+        print(" ".join(cmd_for(tool, exe, ns, args, build_args)))
+        return
+    context = Path(tempfile.mkdtemp(prefix="sweepax-image-"))
+    for name in CONTAINER_FILES:  # a small, clean build context (no .venv, results, .git)
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, context / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, context / name)
+    cmd = cmd_for(tool, exe, ns, args, build_args)
+    session.log(f"build context {context}")
+    with session.chdir(str(context)):  # apptainer.def's %files paths are relative to it
+        session.run(*cmd, external=True)
+    shutil.rmtree(context, ignore_errors=True)
+    if tool == "apptainer":
+        session.log(f"built {cmd[-2]}; check it on a GPU node: apptainer test --nv {cmd[-2]}")
+    else:
+        tag = cmd[-2]
+        session.log(
+            f"built {tag}; to a SIF: apptainer build sweepax.sif docker-daemon://{tag} (docker) "
+            f"or {tool} save --format oci-archive -o sweepax.tar {tag} && "
+            "apptainer build sweepax.sif oci-archive://sweepax.tar"
+        )
+
+
+@nox.session(python=False, default=False)
+def reproduce(session: nox.Session) -> None:
+    """How a result store was made: results/<study>/<task_id>.zarr [--run] [--results_dir DIR]."""
+    sweepax(session, "reproduce")
 
 
 if __name__ == "__main__":

@@ -1,1 +1,1 @@
-"""Launching tasks: on this machine (``local``); SLURM arrays come with issue #4."""
+"""Launching tasks: on this machine (``local``), as SLURM arrays (``slurm``), status, sync, onager."""

@@ -31,13 +31,20 @@ def plan_table(plans: tp.Sequence[plan.Plan]) -> Table:
     """study | tasks | vmapped configs per task | seeds | total training runs."""
     table = Table(title="plan")
     for col in ("study", "entry", "tasks", "configs/task", "seeds/task", "runs"):
-        table.add_column(col, justify="left" if col in ("study", "entry") else "right", no_wrap=True)
+        table.add_column(
+            col, justify="left" if col in ("study", "entry") else "right", no_wrap=True
+        )
     for p in plans:
         sizes = sorted({len(t.configs) for t in p.tasks})
         seeds = sorted({len(t.seeds) for t in p.tasks})
         span = lambda xs: str(xs[0]) if len(xs) == 1 else f"{xs[0]}-{xs[-1]}"  # noqa: E731
         table.add_row(
-            p.study.name, p.study.entry.name, str(len(p.tasks)), span(sizes), span(seeds), str(p.n_runs)
+            p.study.name,
+            p.study.entry.name,
+            str(len(p.tasks)),
+            span(sizes),
+            span(seeds),
+            str(p.n_runs),
         )
     return table
 
@@ -46,17 +53,35 @@ def plan_table(plans: tp.Sequence[plan.Plan]) -> Table:
 def main(argv: tp.Sequence[str] | None = None) -> int:
     """Plan sweep files and write the job arrays."""
     parser = argparse.ArgumentParser(
-        prog="nox -s write_jobs --", description="Plan sweep files and write runs/<study>.txt + .json"
+        prog="nox -s write_jobs --",
+        description="Plan sweep files and write runs/<study>.txt + .json",
     )
     parser.add_argument("targets", nargs="+", help="sweep files or folders of them")
-    parser.add_argument("--max-vmap", type=int, default=None, help="at most N vmapped configs per task")
-    parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where to write (runs/)")
+    parser.add_argument(
+        "--max-vmap", type=int, default=None, help="at most N vmapped configs per task"
+    )
+    parser.add_argument(
+        "--runs-dir", type=Path, default=Path("runs"), help="where to write (runs/)"
+    )
+    parser.add_argument(
+        "--onager",
+        action="store_true",
+        help="also prelaunch the tasks for onager (.onager/scripts/<study>/jobs.json)",
+    )
     args = parser.parse_args(argv)
-    plans = plan_targets(args.targets, args.max_vmap)  # everything validated before anything is written
+    plans = plan_targets(
+        args.targets, args.max_vmap
+    )  # everything validated before anything is written
     console = Console()
     for p in plans:
         txt, manifest = plan.write(p, args.runs_dir)
         console.print(f"wrote {txt} and {manifest}", soft_wrap=True)
+        if args.onager:
+            from sweepax.launch import onager
+
+            path = onager.prelaunch(p.manifest())
+            hint = onager.launch_hint(p.study.name)
+            console.print(f"onager: wrote {path}; {hint}", soft_wrap=True)
     console.print(plan_table(plans))
     return 0
 

@@ -1,0 +1,507 @@
+"""SLURM submission without a cluster: the sbatch script (golden files, odd paths run for real by
+bash), array splitting, scontrol/squeue/sacct parsing, submit/status with stand-in sbatch, squeue
+and scontrol, sync (real rsync between folders) and the onager prelaunch (onager's local backend).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sweepax.launch import onager, slurm, status, sync
+
+GOLDEN = Path(__file__).parent / "golden"
+ODD_PROJECT = Path('/home/o\'neil/my "sweeps" $HOME')
+ODD_IMAGE = "/images/sweepax 'v1'.sif"
+VENV_BIN = str(Path(sys.executable).parent)
+
+
+def check_golden(name: str, text: str) -> None:
+    """Compare with ``golden/<name>``; write it when missing (delete it if a change is intended)."""
+    path = GOLDEN / name
+    if not path.exists():
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+    assert text == path.read_text(), (
+        f"rendered script differs from {path}; if the change is intended, delete that file and "
+        "rerun the test to record the new one"
+    )
+
+
+def render(opts: slurm.Options, project: Path = ODD_PROJECT, offset: int = 0) -> str:
+    template = (slurm.REPO / slurm.TEMPLATE).read_text()
+    return slurm.script_text(
+        template,
+        project=project,
+        study="tmaze_10_ppo",
+        lines="runs/tmaze_10_ppo.txt",
+        lines_sha256="0" * 64,
+        offset=offset,
+        opts=opts,
+    )
+
+
+CONTAINER = slurm.Options(
+    partition="gpu",
+    account="lab",
+    time="12:00:00",
+    mem="16G",
+    cpus=4,
+    gpus="1",
+    max_parallel=8,
+    image=ODD_IMAGE,
+    binds=["/scratch dir", "/data:/data:ro"],
+    modules=["apptainer/1.3.4"],
+    setup=["export XLA_PYTHON_CLIENT_PREALLOCATE=false"],
+)
+
+
+def test_container_script_matches_golden_file_and_quotes_odd_paths():
+    text = render(CONTAINER, offset=1000)
+    check_golden("array_container.sbatch", text)
+    assert "PROJECT='/home/o'\"'\"'neil/my \"sweeps\" $HOME'" in text
+    assert "IMAGE='/images/sweepax '\"'\"'v1'\"'\"'.sif'" in text
+    assert "--bind '/scratch dir' --bind /data:/data:ro" in text
+    assert "#SBATCH --gpus=1" in text and "GPU_CHECK=1" in text and "OFFSET=1000" in text
+    assert "module load apptainer/1.3.4" in text
+    assert subprocess.run(["bash", "-n"], input=text, text=True).returncode == 0
+
+
+def test_no_container_script_matches_golden_file():
+    text = render(slurm.Options(container=False, time="30"))
+    check_golden("array_venv.sbatch", text)
+    assert "IMAGE=''" in text and "GPU_CHECK=0" in text and "#SBATCH --gpus" not in text
+    assert subprocess.run(["bash", "-n"], input=text, text=True).returncode == 0
+
+
+STAND_IN = """#!/bin/bash
+# stand-in for apptainer: record the call, drop `exec`, its options and the image, run the rest
+printf '%s\\n' "$@" > "$STAND_IN_LOG"
+[ "$1" = exec ] && shift
+while [ $# -gt 0 ]; do
+  case $1 in
+    --bind|-B|--pwd|--env|--home) shift 2 ;;
+    -*) shift ;;
+    *) break ;;
+  esac
+done
+shift
+exec "$@"
+"""
+
+
+def stand_in_apptainer(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "apptainer"
+    path.write_text(STAND_IN)
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return path
+
+
+@pytest.mark.parametrize("container", [True, False])
+def test_rendered_script_runs_the_right_line_in_an_odd_project_dir(tmp_path, container):
+    project = tmp_path / 'it\'s a "project" $dir'
+    (project / "runs").mkdir(parents=True)
+    image = project / "my image's.sif"
+    image.write_text("not really an image")
+    lines = "".join(f'echo task {i} > "out $SLURM_ARRAY_TASK_ID.txt"\n' for i in range(5))
+    (project / "runs" / "s.txt").write_text(lines)
+    opts = slurm.Options(image=str(image), container=container)
+    text = slurm.script_text(
+        (slurm.REPO / slurm.TEMPLATE).read_text(),
+        project=project,
+        study="s",
+        lines="runs/s.txt",
+        lines_sha256=slurm.sha256_file(project / "runs" / "s.txt"),
+        offset=2,
+        opts=opts,
+    )
+    script = tmp_path / "job.sh"
+    script.write_text(text)
+    stand_in_apptainer(tmp_path / "bin")
+    env = {
+        **os.environ,
+        "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}",
+        "SLURM_ARRAY_TASK_ID": "1",
+        "SLURM_ARRAY_JOB_ID": "77",
+        "STAND_IN_LOG": str(tmp_path / "apptainer.log"),
+    }
+    proc = subprocess.run(
+        ["bash", str(script)], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (project / "out 1.txt").read_text() == "task 3\n"  # line 1 + offset 2 (0-based)
+    assert "sweepax: s task 3 (job 77_1)" in proc.stdout
+    if container:
+        call = (tmp_path / "apptainer.log").read_text().splitlines()
+        assert call[:5] == ["exec", "--nv", "--bind", f"{project}:{project}", str(image)]
+        assert call[5:7] == ["bash", "-c"]
+    else:
+        assert not (tmp_path / "apptainer.log").exists()
+
+    (project / "runs" / "s.txt").write_text(lines + "echo extra\n")  # re-planned after submit
+    proc = subprocess.run(
+        ["bash", str(script)], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and "changed after this array was submitted" in proc.stderr
+
+
+def test_gpu_check_fails_fast_when_jax_sees_no_gpu(tmp_path):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "s.txt").write_text("echo should-not-run\n")
+    text = slurm.script_text(
+        (slurm.REPO / slurm.TEMPLATE).read_text(),
+        project=tmp_path,
+        study="s",
+        lines="runs/s.txt",
+        lines_sha256=slurm.sha256_file(tmp_path / "runs" / "s.txt"),
+        offset=0,
+        opts=slurm.Options(container=False, gpus="1"),
+    )
+    (tmp_path / "job.sh").write_text(text)
+    env = {
+        **os.environ,
+        "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
+        "SLURM_ARRAY_TASK_ID": "0",
+        "SLURM_ARRAY_JOB_ID": "5",
+        "JAX_PLATFORMS": "cpu",
+    }
+    proc = subprocess.run(["bash", "job.sh"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "GPUs were requested but JAX sees none" in proc.stderr
+    assert "should-not-run" not in proc.stdout
+
+
+# --- array specs, MaxArraySize --------------------------------------------------------------------
+def test_condense_expand_and_split():
+    assert slurm.condense([9, 0, 1, 2, 5, 7, 8, 2]) == "0-2,5,7-9"
+    assert slurm.expand("0-2,5,7-9%3") == [0, 1, 2, 5, 7, 8, 9]
+    assert slurm.expand("0-6:3") == [0, 3, 6]
+    assert slurm.split(range(5), 1001) == [(0, [0, 1, 2, 3, 4])]
+    assert slurm.split(range(2500), 1001) == [
+        (0, list(range(1001))),
+        (1001, list(range(1001))),
+        (2002, list(range(498))),
+    ]
+    assert slurm.split([3, 1005, 1999], 1000) == [(0, [3]), (1000, [5, 999])]
+    assert slurm.array_spec(range(10), 4) == "0-9%4"
+
+
+SCONTROL = """Configuration data as of 2026-11-24T10:00:00
+AccountingStorageType   = accounting_storage/none
+MaxArraySize            = 2
+MaxJobCount             = 200000
+"""
+
+
+def test_max_array_size_from_scontrol_output():
+    assert slurm.parse_max_array_size(SCONTROL) == 2
+    fake = lambda *a, **k: subprocess.CompletedProcess(a, 0, SCONTROL, "")  # noqa: E731
+    assert slurm.max_array_size(fake) == 2
+
+    def missing(*a, **k):
+        raise FileNotFoundError("scontrol")
+
+    assert slurm.max_array_size(missing) == 1001  # Slurm's default
+
+
+def test_squeue_and_sacct_parsing():
+    text = "12|0|COMPLETED\n12|1|RUNNING\n12|3|PENDING\n13|N/A|PENDING\n"
+    assert status.parse_squeue(text) == {
+        ("12", 0): "COMPLETED",
+        ("12", 1): "RUNNING",
+        ("12", 3): "PENDING",
+    }
+    sacct = "12_0|COMPLETED\n12_1|CANCELLED by 0\n12_[4-6]|PENDING\n14|FAILED\n"
+    assert status.parse_sacct(sacct) == {("12", 0): "COMPLETED", ("12", 1): "CANCELLED"}
+
+
+# --- submit and status with stand-in sbatch / scontrol / squeue -----------------------------------
+FAKE_BIN = {
+    "sbatch": """#!/bin/bash
+n=$(( $(cat "$FAKE_DIR/next" 2>/dev/null || echo 40) + 1 )); echo $n > "$FAKE_DIR/next"
+printf '%s\\n' "$*" >> "$FAKE_DIR/sbatch.calls"
+echo "$n"
+""",
+    "scontrol": """#!/bin/bash
+[ "$1 $2" = "show config" ] && printf 'MaxArraySize            = %s\\n' "${FAKE_MAX:-1001}"
+""",
+    "squeue": """#!/bin/bash
+cat "$FAKE_DIR/squeue.out" 2>/dev/null
+""",
+}
+
+
+@pytest.fixture
+def fake_cluster(tmp_path, monkeypatch):
+    """A project with a 3-task study in runs/, and stand-in sbatch/scontrol/squeue on PATH."""
+    project = tmp_path / "proj ect"
+    (project / "runs").mkdir(parents=True)
+    tasks = [{"index": i, "task_id": f"id{i}", "command": f"echo {i}"} for i in range(3)]
+    (project / "runs" / "s.json").write_text(json.dumps({"study": "s", "tasks": tasks}))
+    (project / "runs" / "s.txt").write_text("".join(t["command"] + "\n" for t in tasks))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in FAKE_BIN.items():
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_DIR", str(tmp_path))
+    monkeypatch.delenv("SWEEPAX_SITE", raising=False)
+    monkeypatch.chdir(project)
+    return project
+
+
+def sbatch_calls(project: Path) -> list[str]:
+    return (project.parent / "sbatch.calls").read_text().splitlines()
+
+
+def test_submit_splits_above_max_array_size_and_records_it(fake_cluster, monkeypatch, capsys):
+    monkeypatch.setenv("FAKE_MAX", "2")  # indices 0..1 per array
+    assert slurm.main(["s", "--no-container", "--max-parallel", "4", "--time", "10"]) == 0
+    calls = sbatch_calls(fake_cluster)
+    assert len(calls) == 2
+    assert calls[0].startswith("--parsable --array=0-1%4 runs/s.slurm/")
+    assert calls[1].startswith("--parsable --array=0%4 runs/s.slurm/")
+    records = json.loads((fake_cluster / "runs" / "s.submissions.json").read_text())
+    assert [(r["job_id"], r["array"], r["offset"]) for r in records] == [
+        ("41", "0-1%4", 0),
+        ("42", "0%4", 2),
+    ]
+    assert records[0]["options"]["time"] == "10" and records[0]["options"]["container"] is False
+    script = (fake_cluster / records[1]["script"]).read_text()
+    assert "OFFSET=2" in script and "#SBATCH --time=10" in script
+    assert "submitted job 41" in capsys.readouterr().out
+
+    # bare submit: the study has a submission, so nothing is submitted again
+    assert slurm.main(["--no-container"]) == 0
+    assert len(sbatch_calls(fake_cluster)) == 2
+    assert "nothing to submit" in capsys.readouterr().out
+
+
+def test_bare_submit_names_what_it_submits(fake_cluster, capsys):
+    assert slurm.main(["--no-container", "--parse"]) == 0
+    out = capsys.readouterr().out
+    assert "about to submit: s" in out
+    calls = sbatch_calls(fake_cluster)
+    assert calls[0].startswith("--parsable --array=0-2 ")
+    assert calls[1].startswith("--parsable --dependency=afterany:41 --array=0 ")
+    parse_lines = next((fake_cluster / "runs" / "s.slurm").glob("*-parse.txt")).read_text()
+    assert parse_lines == "python -m sweepax.results.parse results/s\n"
+
+
+def test_dry_run_prints_script_and_command_and_submits_nothing(fake_cluster, capsys):
+    image = fake_cluster / "img.sif"
+    image.write_text("x")
+    assert slurm.main(["s", "--image", str(image), "--gpus", "1", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "#SBATCH --gpus=1" in out and "$ sbatch --parsable --array=0-2 runs/s.slurm/" in out
+    assert f"IMAGE='{image}'" in out
+    assert not (fake_cluster.parent / "sbatch.calls").exists()
+    assert not (fake_cluster / "runs" / "s.submissions.json").exists()
+
+
+def test_status_and_missing_resubmission(fake_cluster, monkeypatch, capsys):
+    assert slurm.main(["s", "--no-container"]) == 0  # job 41, tasks 0-2
+    logs = fake_cluster / "logs" / "s"
+    (logs / "41_1.out").write_text("sweepax: s task 1\n")
+    (logs / "41_1.err").write_text("Traceback ...\nValueError: boom\n")
+    (fake_cluster.parent / "squeue.out").write_text("41|0|COMPLETED\n41|1|FAILED\n41|2|RUNNING\n")
+    from sweepax.results import store
+
+    monkeypatch.setattr(store, "complete_stores", lambda d: {"id0": d / "id0.zarr"})
+    (fake_cluster / "results" / "s").mkdir(parents=True)
+    rows = status.study_status(
+        json.loads((fake_cluster / "runs" / "s.json").read_text()),
+        Path("runs"),
+        Path("results"),
+        Path("logs"),
+    )
+    assert [r.state for r in rows] == ["complete", "failed", "running"]
+    assert rows[1].last_line == "ValueError: boom" and rows[1].err == "logs/s/41_1.err"
+    assert status.main(["s"]) == 0
+    out = capsys.readouterr().out
+    assert "failed s[1] id1 job 41_1 (FAILED): ValueError: boom  log: logs/s/41_1.err" in out
+
+    assert slurm.main(["s", "--missing", "--no-container"]) == 0  # task 2 is running: left alone
+    assert sbatch_calls(fake_cluster)[-1].startswith("--parsable --array=1 ")
+    out = capsys.readouterr().out
+    assert "1 task(s) pending or running are left alone" in out
+
+    # the resubmitted task 1 (job 42) is pending; task 2's array job aged out of squeue with a log
+    (fake_cluster.parent / "squeue.out").write_text("42|1|PENDING\n")
+    (logs / "41_2.err").write_text("slurmstepd: error: *** JOB 44 ON vm CANCELLED AT now ***\n")
+    rows = status.study_status(
+        json.loads((fake_cluster / "runs" / "s.json").read_text()),
+        Path("runs"),
+        Path("results"),
+        Path("logs"),
+    )
+    assert [(r.state, r.job) for r in rows] == [
+        ("complete", "41_0"),
+        ("pending", "42_1"),
+        ("failed", "41_2"),
+    ]
+    assert "CANCELLED" in rows[2].last_line
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["nosuch", "--no-container"], "error: nosuch: no such sweep file"),
+        (["s", "--no-container", "--time", "1h"], "error: --time '1h': not a valid value"),
+        (["s", "--no-container", "--mem", "lots"], "error: --mem 'lots': not a valid value"),
+        (["s", "--no-container", "--cpus", "0"], "error: --cpus 0: must be"),
+        (["s"], "error: no container image: give --image"),
+        (["s", "--image", "missing.sif"], "missing.sif: no such file"),
+        (["s", "--no-container", "--sbatch-arg", "qos"], "error: --sbatch-arg 'qos'"),
+    ],
+)
+def test_bad_input_is_one_line(fake_cluster, capsys, args, message):
+    assert slurm.main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_sbatch_missing_says_where_to_run(fake_cluster, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert slurm.main(["s", "--no-container"]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {slurm.SBATCH_MISSING}"
+
+
+def test_site_file_gives_defaults_and_the_command_line_wins(fake_cluster, capsys):
+    site = fake_cluster / "launching" / "site.toml"
+    site.parent.mkdir()
+    site.write_text(
+        textwrap.dedent("""
+        [slurm]
+        partition = "gpu"
+        account = "lab"
+        gpus = 1
+        image = "img.sif"
+        modules = ["apptainer/1.3"]
+        sbatch_args = ["--qos=low"]
+    """)
+    )
+    (fake_cluster / "img.sif").write_text("x")
+    assert slurm.main(["s", "--partition", "debug", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "#SBATCH --partition=debug" in out and "#SBATCH --account=lab" in out
+    assert "module load apptainer/1.3" in out and f"IMAGE='{fake_cluster}/img.sif'" in out
+    assert "--qos=low" in out and "#SBATCH --gpus=1" in out
+    site.write_text("[slurm]\nqueue = 'x'\n")
+    assert slurm.main(["s", "--dry-run"]) == 2
+    assert "unknown key 'queue'" in capsys.readouterr().err
+
+
+# --- sync -----------------------------------------------------------------------------------------
+def test_rsync_command_filters():
+    cmd = sync.rsync_command("cluster:my proj", Path("."), raw=False, dry_run=True)
+    assert cmd[0] == "rsync" and "--dry-run" in cmd and cmd[-2:] == ["cluster:my proj/", "./"]
+    assert "--include=/results/*/scores.zarr/***" in cmd and cmd[-3] == "--exclude=*"
+    assert "--include=/results/*/*.zarr/***" not in cmd
+    assert "--include=/results/*/*.zarr/***" in sync.rsync_command(
+        "h:p", Path("x"), raw=True, dry_run=False
+    )
+
+
+@pytest.mark.skipif(shutil.which("rsync") is None, reason="rsync not installed")
+def test_sync_copies_parsed_results_and_raw_stores_only_with_raw(tmp_path):
+    src = tmp_path / "cluster project"
+    files = [
+        "runs/s.json",
+        "runs/s.txt",
+        "runs/s.submissions.json",
+        "results/s/scores.zarr/zarr.json",
+        "results/s/scores.zarr/episode_return/c/0/0",
+        "results/s/best_auc.json",
+        "results/s/best_auc.png",
+        "results/best_auc.png",
+        "results/s/abc.zarr/zarr.json",
+        "results/s/.abc.zarr.tmp-9/zarr.json",
+        "logs/s/1_0.out",
+        "hyperparams/s.py",
+    ]
+    for f in files:
+        (src / f).parent.mkdir(parents=True, exist_ok=True)
+        (src / f).write_text(f)
+    dest = tmp_path / "here"
+    dest.mkdir()
+    run = lambda *a: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "sweepax.launch.sync", str(src), *a],
+        cwd=dest,
+        capture_output=True,
+        text=True,
+    )
+    got = lambda: sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())  # noqa: E731
+    assert run("--dry-run").returncode == 0 and got() == []
+    proc = run()
+    assert proc.returncode == 0, proc.stderr
+    assert got() == sorted(files[:8])
+    assert run("--raw").returncode == 0
+    assert got() == sorted(files[:9])  # never the half-written store, logs or sweep files
+
+
+# --- onager ---------------------------------------------------------------------------------------
+SWEEP = """
+from sweepax import vmap
+hparams = {
+    "entry": "-m sweepax.train ppo",
+    "args": [{
+        "env": "tmaze_5", "hidden_size": [8, 16], "lr": vmap([1e-3, 3e-3]),
+        "total_steps": 1024, "num_steps": 32, "num_envs": 4, "eval_steps": 32,
+        "seed": 3, "n_seeds": 2,
+    }],
+}
+"""
+
+
+def test_onager_prelaunch_runs_the_same_tasks_with_onagers_local_backend(tmp_path):
+    (tmp_path / "hyperparams").mkdir()
+    (tmp_path / "hyperparams" / "tiny.py").write_text(textwrap.dedent(SWEEP))
+    env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "sweepax.sweep.write_jobs", "hyperparams/tiny.py", "--onager"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((tmp_path / "runs" / "tiny.json").read_text())
+    jobs = json.loads(onager.jobfile("tiny", tmp_path).read_text())
+    assert {int(k): v[0] for k, v in jobs.items()} == {
+        t["index"] + 1: t["command"] for t in manifest["tasks"]
+    }
+    assert "onager launch --backend slurm --jobname tiny" in proc.stdout
+
+    launch = subprocess.run(
+        [
+            f"{VENV_BIN}/onager",
+            "launch",
+            "--backend",
+            "local",
+            "--jobname",
+            "tiny",
+            "--max-tasks",
+            "2",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    assert launch.returncode == 0, launch.stdout + launch.stderr
+    from sweepax.results import store
+
+    ids = sorted(t["task_id"] for t in manifest["tasks"])
+    assert sorted(store.complete_stores(tmp_path / "results" / "tiny")) == ids
