@@ -6,6 +6,7 @@ import datetime as dt
 import getpass
 import hashlib
 import importlib.metadata
+import json
 import os
 import platform
 import shlex
@@ -61,17 +62,44 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip()
 
 
+UNTRACKED_LISTED = 50  # untracked paths named in the record (all of them are hashed)
+
+
+def _untracked() -> tuple[list[str], str | None]:
+    """Untracked, not ignored files (e.g. a new module not yet added) and a hash of their names
+    and contents: ``git diff HEAD`` does not see them, yet they change what runs."""
+    out = _git("ls-files", "--others", "--exclude-standard", "-z")
+    names = sorted(n for n in (out or "").split("\0") if n)
+    if not names:
+        return [], None
+    digest = hashlib.sha256()
+    for name in names:
+        digest.update(name.encode() + b"\0")
+        try:
+            digest.update(hashlib.sha256((PROJECT_ROOT / name).read_bytes()).digest())
+        except OSError:
+            digest.update(b"unreadable")
+    return names, digest.hexdigest()
+
+
 def git() -> dict[str, tp.Any]:
-    """Commit, branch, dirty flag and a hash of the uncommitted diff (None outside a checkout)."""
+    """Commit, branch, dirty flag and a hash of the uncommitted diff (None outside a checkout).
+
+    ``dirty`` also counts untracked files (``untracked``: the first ``UNTRACKED_LISTED`` paths,
+    ``untracked_sha256``: a hash of all their names and contents)."""
     commit = _git("rev-parse", "HEAD")
     if commit is None:
         return {"commit": None, "branch": None, "dirty": None, "diff_sha256": None}
     diff = _git("diff", "HEAD") or ""
+    untracked, untracked_sha256 = _untracked()
     return {
         "commit": commit,
         "branch": _git("rev-parse", "--abbrev-ref", "HEAD"),
-        "dirty": bool(diff),
+        "dirty": bool(diff or untracked),
         "diff_sha256": hashlib.sha256(diff.encode()).hexdigest() if diff else None,
+        "untracked": untracked[:UNTRACKED_LISTED],
+        "untracked_count": len(untracked),
+        "untracked_sha256": untracked_sha256,
     }
 
 
@@ -92,10 +120,135 @@ def packages() -> dict[str, str | None]:
     return versions
 
 
-def container() -> dict[str, str | None]:
-    """The Apptainer/Singularity image this process runs in, if any, and its digest if known."""
-    path = os.environ.get("APPTAINER_CONTAINER") or os.environ.get("SINGULARITY_CONTAINER")
-    return {"image": path, "digest": os.environ.get("SWEEPAX_IMAGE_DIGEST") if path else None}
+# --- container image: path, digest, labels (issue 5) ----------------------------------------------
+APPTAINER_LABELS = Path("/.singularity.d/labels.json")
+PODMAN_CONTAINERENV = Path("/run/.containerenv")
+DOCKERENV = Path("/.dockerenv")
+DIGEST_CACHE_SUFFIX = ".sha256"
+
+
+def _sha256_file(path: Path, chunk: int = 2**22) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _digest_cache_paths(image: Path) -> list[Path]:
+    """Where a SIF's sha256 is cached: next to the image, else under ~/.cache/sweepax."""
+    key = hashlib.sha256(str(image).encode()).hexdigest()[:32]
+    home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return [
+        image.with_name(image.name + DIGEST_CACHE_SUFFIX),
+        home / "sweepax" / "sif-digests" / key,
+    ]
+
+
+def sif_digest(image: str | os.PathLike) -> str | None:
+    """``sha256:<hex>`` of a SIF file, computed once and cached (keyed by size and mtime).
+
+    The cache file (``<image>.sha256``, or ``~/.cache/sweepax/sif-digests/<key>`` when the image's
+    folder is read-only) holds ``<hex> <size> <mtime_ns>``; a rebuilt image misses the cache.
+    Array tasks that start together may each hash once; the cache write is atomic.
+    """
+    path = Path(image)
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    if not path.is_file():
+        return None  # a sandbox directory has no file digest
+    stamp = f"{st.st_size} {st.st_mtime_ns}"
+    caches = _digest_cache_paths(path.resolve())
+    for cache in caches:
+        try:
+            hexdigest, rest = cache.read_text().strip().split(" ", 1)
+        except (OSError, ValueError):
+            continue
+        if rest == stamp and len(hexdigest) == 64:
+            return f"sha256:{hexdigest}"
+    try:
+        hexdigest = _sha256_file(path)
+    except OSError:
+        return None
+    for cache in caches:
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(f"{hexdigest} {stamp}\n")
+            os.replace(tmp, cache)
+            break
+        except OSError:
+            tmp.unlink(missing_ok=True)
+    return f"sha256:{hexdigest}"
+
+
+def _read_json(path: Path) -> dict[str, tp.Any] | None:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _containerenv() -> dict[str, str]:
+    """podman's ``/run/.containerenv`` (``key="value"`` lines: image, imageid, ...)."""
+    try:
+        lines = PODMAN_CONTAINERENV.read_text().splitlines()
+    except OSError:
+        return {}
+    out = {}
+    for line in lines:
+        key, sep, value = line.partition("=")
+        if sep:
+            out[key.strip()] = value.strip().strip('"')
+    return out
+
+
+def container() -> dict[str, tp.Any]:
+    """The image this process runs in, if any: path or name, digest and where the digest came from,
+    the image's labels and the ``image-info.json`` that container/setup.sh wrote into it.
+
+    Digest, first that applies: ``SWEEPAX_IMAGE_DIGEST`` (a launcher that knows it, e.g. the OCI
+    digest from ``podman image inspect``); the SIF's sha256 (Apptainer, cached next to the image);
+    podman's image id from ``/run/.containerenv``.
+    """
+    apptainer = os.environ.get("APPTAINER_CONTAINER") or os.environ.get("SINGULARITY_CONTAINER")
+    containerenv = _containerenv()
+    runtime = None
+    if apptainer:
+        runtime = "apptainer"
+    elif os.environ.get("SWEEPAX_IMAGE_INFO"):  # set by the sweepax image (Containerfile ENV)
+        runtime = "podman" if containerenv else "docker" if DOCKERENV.exists() else "oci"
+    path = apptainer or containerenv.get("image") or os.environ.get("SWEEPAX_IMAGE") or None
+    digest, source = os.environ.get("SWEEPAX_IMAGE_DIGEST") or None, "env SWEEPAX_IMAGE_DIGEST"
+    if digest is None and apptainer:
+        digest, source = sif_digest(apptainer), "sha256 of the SIF file"
+    if digest is None and containerenv.get("imageid"):
+        digest, source = f"sha256:{containerenv['imageid']}", "podman image id (/run/.containerenv)"
+    if runtime is None and path is None and digest is None:
+        return {"image": None, "digest": None}
+    info_path = os.environ.get("SWEEPAX_IMAGE_INFO")
+    labels = _read_json(APPTAINER_LABELS) if runtime == "apptainer" else None
+    if labels is None and runtime in ("podman", "docker", "oci"):
+        labels = {  # the OCI labels the Containerfile also puts into the environment
+            "sweepax.git.commit": os.environ.get("SWEEPAX_IMAGE_GIT_COMMIT"),
+            "sweepax.lock.sha256": os.environ.get("SWEEPAX_IMAGE_LOCK_SHA256"),
+        }
+    return {
+        "image": path,
+        "digest": digest,
+        "digest_source": source if digest else None,
+        "runtime": runtime,
+        "labels": labels,
+        "info": _read_json(Path(info_path)) if info_path else None,
+    }
+
+
+def node() -> str:
+    """The SLURM node name when in a job, else this host's name."""
+    return os.environ.get("SLURMD_NODENAME") or socket.gethostname()
 
 
 def collect() -> dict[str, tp.Any]:
@@ -109,6 +262,7 @@ def collect() -> dict[str, tp.Any]:
         "platform": platform.platform(),
         "container": container(),
         "host": socket.gethostname(),
+        "node": node(),
         "user": getpass.getuser(),
         "cwd": os.getcwd(),
         "argv": sys.argv,

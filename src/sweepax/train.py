@@ -31,15 +31,16 @@ class Progress:
         self.last = -1
         self.start = time.perf_counter()
 
-    def __call__(self, update: tp.Any, num_updates: tp.Any) -> None:
-        update, num_updates = int(update), int(num_updates)
-        if update <= self.last:
+    def __call__(self, done: tp.Any, num_updates: tp.Any) -> None:
+        """``done`` updates of ``num_updates`` are complete."""
+        done, num_updates = int(done), int(num_updates)
+        if done <= self.last:
             return
-        self.last = update
+        self.last = done
         elapsed = time.perf_counter() - self.start
         print(
-            f"progress: task {self.task_id} update {update + 1}/{num_updates} "
-            f"({100 * (update + 1) / num_updates:.0f}%) {elapsed:.1f}s",
+            f"progress: task {self.task_id} update {done}/{num_updates} "
+            f"({100 * done / num_updates:.0f}%) {elapsed:.1f}s",
             file=sys.stderr,
             flush=True,
         )

@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# The ONE install script of the sweepax images: Containerfile and apptainer.def both run it, and so
+# can a laptop or CI (the CPU path is tested in tests/container/test_recipes.py, marked slow).
+#
+#   container/setup.sh system-deps [build]      apt packages of the runtime image (+ the build stage's)
+#   container/setup.sh madrona DIR              clone Madrona-MJX at MADRONA_MJX_COMMIT, build it in DIR
+#   container/setup.sh install [--cpu|--gpu] [--venv DIR] [--python SPEC] [--project DIR]
+#                              [--madrona DIR] [--info FILE]
+#                                               a fresh venv with requirements.lock (+ with --gpu the
+#                                               CUDA extras of container/requirements-gpu.lock), the
+#                                               project and, if DIR holds a build, Madrona-MJX
+#   container/setup.sh check [--venv DIR]       import sweepax, jax (+ mujoco.mjx, madrona_mjx when
+#                                               installed) and print jax.devices()
+#
+# Pins that are not Python packages of the project live here, once; the recipes get them from
+# here (nox -s container reads them for the image labels):
+set -euo pipefail
+
+UV_VERSION=0.13.9           # the same uv as noxfile.py's UV (a test checks)
+PYTHON_VERSION=3.11.18      # uv-managed CPython (python-build-standalone); jax 0.10.2 needs >= 3.11
+CMAKE_VERSION=3.31.10       # Madrona-MJX's README (at the pinned commit) asks for cmake >= 3.31
+# shacklettbp/madrona_mjx, README at this commit: "Install Cuda 12.5.1 or earlier" (hence the
+# 12.4.1 devel build stage) and "Jax versions >=0.6.0 will not work" (its Python wrapper; the
+# locked jax is 0.10.2, so the renderer is built and installed but its JAX bridge is unsupported
+# upstream; the project is marked deprecated in favour of MJX's Warp renderer). Commit seen in
+# the public source index (github.com/shacklettbp/madrona_mjx, README.md at this commit).
+MADRONA_MJX_COMMIT=1505699168fd7c0c12629356f357b05491ce9d0c
+MADRONA_MJX_URL=https://github.com/shacklettbp/madrona_mjx.git
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+die() { echo "setup.sh: $*" >&2; exit 2; }
+log() { echo "setup.sh: $*" >&2; }
+
+# uv uses the system CA store (and SSL_CERT_FILE), so a site's TLS-intercepting CA works
+export UV_NATIVE_TLS=1 UV_LINK_MODE=${UV_LINK_MODE:-copy}
+
+find_uv() {
+  # $UV, else a uv of the pinned version on PATH, else install that uv into $UV_BOOTSTRAP
+  if [ -n "${UV:-}" ]; then echo "$UV"; return; fi
+  if command -v uv >/dev/null && [ "$(uv --version | cut -d' ' -f2)" = "$UV_VERSION" ]; then
+    command -v uv; return
+  fi
+  local boot=${UV_BOOTSTRAP:-/opt/uv}
+  if [ ! -x "$boot/bin/uv" ]; then
+    command -v python3 >/dev/null || die "no uv $UV_VERSION and no python3 to install it with"
+    log "installing uv==$UV_VERSION into $boot"
+    python3 -m venv "$boot" >&2
+    "$boot/bin/python" -m pip install --quiet --no-cache-dir "uv==$UV_VERSION" >&2
+  fi
+  echo "$boot/bin/uv"
+}
+
+cmd_system_deps() {
+  # Ubuntu 22.04 (the CUDA images). python3-venv only bootstraps uv; the project's Python is
+  # uv's CPython $PYTHON_VERSION. git: provenance reads the bound checkout's commit.
+  local pkgs=(ca-certificates git python3-venv libegl1 libgl1 libglib2.0-0)
+  if [ "${1:-}" = build ]; then
+    # Madrona-MJX's README: X11 headers for its viewer library (built even when unused)
+    pkgs+=(build-essential libx11-dev libxrandr-dev libxinerama-dev libxcursor-dev libxi-dev
+           mesa-common-dev)
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update
+  apt-get install -y --no-install-recommends "${pkgs[@]}"
+  rm -rf /var/lib/apt/lists/*
+  # git in a container refuses checkouts owned by another uid ("dubious ownership")
+  git config --system --add safe.directory '*'
+}
+
+cmd_madrona() {
+  local dir=${1:?usage: setup.sh madrona DIR}
+  local uv; uv=$(find_uv)
+  export UV_PYTHON_INSTALL_DIR=${UV_PYTHON_INSTALL_DIR:-/opt/python}
+  "$uv" python install "$PYTHON_VERSION"
+  local tools=${MADRONA_TOOLS:-/opt/madrona-tools}
+  "$uv" venv --python "$PYTHON_VERSION" --python-preference only-managed "$tools"
+  "$uv" pip install --python "$tools/bin/python" "cmake==$CMAKE_VERSION"
+  git clone "$MADRONA_MJX_URL" "$dir"
+  git -C "$dir" checkout --quiet "$MADRONA_MJX_COMMIT"
+  # only the engine; the menagerie submodule's URL is SSH (git@github.com:), not needed to build
+  git -C "$dir" -c url.https://github.com/.insteadOf=git@github.com: \
+    submodule update --init --recursive external/madrona
+  # LOAD_VULKAN=OFF: cluster nodes have no Vulkan loader (README: otherwise an assertion in
+  # madrona::render::vk::Backend::Init). The extension is built for the image's CPython 3.11.
+  "$tools/bin/cmake" -S "$dir" -B "$dir/build" -DCMAKE_BUILD_TYPE=Release -DLOAD_VULKAN=OFF \
+    -DPython_EXECUTABLE="$tools/bin/python"
+  "$tools/bin/cmake" --build "$dir/build" -j "$(nproc)"
+  ls "$dir"/build/_madrona_mjx_batch_renderer*.so >/dev/null || die "madrona build made no extension"
+  echo "$MADRONA_MJX_COMMIT" > "$dir/COMMIT"
+  # what the runtime stage copies: sources, extensions, engine libraries; no git, no objects
+  find "$dir" -name .git -prune -exec rm -rf {} +
+  find "$dir/build" \( -name '*.o' -o -name '*.a' \) -delete
+}
+
+cmd_install() {
+  local variant=cpu venv=/opt/venv python=$PYTHON_VERSION project madrona="" info=""
+  project=$(cd "$HERE/.." && pwd)
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --cpu) variant=cpu ;;
+      --gpu) variant=gpu ;;
+      --venv) venv=$2; shift ;;
+      --python) python=$2; shift ;;
+      --project) project=$2; shift ;;
+      --madrona) madrona=$2; shift ;;
+      --info) info=$2; shift ;;
+      *) die "install: unknown option $1" ;;
+    esac
+    shift
+  done
+  local lock=$project/requirements.lock gpu=$project/container/requirements-gpu.lock
+  [ -f "$lock" ] || die "no $lock"
+  local uv; uv=$(find_uv)
+  [ -e "$venv" ] && die "$venv exists; setup.sh install makes a fresh venv"
+  # uv's own CPython when $python is a version (downloaded to UV_PYTHON_INSTALL_DIR: in the image
+  # /opt/python, readable by every user, unlike /root); a path is used as is
+  local reqs=(-r "$lock")
+  [ "$variant" = gpu ] && reqs+=(-r "$gpu")
+  "$uv" venv --python "$python" "$venv"
+  # --no-deps: the locks are complete; nothing is resolved here, every version is the lock's
+  "$uv" pip install --python "$venv/bin/python" --no-deps "${reqs[@]}"
+  "$uv" pip install --python "$venv/bin/python" --no-deps "$project"
+  if [ -n "$madrona" ] && [ -f "$madrona/pyproject.toml" ]; then
+    # as its README does (editable: the package finds the extensions in $madrona/build)
+    "$uv" pip install --python "$venv/bin/python" --no-deps -e "$madrona"
+  fi
+  "$uv" pip check --python "$venv/bin/python"
+  if [ -n "$info" ]; then
+    # what the image knows about itself; sweepax.provenance records it in every store
+    "$venv/bin/python" - "$info" "$variant" "$project" "$madrona" <<'PY'
+import hashlib, importlib.metadata as md, json, os, sys
+info, variant, project, madrona = sys.argv[1:5]
+sha = lambda p: hashlib.sha256(open(p, "rb").read()).hexdigest() if os.path.isfile(p) else None
+names = ("sweepax", "jax", "jaxlib", "jax-cuda12-plugin", "mujoco", "mujoco-mjx", "madrona_mjx")
+def version(name):
+    try:
+        return md.version(name)
+    except md.PackageNotFoundError:
+        return None
+commit = open(os.path.join(madrona, "COMMIT")).read().strip() if madrona and os.path.isfile(os.path.join(madrona, "COMMIT")) else None
+json.dump({
+    "variant": variant,
+    "python": sys.version.split()[0],
+    "lock_sha256": sha(os.path.join(project, "requirements.lock")),
+    "gpu_lock_sha256": sha(os.path.join(project, "container", "requirements-gpu.lock")) if variant == "gpu" else None,
+    "packages": {n: version(n) for n in names},
+    "madrona_mjx_commit": commit,
+}, open(info, "w"), indent=1, sort_keys=True)
+PY
+  fi
+  log "installed the $variant environment into $venv"
+}
+
+cmd_check() {
+  local venv=/opt/venv
+  [ "${1:-}" = --venv ] && venv=$2
+  "$venv/bin/python" - <<'PY'
+import importlib.util, sweepax, jax
+print("sweepax", sweepax.__file__, "jax", jax.__version__)
+if importlib.util.find_spec("mujoco") is not None:
+    import mujoco, mujoco.mjx  # noqa: E401
+    print("mujoco", mujoco.__version__, "+ mjx")
+# located, not imported: its JAX bridge predates jax 0.6 (see MADRONA_MJX_COMMIT in setup.sh)
+if (spec := importlib.util.find_spec("madrona_mjx")) is not None:
+    print("madrona_mjx at", spec.origin)
+print("jax.devices():", jax.devices())
+PY
+}
+
+case ${1:-} in
+  system-deps) shift; cmd_system_deps "$@" ;;
+  madrona) shift; cmd_madrona "$@" ;;
+  install) shift; cmd_install "$@" ;;
+  check) shift; cmd_check "$@" ;;
+  *) die "usage: setup.sh {system-deps [build] | madrona DIR | install [...] | check [--venv DIR]}" ;;
+esac
