@@ -77,8 +77,9 @@ def tests(session: nox.Session) -> None:
     """Run the test suite (pytest); pass pytest arguments after --, e.g. -m slow."""
     python = venv(session)
     env = {"PATH": os.pathsep.join([str(Path(python).parent), os.environ.get("PATH", "")])}
-    # the real-cluster tests have their own session (slurm_tests), unless -m asks for them
-    select = [] if "-m" in session.posargs else ["-m", "not slurm"]
+    # real-cluster tests have their own session (slurm_tests) and long learning checks run with
+    # `-- -m slow`: by default neither runs, unless -m asks for them
+    select = [] if "-m" in session.posargs else ["-m", "not slurm and not slow"]
     session.run(python, "-m", "pytest", *select, *session.posargs, external=True, env=env)
 
 

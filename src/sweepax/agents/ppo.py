@@ -1,0 +1,332 @@
+"""Recurrent (GRU) or memoryless PPO whose whole run is one pure, vmappable ``train(sweep, seed)``.
+
+Source: the PureJaxRL pattern (github.com/luchris429/purejaxrl, ``ppo_rnn.py``); PPO from
+Schulman et al., https://arxiv.org/abs/1707.06347.
+
+``make_train(static)`` does the Python setup (env, network, shapes) and returns ``train``;
+everything in ``train`` is traced, so the swept ``PPOSweep`` scalars can be vmapped
+(``make_sweep_fn``).
+Truncation (``max_steps_in_episode``) is treated like termination: no bootstrap from the value of
+the cut-off state. For the T-Maze this only affects wandering episodes of 1000 steps.
+"""
+
+from __future__ import annotations
+
+import typing as tp
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from sweepax.agents.config import PPOStatic, PPOSweep, TrainMetrics
+from sweepax.agents.gae import gae
+from sweepax.agents.networks import Categorical, make_network
+from sweepax.envs import registry
+
+# Loop unrolling of the GRU time scans and of the env-step scans (speed only, same numbers).
+_RNN_UNROLL = 1
+_ENV_UNROLL = 1
+
+
+class EnvLoop(tp.NamedTuple):
+    """Per-env state carried between env steps; leading dim num_envs."""
+
+    env_state: tp.Any  # gymnax state, leaves (num_envs, ...)
+    obs: jax.Array  # (num_envs, input_dim) network input (obs + previous action one-hot)
+    reset: jax.Array  # (num_envs,) bool, ``obs`` starts a new episode
+    hidden: jax.Array  # (num_envs, hidden_size) GRU state before ``obs`` (MLP: (num_envs, 1))
+    ep_return: jax.Array  # (num_envs,) undiscounted return of the running episode so far
+    ep_disc_return: jax.Array  # (num_envs,) discounted return of the running episode so far
+    ep_discount: jax.Array  # (num_envs,) gamma ** (steps since episode start)
+
+
+class Transition(tp.NamedTuple):
+    """One env step of a rollout; leaves (num_envs, ...), stacked to (num_steps, num_envs, ...)."""
+
+    obs: jax.Array  # (num_envs, input_dim)
+    reset: jax.Array  # (num_envs,) bool
+    action: jax.Array  # (num_envs,) int32
+    log_prob: jax.Array  # (num_envs,)
+    value: jax.Array  # (num_envs,)
+    reward: jax.Array  # (num_envs,)
+    done: jax.Array  # (num_envs,) bool, the episode ended at this step (terminated or truncated)
+    ended_return: jax.Array  # (num_envs,) episode return where ``done``, else 0
+    ended_disc_return: jax.Array  # (num_envs,) discounted episode return where ``done``, else 0
+
+
+class RunnerState(tp.NamedTuple):
+    """Carry of the update scan."""
+
+    params: tp.Any
+    opt_state: tp.Any
+    loop: EnvLoop
+    key: jax.Array
+
+
+class LossInfo(tp.NamedTuple):
+    """Loss terms of one minibatch (scalars)."""
+
+    total: jax.Array
+    value: jax.Array
+    policy: jax.Array
+    entropy: jax.Array
+    approx_kl: jax.Array
+
+
+def _mean_where(x: jax.Array, mask: jax.Array) -> jax.Array:
+    """Mean of ``x`` where ``mask``; NaN if nothing is masked in."""
+    n = mask.sum()
+    return jnp.where(n > 0, jnp.where(mask, x, 0.0).sum() / jnp.maximum(n, 1), jnp.nan)
+
+
+def make_train(
+    static: PPOStatic, on_progress: tp.Callable[[int, int], None] | None = None
+) -> tp.Callable[[PPOSweep, jax.Array], TrainMetrics]:
+    """Set up env and network for ``static``; return the pure ``train(sweep, seed)``."""
+    if static.double_critic:
+        raise NotImplementedError(
+            "double_critic (lambda-discrepancy) is not implemented yet (issue #3)"
+        )
+    registry.check(static.env)
+    env, env_params = registry.make(static.env, perfect_memory=static.perfect_memory)
+    num_envs, num_steps, num_mb = static.num_envs, static.num_steps, static.num_minibatches
+    num_updates = static.num_updates
+    if num_updates < 1:
+        raise ValueError(
+            f"total_steps={static.total_steps} < num_steps * num_envs = {num_steps * num_envs}"
+        )
+    if num_envs % num_mb != 0:
+        raise ValueError(f"num_envs={num_envs} must be divisible by num_minibatches={num_mb}")
+    mb_envs = num_envs // num_mb
+    num_actions = env.action_space(env_params).n
+    gamma = static.gamma
+    net = make_network(static.memoryless, num_actions, static.hidden_size, unroll=_RNN_UNROLL)
+    v_reset = jax.vmap(env.reset, in_axes=(0, None))
+    v_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+
+    def _net_input(obs: jax.Array, prev_action: jax.Array, reset: jax.Array) -> jax.Array:
+        """Obs (+ previous action one-hot, zeros at episode start), (num_envs, input_dim)."""
+        if not static.action_concat:
+            return obs
+        onehot = jax.nn.one_hot(prev_action, num_actions) * (~reset)[:, None]
+        return jnp.concatenate([obs, onehot], axis=-1)
+
+    def _init_loop(key: jax.Array) -> EnvLoop:
+        """Fresh envs: reset all ``num_envs``."""
+        obs, env_state = v_reset(jax.random.split(key, num_envs), env_params)
+        reset = jnp.ones((num_envs,), bool)
+        return EnvLoop(
+            env_state=env_state,
+            obs=_net_input(obs, jnp.zeros((num_envs,), jnp.int32), reset),
+            reset=reset,
+            hidden=net.initialize_carry(num_envs),
+            ep_return=jnp.zeros((num_envs,), jnp.float32),
+            ep_disc_return=jnp.zeros((num_envs,), jnp.float32),
+            ep_discount=jnp.ones((num_envs,), jnp.float32),
+        )
+
+    def _env_step(params: tp.Any, loop: EnvLoop, key: jax.Array) -> tuple[EnvLoop, Transition]:
+        """Act with the policy in every env and step them (auto-reset)."""
+        key_act, key_env = jax.random.split(key)
+        # SELECT ACTION
+        hidden, logits, value = net.apply(params, loop.hidden, (loop.obs[None], loop.reset[None]))
+        pi = Categorical(logits[0])
+        action = pi.sample(key_act)
+        log_prob = pi.log_prob(action)
+        # STEP ENV
+        obs, env_state, reward, terminated, truncated, _ = v_step(
+            jax.random.split(key_env, num_envs), loop.env_state, action, env_params
+        )
+        done = terminated | truncated
+        reward = reward.astype(jnp.float32)
+        # TRACK RETURNS
+        ep_return = loop.ep_return + reward
+        ep_disc_return = loop.ep_disc_return + loop.ep_discount * reward
+        transition = Transition(
+            obs=loop.obs,
+            reset=loop.reset,
+            action=action,
+            log_prob=log_prob,
+            value=value[0],
+            reward=reward,
+            done=done,
+            ended_return=jnp.where(done, ep_return, 0.0),
+            ended_disc_return=jnp.where(done, ep_disc_return, 0.0),
+        )
+        loop = EnvLoop(
+            env_state=env_state,
+            obs=_net_input(obs, action, done),
+            reset=done,
+            hidden=hidden,
+            ep_return=jnp.where(done, 0.0, ep_return),
+            ep_disc_return=jnp.where(done, 0.0, ep_disc_return),
+            ep_discount=jnp.where(done, 1.0, loop.ep_discount * gamma),
+        )
+        return loop, transition
+
+    def _rollout(
+        params: tp.Any, loop: EnvLoop, key: jax.Array, steps: int
+    ) -> tuple[EnvLoop, Transition]:
+        """``steps`` env steps; transitions stacked to (steps, num_envs, ...)."""
+
+        def _body(loop: EnvLoop, key: jax.Array) -> tuple[EnvLoop, Transition]:
+            return _env_step(params, loop, key)
+
+        return jax.lax.scan(_body, loop, jax.random.split(key, steps), unroll=_ENV_UNROLL)
+
+    def train(sweep: PPOSweep, seed: jax.Array) -> TrainMetrics:
+        """One PPO run with hyperparameters ``sweep`` and key ``PRNGKey(seed)``."""
+        key = jax.random.PRNGKey(seed)
+        key, key_net, key_env, key_eval = jax.random.split(key, 4)
+
+        # INIT NETWORK AND OPTIMIZER (traced lr and max_grad_norm)
+        loop = _init_loop(key_env)
+        params = net.init(key_net, loop.hidden, (loop.obs[None], loop.reset[None]))
+        tx = optax.chain(
+            optax.clip_by_global_norm(sweep.max_grad_norm),
+            optax.adam(sweep.lr, eps=1e-5),
+        )
+        opt_state = tx.init(params)
+
+        def _loss(
+            params: tp.Any, hidden0: jax.Array, traj: Transition, adv: jax.Array, targets: jax.Array
+        ) -> tuple[jax.Array, LossInfo]:
+            """PPO clipped loss over one minibatch of whole env sequences (time, mb_envs)."""
+            _, logits, value = net.apply(params, hidden0, (traj.obs, traj.reset))
+            pi = Categorical(logits)
+            log_prob = pi.log_prob(traj.action)
+            # VALUE LOSS (clipped; no 0.5 factor, as in POBAX, so vf_coeff means the same there)
+            value_clipped = traj.value + jnp.clip(
+                value - traj.value, -sweep.clip_eps, sweep.clip_eps
+            )
+            value_loss = jnp.maximum(
+                jnp.square(value - targets), jnp.square(value_clipped - targets)
+            ).mean()
+            # POLICY LOSS
+            log_ratio = log_prob - traj.log_prob
+            ratio = jnp.exp(log_ratio)
+            # Per-minibatch advantage normalization (as POBAX, PureJaxRL). With few, sparse rewards
+            # it blows up the first -0.1 turns, and some seeds then learn to never turn (see tests).
+            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+            policy_loss = -jnp.minimum(
+                ratio * adv, jnp.clip(ratio, 1.0 - sweep.clip_eps, 1.0 + sweep.clip_eps) * adv
+            ).mean()
+            entropy = pi.entropy().mean()
+            total = policy_loss + sweep.vf_coeff * value_loss - sweep.entropy_coeff * entropy
+            approx_kl = ((ratio - 1.0) - log_ratio).mean()
+            return total, LossInfo(total, value_loss, policy_loss, entropy, approx_kl)
+
+        grad_fn = jax.value_and_grad(_loss, has_aux=True)
+
+        def _update_minibatch(
+            carry: tuple[tp.Any, tp.Any], mb: tuple[jax.Array, Transition, jax.Array, jax.Array]
+        ) -> tuple[tuple[tp.Any, tp.Any], LossInfo]:
+            params, opt_state = carry
+            hidden0, traj, adv, targets = mb
+            (_, info), grads = grad_fn(params, hidden0, traj, adv, targets)
+            updates, opt_state = tx.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), info
+
+        def _update_epoch(
+            carry: tuple[tp.Any, tp.Any, jax.Array], _: None, *, batch: tuple
+        ) -> tuple:
+            params, opt_state, key = carry
+            key, key_perm = jax.random.split(key)
+            # SHUFFLE ENVS, SPLIT ALONG THE ENV AXIS (time order kept for the GRU)
+            perm = jax.random.permutation(key_perm, num_envs)
+            hidden0, traj, adv, targets = batch
+
+            def _split_time_major(x: jax.Array) -> jax.Array:
+                x = jnp.take(x, perm, axis=1)  # (T, B, ...)
+                x = x.reshape((x.shape[0], num_mb, mb_envs) + x.shape[2:])
+                return jnp.swapaxes(x, 0, 1)  # (M, T, mb_envs, ...)
+
+            hidden_mb = jnp.take(hidden0, perm, axis=0).reshape(
+                (num_mb, mb_envs) + hidden0.shape[1:]
+            )
+            traj_mb, adv_mb, targets_mb = jax.tree.map(_split_time_major, (traj, adv, targets))
+            (params, opt_state), info = jax.lax.scan(
+                _update_minibatch, (params, opt_state), (hidden_mb, traj_mb, adv_mb, targets_mb)
+            )
+            return (params, opt_state, key), info
+
+        def _update_step(runner: RunnerState, update_idx: jax.Array) -> tuple[RunnerState, tuple]:
+            params, opt_state, loop, key = runner
+            key, key_roll, key_epochs = jax.random.split(key, 3)
+            hidden0 = loop.hidden
+            # COLLECT TRAJECTORIES
+            loop, traj = _rollout(params, loop, key_roll, num_steps)
+            # CALCULATE ADVANTAGE
+            _, _, last_value = net.apply(params, loop.hidden, (loop.obs[None], loop.reset[None]))
+            adv, targets = gae(
+                traj.reward,
+                traj.value,
+                traj.done,
+                last_value[0],
+                gamma,
+                sweep.lambda0,
+            )
+            # UPDATE NETWORK
+            batch = (hidden0, traj, adv, targets)
+            (params, opt_state, _), info = jax.lax.scan(
+                lambda c, x: _update_epoch(c, x, batch=batch),
+                (params, opt_state, key_epochs),
+                None,
+                length=static.update_epochs,
+            )
+            # METRICS
+            episodes = traj.done.sum().astype(jnp.int32)
+            metrics = (
+                _mean_where(traj.ended_return, traj.done),
+                _mean_where(traj.ended_disc_return, traj.done),
+                episodes,
+                jax.tree.map(jnp.mean, info),
+            )
+            if on_progress is not None:
+                _report_progress(update_idx + 1)
+            return RunnerState(params, opt_state, loop, key), metrics
+
+        def _report_progress(done_updates: jax.Array) -> None:
+            every = max(1, num_updates // 20)
+            due = (done_updates % every == 0) | (done_updates == num_updates)
+            jax.lax.cond(
+                due,
+                lambda u: jax.debug.callback(lambda v: on_progress(int(v), num_updates), u),
+                lambda u: None,
+                done_updates,
+            )
+
+        runner = RunnerState(params, opt_state, loop, key)
+        runner, (ep_ret, ep_disc, episodes, info) = jax.lax.scan(
+            _update_step, runner, jnp.arange(num_updates, dtype=jnp.int32)
+        )
+
+        # EVALUATE: fresh envs, own key, actions sampled from the trained policy
+        key_eval_env, key_eval_roll = jax.random.split(key_eval)
+        _, eval_traj = _rollout(
+            runner.params, _init_loop(key_eval_env), key_eval_roll, static.eval_steps
+        )
+        return TrainMetrics(
+            episode_return=ep_ret,
+            discounted_return=ep_disc,
+            episodes=episodes,
+            loss_total=info.total,
+            loss_value=info.value,
+            loss_policy=info.policy,
+            entropy=info.entropy,
+            approx_kl=info.approx_kl,
+            final_return=_mean_where(eval_traj.ended_return, eval_traj.done),
+            final_discounted_return=_mean_where(eval_traj.ended_disc_return, eval_traj.done),
+            final_episodes=eval_traj.done.sum().astype(jnp.int32),
+        )
+
+    return train
+
+
+def make_sweep_fn(
+    static: PPOStatic, on_progress: tp.Callable[[int, int], None] | None = None
+) -> tp.Callable[[PPOSweep, jax.Array], TrainMetrics]:
+    """Jitted ``train`` over configs × seeds: leaves (C,), seeds (S,) -> leaves (C, S, ...)."""
+    train = make_train(static, on_progress)
+    over_seeds = jax.vmap(train, in_axes=(None, 0))
+    return jax.jit(jax.vmap(over_seeds, in_axes=(0, None)))
