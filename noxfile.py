@@ -65,10 +65,15 @@ def venv(session: nox.Session) -> str:
     return str(python)
 
 
+def path_env(python: str) -> dict[str, str]:
+    """Environment putting the project environment's bin/ first, so ``python`` is its python."""
+    return {"PATH": os.pathsep.join([str(Path(python).parent), os.environ.get("PATH", "")])}
+
+
 def sweepax(session: nox.Session, module: str, *args: str) -> None:
     """Run ``python -m sweepax.<module>`` in the project environment with the session's args."""
     python = venv(session)
-    env = {"PATH": os.pathsep.join([str(Path(python).parent), os.environ.get("PATH", "")])}
+    env = path_env(python)
     session.run(python, "-m", f"sweepax.{module}", *args, *session.posargs, external=True, env=env)
 
 
@@ -76,7 +81,7 @@ def sweepax(session: nox.Session, module: str, *args: str) -> None:
 def tests(session: nox.Session) -> None:
     """Run the test suite (pytest); pass pytest arguments after --, e.g. -m slow."""
     python = venv(session)
-    env = {"PATH": os.pathsep.join([str(Path(python).parent), os.environ.get("PATH", "")])}
+    env = path_env(python)
     # real-cluster tests have their own session (slurm_tests) and long learning checks run with
     # `-- -m slow`: by default neither runs, unless -m asks for them
     select = [] if "-m" in session.posargs else ["-m", "not slurm and not slow"]
@@ -111,7 +116,7 @@ def best(session: nox.Session) -> None:
 def demo(session: nox.Session) -> None:
     """A small T-Maze sweep end to end: plan, run here, parse, best (table + learning curves)."""
     python = venv(session)
-    env = {"PATH": os.pathsep.join([str(Path(python).parent), os.environ.get("PATH", "")])}
+    env = path_env(python)
     results = "results"
     run = lambda *args: session.run(python, "-m", *args, external=True, env=env)  # noqa: E731
     run("sweepax.sweep.write_jobs", "hyperparams/demo")
@@ -174,7 +179,7 @@ def slurm_tests(session: nox.Session) -> None:
     """Real-cluster tests (pytest -m slurm); starts the local cluster when none answers (root)."""
     python = venv(session)
     _start_local_slurm(session)
-    env = {"PATH": os.pathsep.join([str(Path(python).parent), os.environ.get("PATH", "")])}
+    env = path_env(python)
     session.run(python, "-m", "pytest", "-m", "slurm", *session.posargs, external=True, env=env)
 
 
@@ -183,7 +188,7 @@ def bench_slurm(session: nox.Session) -> None:
     """Submit cost on the local cluster: one 1000-task array vs 1000 sbatch calls."""
     python = venv(session)
     _start_local_slurm(session)
-    env = {"PATH": os.pathsep.join([str(Path(python).parent), os.environ.get("PATH", "")])}
+    env = path_env(python)
     bench = str(ROOT / "bench" / "slurm_submit.py")
     session.run(python, bench, *session.posargs, external=True, env=env)
 

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from sweepax.console import make_console
 from sweepax.errors import UserError, cli
 from sweepax.sweep import plan as planning
 from sweepax.sweep.write_jobs import plan_targets
@@ -215,7 +216,7 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
         raise UserError(f"--parallel {args.parallel}: must be at least 1")
     if args.missing and args.rerun:
         raise UserError("--missing and --rerun contradict each other; pick one")
-    console = Console()
+    console = make_console()
     manifests = load_manifests(args.targets, args.runs_dir, args.max_vmap)
     todo, skipped = select_jobs(manifests, args.results_dir, args.logs_dir, args.rerun)
     if skipped:

@@ -19,9 +19,9 @@ import subprocess
 import typing as tp
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 
+from sweepax.console import make_console
 from sweepax.errors import cli
 
 STATES = ("complete", "running", "pending", "failed", "missing")
@@ -178,7 +178,7 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     parser.add_argument("--results-dir", type=Path, default=Path("results"))
     parser.add_argument("--logs-dir", type=Path, default=Path("logs"))
     args = parser.parse_args(argv)
-    console = Console(soft_wrap=True)
+    console = make_console()
     report = {}
     for manifest in studies_of(args.studies, args.runs_dir):
         rows = study_status(manifest, args.runs_dir, args.results_dir, args.logs_dir)

@@ -19,6 +19,7 @@ import xarray as xr
 from rich.console import Console
 from rich.table import Table
 
+from sweepax.console import make_console
 from sweepax.errors import UserError, cli
 from sweepax.results.parse import ENV, SCORES, _nanmean, parse_study, study_dirs
 from sweepax.results.plots import Curve, plot_curves, seed_mean_sem
@@ -219,7 +220,7 @@ def run_best(
     progress: bool = True,
 ) -> list[dict[str, tp.Any]]:
     """Parse where needed, then find, record, print and plot the winners of each study."""
-    console = console or Console()
+    console = console or make_console()
     stem = output_stem(measure, discounted)
     ylabel = metric_names("auc", discounted)
     title = f"best by {measure} ({metric_names(measure, discounted)})"

@@ -22,6 +22,7 @@ import xarray as xr
 from rich.console import Console
 from rich.progress import track
 
+from sweepax.console import make_console
 from sweepax.errors import UserError, cli
 from sweepax.results.store import (
     _coord_values,
@@ -216,7 +217,7 @@ def parse_study(
         Cells no store provides are NaN and listed in ``missing``; when two stores provide the
         same cell the newest ``completed_at`` wins and the other is listed in ``superseded``.
     """
-    console = console or Console()
+    console = console or make_console()
     study_dir = Path(study_dir)
     if not study_dir.is_dir():
         raise UserError(

@@ -6,9 +6,9 @@ import argparse
 import typing as tp
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 
+from sweepax.console import make_console
 from sweepax.errors import UserError, cli
 from sweepax.sweep import load, plan
 
@@ -29,10 +29,13 @@ def plan_targets(targets: tp.Sequence[str], max_vmap: int | None) -> list[plan.P
 
 def plan_table(plans: tp.Sequence[plan.Plan]) -> Table:
     """study | tasks | vmapped configs per task | seeds | total training runs."""
-    table = Table(title="plan")
-    for col in ("study", "entry", "tasks", "configs/task", "seeds/task", "runs"):
+    table = Table(title="plan", caption="configs and seeds: vmapped inside each task")
+    for col in ("study", "entry", "tasks", "configs", "seeds", "runs"):
         table.add_column(
-            col, justify="left" if col in ("study", "entry") else "right", no_wrap=True
+            col,
+            justify="left" if col in ("study", "entry") else "right",
+            no_wrap=True,
+            min_width=len(col),
         )
     for p in plans:
         sizes = sorted({len(t.configs) for t in p.tasks})
@@ -72,7 +75,7 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     plans = plan_targets(
         args.targets, args.max_vmap
     )  # everything validated before anything is written
-    console = Console()
+    console = make_console()
     for p in plans:
         txt, manifest = plan.write(p, args.runs_dir)
         console.print(f"wrote {txt} and {manifest}", soft_wrap=True)
