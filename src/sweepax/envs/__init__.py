@@ -1,6 +1,11 @@
-"""Environments (gymnax 1.0 API) and the id registry: ``make("tmaze_10") -> (env, params)``."""
+"""Environments (gymnax 1.0 API) and the id registry: ``make("tmaze_10") -> (env, params)``.
 
+Ids: ``tmaze_<N>``, every gymnax id but MNISTBandit-bsuite (``CartPole-v1``, ``MemoryChain-bsuite``,
+``Breakout-MinAtar``, ...), and masked classic control ``<CartPole|Pendulum>-<F|P|V>-v0``.
+"""
+
+from sweepax.envs.gymnax_envs import GymnaxEnv
 from sweepax.envs.registry import check, known_envs, make
 from sweepax.envs.tmaze import TMaze
 
-__all__ = ["TMaze", "check", "known_envs", "make"]
+__all__ = ["GymnaxEnv", "TMaze", "check", "known_envs", "make"]

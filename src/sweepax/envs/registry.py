@@ -1,7 +1,8 @@
 """Environment ids -> (gymnax env, params); one ``Family`` per parametrised id pattern.
 
 Source: modelled on gymnax's ``registration.make`` (github.com/RobertTLange/gymnax).
-To add envs, append a ``Family`` to ``FAMILIES`` (gymnax ids will come as one more family).
+To add envs, append a ``Family`` to ``FAMILIES``. Families: ``tmaze_<N>``, every gymnax 1.0 id but
+MNISTBandit-bsuite (``gymnax_envs.GYMNAX_IDS``), and the masked ``<CartPole|Pendulum>-<F|P|V>-v0``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import typing as tp
 
 from gymnax.environments import environment
 
+from sweepax.envs import gymnax_envs
 from sweepax.envs.tmaze import TMaze
 from sweepax.errors import UserError
 
@@ -50,6 +52,27 @@ def _guess_tmaze(env_id: str) -> list[str]:
     return [f"tmaze_{int(d)}" for d in digits if "maze" in env_id.lower() and int(d) >= 1]
 
 
+def _build_gymnax(
+    match: re.Match, **kwargs: tp.Any
+) -> tuple[gymnax_envs.GymnaxEnv, environment.EnvParams]:
+    return gymnax_envs.make_gymnax(match.group(0), **kwargs)
+
+
+def _validate_gymnax(match: re.Match) -> str | None:
+    reason = gymnax_envs.EXCLUDED_IDS.get(match.group(0))
+    return None if reason is None else f"gymnax's {match.group(0)} is not supported: {reason}"
+
+
+def _build_masked(
+    match: re.Match, **kwargs: tp.Any
+) -> tuple[gymnax_envs.GymnaxEnv, environment.EnvParams]:
+    return gymnax_envs.make_masked(match.group(1), match.group(2), **kwargs)
+
+
+_MASKED_IDS = tuple(
+    f"{name}-{variant}-v0" for name, spec in gymnax_envs.MASKED.items() for variant in spec.kept
+)
+
 FAMILIES: list[Family] = [
     Family(
         pattern=r"tmaze_(\d+)",
@@ -58,6 +81,23 @@ FAMILIES: list[Family] = [
         build=_build_tmaze,
         validate=_validate_tmaze,
         guesses=_guess_tmaze,
+    ),
+    Family(
+        pattern="|".join(
+            re.escape(i) for i in gymnax_envs.GYMNAX_IDS + tuple(gymnax_envs.EXCLUDED_IDS)
+        ),
+        template="<gymnax id>",
+        examples=("CartPole-v1", "MemoryChain-bsuite", "Breakout-MinAtar", "Pendulum-v1"),
+        build=_build_gymnax,
+        validate=_validate_gymnax,
+        guesses=lambda env_id: list(gymnax_envs.GYMNAX_IDS),
+    ),
+    Family(
+        pattern="(" + "|".join(gymnax_envs.MASKED) + ")-(F|P|V)-v0",
+        template="<CartPole|Pendulum>-<F|P|V>-v0",
+        examples=("CartPole-P-v0", "CartPole-V-v0", "Pendulum-P-v0", "Pendulum-V-v0"),
+        build=_build_masked,
+        guesses=lambda env_id: list(_MASKED_IDS),
     ),
 ]
 
@@ -90,7 +130,12 @@ def check(env_id: str) -> None:
 
 
 def make(env_id: str, **kwargs: tp.Any) -> tuple[environment.Environment, environment.EnvParams]:
-    """``(env, params)`` for ``env_id``; T-Maze kwargs: perfect_memory, max_steps_in_episode."""
+    """``(env, params)`` for ``env_id``.
+
+    T-Maze kwargs: perfect_memory, max_steps_in_episode. gymnax and masked ids: EnvParams fields
+    (max_steps_in_episode, MemoryChain's memory_length, ...) and gymnax constructor arguments
+    (MemoryChain's num_bits, ...); perfect_memory must be False.
+    """
     check(env_id)
     fam, match = _lookup(env_id)
     return fam.build(match, **kwargs)
