@@ -123,11 +123,34 @@ def test_platform_gpu_without_a_gpu_fails_fast_with_one_line(tmp_path):
     assert not (tmp_path / "results").exists() or not list((tmp_path / "results").rglob("*.zarr"))
 
 
+TINY_TRANSFORMER = ["--embed_size", "8", "--num_heads", "2", "--num_layers", "1",
+                    "--memory_window", "4"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["transformer", *TINY, *TINY_TRANSFORMER],
+        ["ppo", *TINY, "--double_critic", "--lambda1", "0.5", "--ld_weight", "0.0", "0.25"],
+        ["transformer", *TINY, *TINY_TRANSFORMER, "--double_critic", "--ld_weight", "0.25"],
+    ],
+    ids=["transformer", "ppo_ld", "transformer_ld"],
+)
+def test_train_transformer_and_double_critic_write_a_store(tmp_path, argv):
+    proc = train(tmp_path, *argv, "--study", "st", "--n_seeds", "2")
+    assert proc.returncode == 0, proc.stderr
+    (path,) = (tmp_path / "results" / "st").glob("*.zarr")
+    ds = xr.open_zarr(path, consolidated=None)
+    n_configs = 2 if argv[0] == "ppo" else 1
+    assert ds.sizes == {"config": n_configs, "seed": 2, "update": 2048 // (32 * 4)}
+    assert store.read_attrs(path)["entry"] == argv[0]
+    assert bool(ds["loss_total"].notnull().all())
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["transformer", *TINY], "not implemented yet"),
-        (["ppo", *TINY, "--double_critic"], "not implemented yet"),
+        (["transformer", *TINY, "--embed_size", "6", "--num_heads", "4"], "divisible by"),
         (["ppo", "--env", "tmaze10"], "unknown env 'tmaze10'"),
         (["nope"], "unknown training entry 'nope'"),
     ],

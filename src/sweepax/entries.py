@@ -63,8 +63,7 @@ def _registry() -> dict[str, Entry]:
             "transformer",
             config.TransformerStatic,
             config.PPOSweep,
-            None,
-            pending="the GTrXL transformer is not implemented yet (issue #3); its studies plan",
+            "sweepax.agents.transformer:make_sweep_fn",
         ),
     }
 

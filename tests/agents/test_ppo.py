@@ -105,14 +105,6 @@ def test_ppo_metrics_are_consistent_and_progress_reported_about_20_times() -> No
     assert int(out.final_episodes) >= 0 and np.all(np.isfinite(np.asarray(out.loss_total)))
 
 
-def test_ppo_double_critic_not_implemented() -> None:
-    with pytest.raises(
-        NotImplementedError,
-        match=r"double_critic \(lambda-discrepancy\) is not implemented yet \(issue #3\)",
-    ):
-        make_train(dataclasses.replace(TINY, double_critic=True))
-
-
 def test_ppo_recurrent_solves_tmaze5_memoryless_guesses() -> None:
     seeds = jnp.arange(8, dtype=jnp.int32)
     rec = make_sweep_fn(LEARN)(_stack(LEARN_SWEEP), seeds)

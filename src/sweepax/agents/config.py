@@ -26,6 +26,9 @@ class PPOStatic:
     total_steps: int = hp(1_000_000, "environment steps per run (all envs together)")
     update_epochs: int = hp(4, "PPO epochs over each rollout")
     num_minibatches: int = hp(4, "minibatches per epoch (split along the env axis)")
+    normalize_advantages: bool = hp(
+        True, "normalize advantages per minibatch (POBAX, PureJaxRL); off: raw GAE advantages"
+    )
     gamma: float = hp(0.99, "discount factor (also used for discounted_return)")
     eval_steps: int = hp(1000, "steps per env of the greedy-free evaluation rollout after training")
     seed: int = hp(2024, "first seed; the run uses seeds seed .. seed+n_seeds-1", label=False)

@@ -120,17 +120,27 @@ class _GRUStep(nn.Module):
         return carry, y
 
 
-def _heads(x: jax.Array, hidden_size: int, num_actions: int) -> tuple[jax.Array, jax.Array]:
-    """Actor and critic MLP heads: logits (..., num_actions), value (...)."""
+def _heads(
+    x: jax.Array, hidden_size: int, num_actions: int, num_values: int = 1
+) -> tuple[jax.Array, jax.Array]:
+    """Actor and critic MLP heads: logits (..., num_actions), value (...) or (..., num_values).
+
+    ``num_values=2`` (lambda-discrepancy): two independent critic MLPs on the same features,
+    stacked on the last axis.
+    """
     actor = nn.relu(
         nn.Dense(hidden_size, kernel_init=orthogonal(np.sqrt(2)), bias_init=constant(0.0))(x)
     )
     logits = nn.Dense(num_actions, kernel_init=orthogonal(0.01), bias_init=constant(0.0))(actor)
-    critic = nn.relu(
-        nn.Dense(hidden_size, kernel_init=orthogonal(np.sqrt(2)), bias_init=constant(0.0))(x)
-    )
-    value = nn.Dense(1, kernel_init=orthogonal(1.0), bias_init=constant(0.0))(critic)
-    return logits, value[..., 0]
+    values = []
+    for _ in range(num_values):
+        critic = nn.relu(
+            nn.Dense(hidden_size, kernel_init=orthogonal(np.sqrt(2)), bias_init=constant(0.0))(x)
+        )
+        values.append(nn.Dense(1, kernel_init=orthogonal(1.0), bias_init=constant(0.0))(critic))
+    if num_values == 1:
+        return logits, values[0][..., 0]
+    return logits, jnp.concatenate(values, axis=-1)
 
 
 class RecurrentActorCritic(nn.Module):
@@ -139,6 +149,7 @@ class RecurrentActorCritic(nn.Module):
     num_actions: int
     hidden_size: int = 128
     unroll: int = 1
+    num_values: int = 1  # 2: lambda-discrepancy double critic
 
     @nn.compact
     def __call__(
@@ -151,7 +162,7 @@ class RecurrentActorCritic(nn.Module):
         )(obs)
         emb = nn.relu(emb)
         hidden, emb = ScannedRNN(self.hidden_size, unroll=self.unroll)(hidden, (emb, resets))
-        logits, value = _heads(emb, self.hidden_size, self.num_actions)
+        logits, value = _heads(emb, self.hidden_size, self.num_actions, self.num_values)
         return hidden, logits, value
 
     def initialize_carry(self, batch_size: int) -> jax.Array:
@@ -165,6 +176,7 @@ class MLPActorCritic(nn.Module):
     num_actions: int
     hidden_size: int = 128
     unroll: int = 1  # unused; keeps the constructor the same as RecurrentActorCritic
+    num_values: int = 1
 
     @nn.compact
     def __call__(
@@ -182,7 +194,7 @@ class MLPActorCritic(nn.Module):
                 h
             )
         )
-        logits, value = _heads(h, self.hidden_size, self.num_actions)
+        logits, value = _heads(h, self.hidden_size, self.num_actions, self.num_values)
         return hidden, logits, value
 
     def initialize_carry(self, batch_size: int) -> jax.Array:
@@ -191,11 +203,13 @@ class MLPActorCritic(nn.Module):
 
 
 def make_network(
-    memoryless: bool, num_actions: int, hidden_size: int, unroll: int = 1
+    memoryless: bool, num_actions: int, hidden_size: int, unroll: int = 1, num_values: int = 1
 ) -> RecurrentActorCritic | MLPActorCritic:
-    """The actor-critic for ``PPOStatic.memoryless``."""
+    """The actor-critic for ``PPOStatic.memoryless`` (``num_values=2``: double critic)."""
     cls = MLPActorCritic if memoryless else RecurrentActorCritic
-    return cls(num_actions=num_actions, hidden_size=hidden_size, unroll=unroll)
+    return cls(
+        num_actions=num_actions, hidden_size=hidden_size, unroll=unroll, num_values=num_values
+    )
 
 
 __all__ = [

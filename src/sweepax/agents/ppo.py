@@ -1,4 +1,4 @@
-"""Recurrent (GRU) or memoryless PPO whose whole run is one pure, vmappable ``train(sweep, seed)``.
+"""Recurrent (GRU), memoryless or any-memory PPO whose whole run is one pure, vmappable ``train``.
 
 Source: the PureJaxRL pattern (github.com/luchris429/purejaxrl, ``ppo_rnn.py``); PPO from
 Schulman et al., https://arxiv.org/abs/1707.06347.
@@ -6,6 +6,12 @@ Schulman et al., https://arxiv.org/abs/1707.06347.
 ``make_train(static)`` does the Python setup (env, network, shapes) and returns ``train``;
 everything in ``train`` is traced, so the swept ``PPOSweep`` scalars can be vmapped
 (``make_sweep_fn``).
+The network is a parameter of ``make_train`` (``network``: num_actions -> module with the
+``(hidden, (obs, resets)) -> (hidden, logits, value)`` signature of ``networks.py``; ``hidden``
+may be any pytree with a leading env axis), so ``transformer.py`` reuses all of this with a GTrXL.
+With ``double_critic`` (lambda-discrepancy, Allen et al. 2024, https://arxiv.org/abs/2407.07333)
+the network has two value heads, ``value[..., 0]`` trained on GAE(lambda0) targets and
+``value[..., 1]`` on GAE(lambda1) targets; the policy uses the lambda0 advantage.
 Truncation (``max_steps_in_episode``) is treated like termination: no bootstrap from the value of
 the cut-off state. For the T-Maze this only affects wandering episodes of 1000 steps.
 """
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import typing as tp
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
@@ -34,7 +41,8 @@ class EnvLoop(tp.NamedTuple):
     env_state: tp.Any  # gymnax state, leaves (num_envs, ...)
     obs: jax.Array  # (num_envs, input_dim) network input (obs + previous action one-hot)
     reset: jax.Array  # (num_envs,) bool, ``obs`` starts a new episode
-    hidden: jax.Array  # (num_envs, hidden_size) GRU state before ``obs`` (MLP: (num_envs, 1))
+    hidden: tp.Any  # GRU state (num_envs, hidden_size) before ``obs``; MLP (num_envs, 1); a pytree
+    # with leading num_envs for other memories (transformer: window of past embeddings)
     ep_return: jax.Array  # (num_envs,) undiscounted return of the running episode so far
     ep_disc_return: jax.Array  # (num_envs,) discounted return of the running episode so far
     ep_discount: jax.Array  # (num_envs,) gamma ** (steps since episode start)
@@ -47,7 +55,7 @@ class Transition(tp.NamedTuple):
     reset: jax.Array  # (num_envs,) bool
     action: jax.Array  # (num_envs,) int32
     log_prob: jax.Array  # (num_envs,)
-    value: jax.Array  # (num_envs,)
+    value: jax.Array  # (num_envs,), double_critic: (num_envs, 2) = (lambda0 head, lambda1 head)
     reward: jax.Array  # (num_envs,)
     done: jax.Array  # (num_envs,) bool, the episode ended at this step (terminated or truncated)
     ended_return: jax.Array  # (num_envs,) episode return where ``done``, else 0
@@ -67,7 +75,7 @@ class LossInfo(tp.NamedTuple):
     """Loss terms of one minibatch (scalars)."""
 
     total: jax.Array
-    value: jax.Array
+    value: jax.Array  # value loss incl. the lambda-discrepancy term (before vf_coeff)
     policy: jax.Array
     entropy: jax.Array
     approx_kl: jax.Array
@@ -79,14 +87,81 @@ def _mean_where(x: jax.Array, mask: jax.Array) -> jax.Array:
     return jnp.where(n > 0, jnp.where(mask, x, 0.0).sum() / jnp.maximum(n, 1), jnp.nan)
 
 
+def value_targets(
+    reward: jax.Array,
+    value: jax.Array,
+    done: jax.Array,
+    last_value: jax.Array,
+    gamma: float,
+    lambda0: jax.Array,
+    lambda1: jax.Array,
+) -> tuple[jax.Array, jax.Array]:
+    """Policy advantage (T, B) and value targets: (T, B), or (T, B, 2) for two value heads.
+
+    One head (``value`` (T, B)): GAE(lambda0). Two heads (``value`` (T, B, 2), lambda-discrepancy):
+    head 0 gets GAE(lambda0) targets from its own values, head 1 GAE(lambda1) from its own; the
+    advantage is head 0's.
+    """
+    if value.ndim == reward.ndim:
+        return gae(reward, value, done, last_value, gamma, lambda0)
+    adv0, targets0 = gae(reward, value[..., 0], done, last_value[..., 0], gamma, lambda0)
+    _, targets1 = gae(reward, value[..., 1], done, last_value[..., 1], gamma, lambda1)
+    return adv0, jnp.stack([targets0, targets1], axis=-1)
+
+
+def ppo_loss(
+    net: tp.Any,
+    params: tp.Any,
+    hidden0: tp.Any,
+    traj: Transition,
+    adv: jax.Array,
+    targets: jax.Array,
+    sweep: PPOSweep,
+    normalize_advantages: bool = True,
+) -> tuple[jax.Array, LossInfo]:
+    """PPO clipped loss over one minibatch of whole env sequences (time, mb_envs).
+
+    Two value heads (``targets`` (T, B, 2)): value loss = (1 - ld_weight) * clipped loss averaged
+    over both heads + ld_weight * mean((v_lambda0 - v_lambda1) ** 2); it is scaled by vf_coeff.
+    """
+    _, logits, value = net.apply(params, hidden0, (traj.obs, traj.reset))
+    pi = Categorical(logits)
+    log_prob = pi.log_prob(traj.action)
+    # VALUE LOSS (clipped; no 0.5 factor, as in POBAX, so vf_coeff means the same there)
+    value_clipped = traj.value + jnp.clip(value - traj.value, -sweep.clip_eps, sweep.clip_eps)
+    value_loss = jnp.maximum(
+        jnp.square(value - targets), jnp.square(value_clipped - targets)
+    ).mean()
+    if targets.ndim == adv.ndim + 1:
+        # LAMBDA-DISCREPANCY between the two heads
+        ld_loss = jnp.square(value[..., 0] - value[..., 1]).mean()
+        value_loss = (1.0 - sweep.ld_weight) * value_loss + sweep.ld_weight * ld_loss
+    # POLICY LOSS
+    log_ratio = log_prob - traj.log_prob
+    ratio = jnp.exp(log_ratio)
+    if normalize_advantages:
+        # Per-minibatch advantage normalization (as POBAX, PureJaxRL). With few, sparse rewards it
+        # blows up the first -0.1 turns, and some seeds then learn to never turn (see tests).
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    policy_loss = -jnp.minimum(
+        ratio * adv, jnp.clip(ratio, 1.0 - sweep.clip_eps, 1.0 + sweep.clip_eps) * adv
+    ).mean()
+    entropy = pi.entropy().mean()
+    total = policy_loss + sweep.vf_coeff * value_loss - sweep.entropy_coeff * entropy
+    approx_kl = ((ratio - 1.0) - log_ratio).mean()
+    return total, LossInfo(total, value_loss, policy_loss, entropy, approx_kl)
+
+
 def make_train(
-    static: PPOStatic, on_progress: tp.Callable[[int, int], None] | None = None
+    static: PPOStatic,
+    on_progress: tp.Callable[[int, int], None] | None = None,
+    network: tp.Callable[[int], nn.Module] | None = None,
 ) -> tp.Callable[[PPOSweep, jax.Array], TrainMetrics]:
-    """Set up env and network for ``static``; return the pure ``train(sweep, seed)``."""
-    if static.double_critic:
-        raise NotImplementedError(
-            "double_critic (lambda-discrepancy) is not implemented yet (issue #3)"
-        )
+    """Set up env and network for ``static``; return the pure ``train(sweep, seed)``.
+
+    ``network(num_actions)`` builds the actor-critic (default: GRU or MLP from ``static``); it
+    must give two value heads when ``static.double_critic``.
+    """
     registry.check(static.env)
     env, env_params = registry.make(static.env, perfect_memory=static.perfect_memory)
     num_envs, num_steps, num_mb = static.num_envs, static.num_steps, static.num_minibatches
@@ -100,7 +175,16 @@ def make_train(
     mb_envs = num_envs // num_mb
     num_actions = env.action_space(env_params).n
     gamma = static.gamma
-    net = make_network(static.memoryless, num_actions, static.hidden_size, unroll=_RNN_UNROLL)
+    if network is None:
+        net = make_network(
+            static.memoryless,
+            num_actions,
+            static.hidden_size,
+            unroll=_RNN_UNROLL,
+            num_values=2 if static.double_critic else 1,
+        )
+    else:
+        net = network(num_actions)
     v_reset = jax.vmap(env.reset, in_axes=(0, None))
     v_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
 
@@ -189,32 +273,11 @@ def make_train(
         opt_state = tx.init(params)
 
         def _loss(
-            params: tp.Any, hidden0: jax.Array, traj: Transition, adv: jax.Array, targets: jax.Array
+            params: tp.Any, hidden0: tp.Any, traj: Transition, adv: jax.Array, targets: jax.Array
         ) -> tuple[jax.Array, LossInfo]:
-            """PPO clipped loss over one minibatch of whole env sequences (time, mb_envs)."""
-            _, logits, value = net.apply(params, hidden0, (traj.obs, traj.reset))
-            pi = Categorical(logits)
-            log_prob = pi.log_prob(traj.action)
-            # VALUE LOSS (clipped; no 0.5 factor, as in POBAX, so vf_coeff means the same there)
-            value_clipped = traj.value + jnp.clip(
-                value - traj.value, -sweep.clip_eps, sweep.clip_eps
+            return ppo_loss(
+                net, params, hidden0, traj, adv, targets, sweep, static.normalize_advantages
             )
-            value_loss = jnp.maximum(
-                jnp.square(value - targets), jnp.square(value_clipped - targets)
-            ).mean()
-            # POLICY LOSS
-            log_ratio = log_prob - traj.log_prob
-            ratio = jnp.exp(log_ratio)
-            # Per-minibatch advantage normalization (as POBAX, PureJaxRL). With few, sparse rewards
-            # it blows up the first -0.1 turns, and some seeds then learn to never turn (see tests).
-            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-            policy_loss = -jnp.minimum(
-                ratio * adv, jnp.clip(ratio, 1.0 - sweep.clip_eps, 1.0 + sweep.clip_eps) * adv
-            ).mean()
-            entropy = pi.entropy().mean()
-            total = policy_loss + sweep.vf_coeff * value_loss - sweep.entropy_coeff * entropy
-            approx_kl = ((ratio - 1.0) - log_ratio).mean()
-            return total, LossInfo(total, value_loss, policy_loss, entropy, approx_kl)
 
         grad_fn = jax.value_and_grad(_loss, has_aux=True)
 
@@ -241,8 +304,9 @@ def make_train(
                 x = x.reshape((x.shape[0], num_mb, mb_envs) + x.shape[2:])
                 return jnp.swapaxes(x, 0, 1)  # (M, T, mb_envs, ...)
 
-            hidden_mb = jnp.take(hidden0, perm, axis=0).reshape(
-                (num_mb, mb_envs) + hidden0.shape[1:]
+            hidden_mb = jax.tree.map(
+                lambda h: jnp.take(h, perm, axis=0).reshape((num_mb, mb_envs) + h.shape[1:]),
+                hidden0,
             )
             traj_mb, adv_mb, targets_mb = jax.tree.map(_split_time_major, (traj, adv, targets))
             (params, opt_state), info = jax.lax.scan(
@@ -258,13 +322,14 @@ def make_train(
             loop, traj = _rollout(params, loop, key_roll, num_steps)
             # CALCULATE ADVANTAGE
             _, _, last_value = net.apply(params, loop.hidden, (loop.obs[None], loop.reset[None]))
-            adv, targets = gae(
+            adv, targets = value_targets(
                 traj.reward,
                 traj.value,
                 traj.done,
                 last_value[0],
                 gamma,
                 sweep.lambda0,
+                sweep.lambda1,
             )
             # UPDATE NETWORK
             batch = (hidden0, traj, adv, targets)
@@ -324,9 +389,11 @@ def make_train(
 
 
 def make_sweep_fn(
-    static: PPOStatic, on_progress: tp.Callable[[int, int], None] | None = None
+    static: PPOStatic,
+    on_progress: tp.Callable[[int, int], None] | None = None,
+    network: tp.Callable[[int], nn.Module] | None = None,
 ) -> tp.Callable[[PPOSweep, jax.Array], TrainMetrics]:
     """Jitted ``train`` over configs × seeds: leaves (C,), seeds (S,) -> leaves (C, S, ...)."""
-    train = make_train(static, on_progress)
+    train = make_train(static, on_progress, network)
     over_seeds = jax.vmap(train, in_axes=(None, 0))
     return jax.jit(jax.vmap(over_seeds, in_axes=(0, None)))
