@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sweepax.agents.config import PPOStatic, PPOSweep, TrainMetrics
+from sweepax.agents.config import PPOStatic, PPOSweep
 from sweepax.agents.ppo import make_sweep_fn, make_train
 
 TINY = PPOStatic(
@@ -46,11 +46,7 @@ def _stack(*sweeps: PPOSweep) -> PPOSweep:
     return jax.tree.map(lambda *xs: jnp.asarray(xs, jnp.float32), *sweeps)
 
 
-def _take(metrics: TrainMetrics, c: int, s: int) -> TrainMetrics:
-    return jax.tree.map(lambda x: np.asarray(x[c, s]), metrics)
-
-
-def test_ppo_vmapped_cells_equal_separate_runs() -> None:
+def test_ppo_vmapped_cells_equal_separate_runs(cells_equal_separate_runs) -> None:
     sweeps = [
         PPOSweep(lr=1e-3, lambda0=0.9, entropy_coeff=0.01, clip_eps=0.2, max_grad_norm=0.5),
         PPOSweep(
@@ -69,20 +65,7 @@ def test_ppo_vmapped_cells_equal_separate_runs() -> None:
     assert out.final_return.shape == (2, 2)
     assert progress and set(progress) == {(u, num_updates) for u in range(1, num_updates + 1)}
 
-    single = jax.jit(make_train(TINY))
-    for c, sweep in enumerate(sweeps):
-        for s, seed in enumerate(seeds):
-            alone = single(jax.tree.map(jnp.float32, sweep), seed)
-            cell = _take(out, c, s)
-            for name in TrainMetrics._fields:
-                np.testing.assert_allclose(
-                    np.asarray(getattr(alone, name)),
-                    getattr(cell, name),
-                    rtol=1e-5,
-                    atol=1e-6,
-                    equal_nan=True,
-                    err_msg=f"{name} config {c} seed {int(seed)}",
-                )
+    cells_equal_separate_runs(make_train(TINY), out, sweeps, seeds, seed_indices=(0, 1))
     # Different seeds and configs really differ.
     assert not np.allclose(out.loss_total[0, 0], out.loss_total[0, 1])
     assert not np.allclose(out.loss_total[0, 0], out.loss_total[1, 0])
