@@ -3,8 +3,8 @@
 Runs the real training program (``python -m sweepax.train ppo``) for each shape and variant,
 reads its own timings back from the result store's provenance (import, trace+compile and run
 seconds, the run blocked on the result), and measures the process's peak RSS. Prints one line per
-run and the ratios: vmapped 24x10 vs 1x1 throughput, and ours vs the POBAX figures recorded on
-these 2-core CPU machines (shared/notes/pobax-anchor.md; not re-measured here: issue #3 adds that).
+run and the ratios: vmapped 24x10 vs 1x1 throughput, and ours vs POBAX 0.0.1's figures as
+recorded on this 2-core CPU machine kind (POBAX is not re-run here; issue #3 adds that).
 
     nox -s bench -- [--total-steps 25600] [--shapes 24x10,1x1] [--variants recurrent,memoryless]
 """
