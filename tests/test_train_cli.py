@@ -152,6 +152,8 @@ def test_train_transformer_and_double_critic_write_a_store(tmp_path, argv):
     [
         (["transformer", *TINY, "--embed_size", "6", "--num_heads", "4"], "divisible by"),
         (["ppo", "--env", "tmaze10"], "unknown env 'tmaze10'"),
+        (["ppo", "--env", "tmaze_5", "--total_steps", "100"], "key 'total_steps': 100 is less"),
+        (["ppo", "--env", "tmaze_5", "--n_seeds", "0"], "key 'n_seeds': 0 must be at least 1"),
         (["nope"], "unknown training entry 'nope'"),
     ],
 )

@@ -92,6 +92,8 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     from sweepax.envs import registry
 
     registry.check(static_values["env"])
+    if problems := entry.static_cls(**static_values).problems():
+        raise UserError("; ".join(problems))
     task_id = task_args.task_id(entry, static_values, rows)
     prov = provenance.collect()
 

@@ -163,3 +163,18 @@ def test_the_five_tmaze_studies_plan(tmp_path):
         assert len(task.configs) == (54 if name == "tmaze_10_ppo_LD" else 24)
     assert plans["tmaze_10_transformer"].study.entry.name == "transformer"
     assert plans["tmaze_10_ppo_perfect_memory_memoryless"].tasks[0].static["perfect_memory"] is True
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ('"total_steps": 100', "key 'total_steps': 100 is less than one update"),
+        ('"n_seeds": 0', "key 'n_seeds': 0 must be at least 1"),
+        ('"num_envs": 6, "num_minibatches": 4', "key 'num_minibatches': num_envs=6 must be"),
+    ],
+)
+def test_unusable_static_values_are_refused_at_planning_time(tmp_path, args, message):
+    body = '\nhparams = {"args": [{"env": "tmaze_5", ' + args + "}]}\n"
+    with pytest.raises(UserError) as err:
+        make_plan(tmp_path, body)
+    assert str(err.value).startswith(f"{tmp_path / 'study.py'}: {message}")

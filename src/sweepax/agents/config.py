@@ -39,6 +39,30 @@ class PPOStatic:
         """PPO updates per run: total_steps // (num_steps * num_envs)."""
         return self.total_steps // (self.num_steps * self.num_envs)
 
+    def problems(self) -> list[str]:
+        """What makes these values unusable, one message per problem naming the key and the fix."""
+        out = [
+            f"key {name!r}: {getattr(self, name)} must be at least 1"
+            for name in (
+                "n_seeds", "hidden_size", "num_envs", "num_steps", "update_epochs",
+                "num_minibatches", "eval_steps",
+            )
+            if getattr(self, name) < 1
+        ]  # fmt: skip
+        if out:
+            return out
+        if self.num_updates < 1:
+            out.append(
+                f"key 'total_steps': {self.total_steps} is less than one update "
+                f"(num_steps * num_envs = {self.num_steps * self.num_envs}); raise total_steps"
+            )
+        if self.num_envs % self.num_minibatches:
+            out.append(
+                f"key 'num_minibatches': num_envs={self.num_envs} must be divisible by "
+                f"num_minibatches={self.num_minibatches}"
+            )
+        return out
+
 
 @flax.struct.dataclass
 class PPOSweep:
@@ -84,3 +108,17 @@ class TransformerStatic(PPOStatic):
     num_layers: int = hp(2, "transformer layers")
     memory_window: int = hp(32, "past embeddings each step attends to")
     gating_bias: float = hp(2.0, "GRU-gate bias of the GTrXL layers")
+
+    def problems(self) -> list[str]:
+        """PPO's checks plus the transformer's own."""
+        out = super().problems()
+        if self.memoryless:
+            out.append("key 'memoryless': does not apply to the transformer entry (use ppo)")
+        if self.memory_window < 1 or self.num_layers < 1 or self.num_heads < 1:
+            out.append("keys 'memory_window', 'num_layers', 'num_heads' must be at least 1")
+        elif self.embed_size % self.num_heads:
+            out.append(
+                f"key 'embed_size': {self.embed_size} must be divisible by "
+                f"num_heads={self.num_heads}"
+            )
+        return out

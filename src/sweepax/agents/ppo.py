@@ -166,12 +166,8 @@ def make_train(
     env, env_params = registry.make(static.env, perfect_memory=static.perfect_memory)
     num_envs, num_steps, num_mb = static.num_envs, static.num_steps, static.num_minibatches
     num_updates = static.num_updates
-    if num_updates < 1:
-        raise ValueError(
-            f"total_steps={static.total_steps} < num_steps * num_envs = {num_steps * num_envs}"
-        )
-    if num_envs % num_mb != 0:
-        raise ValueError(f"num_envs={num_envs} must be divisible by num_minibatches={num_mb}")
+    if problems := static.problems():
+        raise ValueError("; ".join(problems))
     mb_envs = num_envs // num_mb
     num_actions = env.action_space(env_params).n
     gamma = static.gamma

@@ -155,14 +155,8 @@ class GTrXLActorCritic(nn.Module):
 
 def make_network(static: TransformerStatic, num_actions: int) -> GTrXLActorCritic:
     """The GTrXL actor-critic for ``static`` (two value heads with ``double_critic``)."""
-    if static.memoryless:
-        raise UserError("memoryless does not apply to the transformer entry (use ppo)")
-    if static.embed_size % static.num_heads != 0:
-        raise UserError(
-            f"embed_size={static.embed_size} must be divisible by num_heads={static.num_heads}"
-        )
-    if static.memory_window < 1 or static.num_layers < 1:
-        raise UserError("memory_window and num_layers must be >= 1")
+    if problems := static.problems():
+        raise UserError("; ".join(problems))
     return GTrXLActorCritic(
         num_actions=num_actions,
         hidden_size=static.hidden_size,

@@ -105,6 +105,8 @@ def plan(study: Study, max_vmap: int | None = None) -> Plan:
         vmap_axes = [a for a in axes if a.vmapped]
         for given_static in _product(static_axes):
             static = {**static_defaults, **given_static}
+            if problems := entry.static_cls(**static).problems():
+                raise UserError(f"{study.path}: {problems[0]}; fix the sweep file")
             # configs of this program: job-array values of swept keys x their vmapped values
             groups: dict[tuple, list[dict[str, float]]] = {}
             for array_row in _product(array_sweep_axes):
