@@ -5,24 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import xarray as xr
 
 from sweepax.results import store
-
-SWEEP = """
-from sweepax import vmap
-hparams = {
-    "entry": "-m sweepax.train ppo",
-    "args": [{
-        "env": "tmaze_5", "hidden_size": [8, 16], "lr": vmap([1e-3, 3e-3]),
-        "total_steps": 1024, "num_steps": 32, "num_envs": 4, "eval_steps": 32,
-        "seed": 3, "n_seeds": 2,
-    }],
-}
-"""
 
 
 def run(cwd: Path, module: str, *args: str) -> subprocess.CompletedProcess:
@@ -31,9 +18,9 @@ def run(cwd: Path, module: str, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_run_local_runs_every_task_logs_it_and_skips_complete_ones(tmp_path):
+def test_run_local_runs_every_task_logs_it_and_skips_complete_ones(tmp_path, tiny_sweep):
     (tmp_path / "hyperparams").mkdir()
-    (tmp_path / "hyperparams" / "tiny.py").write_text(textwrap.dedent(SWEEP))
+    (tmp_path / "hyperparams" / "tiny.py").write_text(tiny_sweep)
     first = run(tmp_path, "sweepax.launch.local", "hyperparams/tiny.py", "--parallel", "2")
     assert first.returncode == 0, first.stdout + first.stderr
     manifest = json.loads((tmp_path / "runs" / "tiny.json").read_text())

@@ -451,22 +451,11 @@ def test_sync_copies_parsed_results_and_raw_stores_only_with_raw(tmp_path):
 
 
 # --- onager ---------------------------------------------------------------------------------------
-SWEEP = """
-from sweepax import vmap
-hparams = {
-    "entry": "-m sweepax.train ppo",
-    "args": [{
-        "env": "tmaze_5", "hidden_size": [8, 16], "lr": vmap([1e-3, 3e-3]),
-        "total_steps": 1024, "num_steps": 32, "num_envs": 4, "eval_steps": 32,
-        "seed": 3, "n_seeds": 2,
-    }],
-}
-"""
 
 
-def test_onager_prelaunch_runs_the_same_tasks_with_onagers_local_backend(tmp_path):
+def test_onager_prelaunch_runs_the_same_tasks_with_onagers_local_backend(tmp_path, tiny_sweep):
     (tmp_path / "hyperparams").mkdir()
-    (tmp_path / "hyperparams" / "tiny.py").write_text(textwrap.dedent(SWEEP))
+    (tmp_path / "hyperparams" / "tiny.py").write_text(tiny_sweep)
     env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
     proc = subprocess.run(
         [sys.executable, "-m", "sweepax.sweep.write_jobs", "hyperparams/tiny.py", "--onager"],

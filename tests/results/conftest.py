@@ -10,19 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sweepax.agents.config import TrainMetrics
 from sweepax.results.store import write_task_store
 
-PER_UPDATE = (
-    "episode_return",
-    "discounted_return",
-    "episodes",
-    "loss_total",
-    "loss_value",
-    "loss_policy",
-    "entropy",
-    "approx_kl",
-)
-FINAL = ("final_return", "final_discounted_return", "final_episodes")
+PER_UPDATE = tuple(f for f in TrainMetrics._fields if not f.startswith("final_"))
+FINAL = tuple(f for f in TrainMetrics._fields if f.startswith("final_"))
 STATIC_LABELS = ["env", "memoryless", "double_critic", "hidden_size"]
 
 
@@ -38,6 +30,16 @@ def default_value(metric: str, labels: dict[str, tp.Any], seed: int, update: int
     if metric.startswith("final_"):
         return base + (100 if "discounted" in metric else 200)
     return base + update + (0.5 if metric == "discounted_return" else 0)
+
+
+def static_labels(env: str, hidden_size: int, memoryless: bool = False) -> dict[str, tp.Any]:
+    """The labelled static hyperparameters of a synthetic task."""
+    return {
+        "env": env,
+        "memoryless": memoryless,
+        "double_critic": False,
+        "hidden_size": hidden_size,
+    }
 
 
 class StoreFactory:
@@ -57,6 +59,7 @@ class StoreFactory:
         lr: tp.Sequence[float] = (1e-3, 1e-4),
         lambda0: tp.Sequence[float] = (0.5, 0.9),
         seeds: tp.Sequence[int] = (0, 1, 2),
+        memoryless: bool = False,
     ) -> dict[str, tp.Any]:
         """Record the task in the manifest (runs/<study>.json format) without running it."""
         configs = [
@@ -66,12 +69,7 @@ class StoreFactory:
         task = {
             "index": len(self.manifest_tasks),
             "task_id": task_id,
-            "static": {
-                "env": env,
-                "memoryless": False,
-                "double_critic": False,
-                "hidden_size": hidden_size,
-            },
+            "static": static_labels(env, hidden_size, memoryless),
             "configs": configs,
             "seeds": list(seeds),
         }
@@ -94,13 +92,10 @@ class StoreFactory:
     ) -> Path:
         """Plan (unless ``plan=False``) and write one task store; returns its path."""
         if plan:
-            self.plan(task_id, env, hidden_size, lr, lambda0, seeds)
+            self.plan(task_id, env, hidden_size, lr, lambda0, seeds, memoryless)
         rows = list(itertools.product(lr, lambda0))
         static = {
-            "env": env,
-            "memoryless": memoryless,
-            "double_critic": False,
-            "hidden_size": hidden_size,
+            **static_labels(env, hidden_size, memoryless),
             "seed": seeds[0],
             "n_seeds": len(seeds),
         }

@@ -21,7 +21,14 @@ from rich.table import Table
 
 from sweepax.console import make_console
 from sweepax.errors import UserError, cli
-from sweepax.results.parse import ENV, SCORES, _nanmean, parse_study, study_dirs
+from sweepax.results.parse import (
+    ENV,
+    SCORES,
+    _nanmean,
+    add_study_arguments,
+    parse_study,
+    study_dirs,
+)
 from sweepax.results.plots import Curve, plot_curves, seed_mean_sem
 from sweepax.results.store import _jsonable, all_complete_stores, open_zarr, read_attrs
 
@@ -272,13 +279,7 @@ def _parser() -> argparse.ArgumentParser:
         ".json and .png in the study folder (parsing first where scores.zarr is missing or "
         "older than the stores); with several studies also a comparison plot in --results-dir.",
     )
-    p.add_argument(
-        "study_dirs",
-        nargs="*",
-        metavar="STUDY_DIR",
-        help="results/<study> folders or study names (default: every study under "
-        "--results-dir that has stores)",
-    )
+    add_study_arguments(p)
     p.add_argument(
         "--measure",
         choices=MEASURES,
@@ -290,12 +291,6 @@ def _parser() -> argparse.ArgumentParser:
         "--discounted",
         action="store_true",
         help="rank by discounted returns (discounted_return / final_discounted_return)",
-    )
-    p.add_argument(
-        "--results-dir",
-        type=Path,
-        default=Path("results"),
-        help="where study folders live (default: results)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar while parsing")
     return p

@@ -453,12 +453,8 @@ def study_dirs(args: list[str], results_dir: Path) -> list[Path]:
     return out
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m sweepax.results.parse",
-        description="Collect each study's task stores into results/<study>/scores.zarr "
-        "(dims env, swept hyperparameters, seed, update; missing cells NaN and listed).",
-    )
+def add_study_arguments(p: argparse.ArgumentParser) -> None:
+    """STUDY_DIR ... and --results-dir, shared by parse and best (resolved by ``study_dirs``)."""
     p.add_argument(
         "study_dirs",
         nargs="*",
@@ -467,16 +463,25 @@ def _parser() -> argparse.ArgumentParser:
         "--results-dir that has stores)",
     )
     p.add_argument(
-        "--discounted",
-        action="store_true",
-        help="summarise discounted_return instead of episode_return in the printed "
-        "per-env summary and set attrs['discounted']; scores.zarr always holds both",
-    )
-    p.add_argument(
         "--results-dir",
         type=Path,
         default=Path("results"),
         help="where study folders live (default: results)",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m sweepax.results.parse",
+        description="Collect each study's task stores into results/<study>/scores.zarr "
+        "(dims env, swept hyperparameters, seed, update; missing cells NaN and listed).",
+    )
+    add_study_arguments(p)
+    p.add_argument(
+        "--discounted",
+        action="store_true",
+        help="summarise discounted_return instead of episode_return in the printed "
+        "per-env summary and set attrs['discounted']; scores.zarr always holds both",
     )
     p.add_argument(
         "--manifest",
