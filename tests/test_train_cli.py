@@ -164,10 +164,12 @@ def test_train_refuses_clearly(tmp_path, argv, message):
     assert proc.stderr.strip().count("\n") == 0 or "error:" in proc.stderr.strip().splitlines()[-1]
 
 
-def test_two_runs_of_the_same_task_give_identical_numbers(tmp_path):
+def test_two_runs_of_the_same_task_give_identical_numbers_the_second_from_the_cache(tmp_path):
     argv = ["ppo", "--study", "st", *TINY, "--lr", "0.003", "--n_seeds", "2"]
+    env = {**os.environ, "SWEEPAX_JAX_CACHE": str(tmp_path / "jax-cache")}
     for _ in range(2):
-        assert train(tmp_path, *argv).returncode == 0
+        proc = train(tmp_path, *argv, env=env)
+        assert proc.returncode == 0, proc.stderr
     stores = list((tmp_path / "results" / "st").glob("*.zarr"))
     (first,) = [p for p in stores if p.name.count(".") == 1]  # <task_id>.zarr
     (second,) = [p for p in stores if p != first]  # the re-run, written beside it
@@ -175,3 +177,9 @@ def test_two_runs_of_the_same_task_give_identical_numbers(tmp_path):
     xr.testing.assert_equal(a["episode_return"], b["episode_return"])
     xr.testing.assert_equal(a["final_return"], b["final_return"])
     assert store.read_attrs(second)["task_id"] == first.stem
+    # The first run compiled and filled the persistent cache; the second compiled nothing.
+    cold, warm = (store.read_attrs(p)["provenance"]["compilation_cache"] for p in (first, second))
+    assert cold["dir"] == warm["dir"] == str(tmp_path / "jax-cache")
+    assert cold["misses"] >= 3 and cold["hits"] == 0  # init, update chunk, evaluate at least
+    assert warm["hits"] == cold["misses"] and warm["misses"] == 0
+    assert f"{warm['hits']} hits, 0 misses" in proc.stdout

@@ -63,6 +63,37 @@ def _use_platform(platform: str | None) -> None:
         )
 
 
+def _use_compilation_cache() -> dict[str, tp.Any]:
+    """Switch on JAX's persistent compilation cache; its counters fill in during compilation.
+
+    ``$SWEEPAX_JAX_CACHE`` names the folder (``off`` disables it); default
+    ``$XDG_CACHE_HOME/sweepax/jax`` (``~/.cache/sweepax/jax``). Every task of a study with the same
+    shapes compiles the same programs, so on a shared home or project folder only the first task
+    compiles; the others load the executables (the key covers jax/jaxlib versions, device and
+    XLA flags, so a different image or GPU compiles afresh).
+    """
+    import jax
+
+    where = os.environ.get("SWEEPAX_JAX_CACHE", "")
+    info: dict[str, tp.Any] = {"dir": None, "hits": 0, "misses": 0}
+    if where.lower() == "off":
+        return info
+    cache_home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    path = Path(where) if where else cache_home / "sweepax" / "jax"
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    info["dir"] = str(path)
+
+    def _count(event: str, **_: tp.Any) -> None:
+        if event == "/jax/compilation_cache/cache_hits":
+            info["hits"] += 1
+        elif event == "/jax/compilation_cache/cache_misses":
+            info["misses"] += 1
+
+    jax.monitoring.register_event_listener(_count)
+    return info
+
+
 def _summary(metrics: dict, rows: list[dict], keys: list[str]) -> str:
     import numpy as np
 
@@ -105,6 +136,7 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
 
     import_s = time.perf_counter() - _T0
     _use_platform(ns.platform)
+    cache = _use_compilation_cache()
     static = entry.static_cls(**static_values)
     swept = [f.name for f in entry.sweep_fields]
     varying = [k for k in swept if len({r[k] for r in rows}) > 1]
@@ -125,7 +157,7 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     )
     seed_array = jnp.asarray(seeds, dtype=jnp.int32)
     t_compile = time.perf_counter()
-    compiled = sweep_fn.lower(sweep, seed_array).compile()
+    compiled = sweep_fn.compile(sweep, seed_array)
     compile_s = time.perf_counter() - t_compile
     t_run = time.perf_counter()
     out = jax.block_until_ready(compiled(sweep, seed_array))
@@ -142,6 +174,7 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
         device_count=jax.device_count(),
         import_seconds=round(import_s, 3),
         compile_seconds=round(compile_s, 3),
+        compilation_cache=cache,
         run_seconds=round(run_s, 3),
         env_steps_per_second=round(runs * num_updates * static.num_steps * static.num_envs / run_s),
         finished_at=provenance.now(),
@@ -170,7 +203,8 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     )
     print(
         f"wrote {path}\n"
-        f"  import {import_s:.1f}s, trace+compile {compile_s:.1f}s, run {run_s:.1f}s "
+        f"  import {import_s:.1f}s, trace+compile {compile_s:.1f}s "
+        f"(compilation cache: {cache['hits']} hits, {cache['misses']} misses), run {run_s:.1f}s "
         f"({prov['env_steps_per_second']} env steps/s)\n" + _summary(metrics, rows, varying),
         flush=True,
     )

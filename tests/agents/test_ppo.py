@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sweepax.agents.config import PPOStatic, PPOSweep
-from sweepax.agents.ppo import make_sweep_fn, make_train
+from sweepax.agents.ppo import SweepFn, make_sweep_fn, make_train
 
 TINY = PPOStatic(
     env="tmaze_3",
@@ -71,12 +71,20 @@ def test_ppo_vmapped_cells_equal_separate_runs(cells_equal_separate_runs) -> Non
     assert not np.allclose(out.loss_total[0, 0], out.loss_total[1, 0])
 
 
-def test_ppo_metrics_are_consistent_and_progress_reported_about_20_times() -> None:
+def test_ppo_metrics_are_consistent_and_progress_reported_after_each_chunk(
+    cells_equal_separate_runs,
+) -> None:
     static = dataclasses.replace(TINY, total_steps=16 * 4 * 45)  # 45 updates
+    sweep = PPOSweep(lr=1e-3)
     progress: list[tuple[int, int]] = []
-    train = jax.jit(make_train(static, on_progress=lambda u, n: progress.append((u, n))))
-    out = jax.block_until_ready(train(jax.tree.map(jnp.float32, PPOSweep(lr=1e-3)), jnp.int32(0)))
-    assert progress == [(u, 45) for u in [*range(2, 45, 2), 45]]
+    # 7 chunks of 7 updates: the last chunk is padded past update 45, its 4 extra steps skipped.
+    sweep_fn = SweepFn(static, on_progress=lambda u, n: progress.append((u, n)), chunks=7)
+    grid = sweep_fn(_stack(sweep), jnp.array([0], jnp.int32))
+    assert progress == [(u, 45) for u in (7, 14, 21, 28, 35, 42, 45)]
+    assert grid.episode_return.shape == (1, 1, 45)
+    # The chunked, padded run is the same run as one scan over all 45 updates.
+    cells_equal_separate_runs(make_train(static), grid, [sweep], jnp.array([0]), seed_indices=(0,))
+    out = jax.tree.map(lambda x: x[0, 0], grid)
     episodes = np.asarray(out.episodes)
     ret = np.asarray(out.episode_return)
     disc = np.asarray(out.discounted_return)

@@ -81,6 +81,49 @@ class LossInfo(tp.NamedTuple):
     approx_kl: jax.Array
 
 
+class UpdateMetrics(tp.NamedTuple):
+    """What one update logs (scalars); stacked over updates by the update scan."""
+
+    episode_return: jax.Array
+    discounted_return: jax.Array
+    episodes: jax.Array  # int32
+    loss: LossInfo  # means over epochs and minibatches
+
+
+class EvalMetrics(tp.NamedTuple):
+    """The evaluation rollout after training (scalars)."""
+
+    final_return: jax.Array
+    final_discounted_return: jax.Array
+    final_episodes: jax.Array  # int32
+
+
+class Trainer(tp.NamedTuple):
+    """The pure pieces of one run (``make_trainer``); ``train`` composes the other three."""
+
+    init: tp.Callable[[PPOSweep, jax.Array], RunnerState]  # (sweep, seed) -> runner
+    update: tp.Callable  # (runner, sweep, update_idx (L,)) -> (runner, UpdateMetrics (L,))
+    evaluate: tp.Callable[[RunnerState, jax.Array], EvalMetrics]  # (runner, seed)
+    train: tp.Callable[[PPOSweep, jax.Array], TrainMetrics]  # (sweep, seed)
+    num_updates: int
+
+
+def assemble(updates: UpdateMetrics, final: EvalMetrics) -> TrainMetrics:
+    """Per-update metrics (..., U) and the evaluation's (...) as ``TrainMetrics``."""
+    loss = updates.loss
+    return TrainMetrics(
+        episode_return=updates.episode_return,
+        discounted_return=updates.discounted_return,
+        episodes=updates.episodes,
+        loss_total=loss.total,
+        loss_value=loss.value,
+        loss_policy=loss.policy,
+        entropy=loss.entropy,
+        approx_kl=loss.approx_kl,
+        **final._asdict(),
+    )
+
+
 def _mean_where(x: jax.Array, mask: jax.Array) -> jax.Array:
     """Mean of ``x`` where ``mask``; NaN if nothing is masked in."""
     n = mask.sum()
@@ -152,12 +195,10 @@ def ppo_loss(
     return total, LossInfo(total, value_loss, policy_loss, entropy, approx_kl)
 
 
-def make_train(
-    static: PPOStatic,
-    on_progress: tp.Callable[[int, int], None] | None = None,
-    network: tp.Callable[[int], nn.Module] | None = None,
-) -> tp.Callable[[PPOSweep, jax.Array], TrainMetrics]:
-    """Set up env and network for ``static``; return the pure ``train(sweep, seed)``.
+def make_trainer(
+    static: PPOStatic, network: tp.Callable[[int], nn.Module] | None = None
+) -> Trainer:
+    """Set up env and network for ``static``; return the pure pieces of a run (``Trainer``).
 
     ``network(num_actions)`` builds the actor-critic (default: GRU or MLP from ``static``); it
     must give two value heads when ``static.double_critic``.
@@ -254,19 +295,26 @@ def make_train(
 
         return jax.lax.scan(_body, loop, jax.random.split(key, steps), unroll=_ENV_UNROLL)
 
-    def train(sweep: PPOSweep, seed: jax.Array) -> TrainMetrics:
-        """One PPO run with hyperparameters ``sweep`` and key ``PRNGKey(seed)``."""
-        key = jax.random.PRNGKey(seed)
-        key, key_net, key_env, key_eval = jax.random.split(key, 4)
-
-        # INIT NETWORK AND OPTIMIZER (traced lr and max_grad_norm)
-        loop = _init_loop(key_env)
-        params = net.init(key_net, loop.hidden, (loop.obs[None], loop.reset[None]))
-        tx = optax.chain(
+    def _optimizer(sweep: PPOSweep) -> optax.GradientTransformation:
+        """Adam with gradient clipping; lr and max_grad_norm are traced (vmappable)."""
+        return optax.chain(
             optax.clip_by_global_norm(sweep.max_grad_norm),
             optax.adam(sweep.lr, eps=1e-5),
         )
-        opt_state = tx.init(params)
+
+    def init(sweep: PPOSweep, seed: jax.Array) -> RunnerState:
+        """Network, optimizer and envs of one run with key ``PRNGKey(seed)``."""
+        key, key_net, key_env, _ = jax.random.split(jax.random.PRNGKey(seed), 4)  # _: evaluate
+        # INIT NETWORK AND OPTIMIZER
+        loop = _init_loop(key_env)
+        params = net.init(key_net, loop.hidden, (loop.obs[None], loop.reset[None]))
+        return RunnerState(params, _optimizer(sweep).init(params), loop, key)
+
+    def _update_step(
+        runner: RunnerState, sweep: PPOSweep
+    ) -> tuple[RunnerState, UpdateMetrics]:
+        """One PPO update: a rollout of ``num_steps``, then ``update_epochs`` over minibatches."""
+        tx = _optimizer(sweep)
 
         def _loss(
             params: tp.Any, hidden0: tp.Any, traj: Transition, adv: jax.Array, targets: jax.Array
@@ -310,86 +358,148 @@ def make_train(
             )
             return (params, opt_state, key), info
 
-        def _update_step(runner: RunnerState, update_idx: jax.Array) -> tuple[RunnerState, tuple]:
-            params, opt_state, loop, key = runner
-            key, key_roll, key_epochs = jax.random.split(key, 3)
-            hidden0 = loop.hidden
-            # COLLECT TRAJECTORIES
-            loop, traj = _rollout(params, loop, key_roll, num_steps)
-            # CALCULATE ADVANTAGE
-            _, _, last_value = net.apply(params, loop.hidden, (loop.obs[None], loop.reset[None]))
-            adv, targets = value_targets(
-                traj.reward,
-                traj.value,
-                traj.done,
-                last_value[0],
-                gamma,
-                sweep.lambda0,
-                sweep.lambda1,
-            )
-            # UPDATE NETWORK
-            batch = (hidden0, traj, adv, targets)
-            (params, opt_state, _), info = jax.lax.scan(
-                lambda c, x: _update_epoch(c, x, batch=batch),
-                (params, opt_state, key_epochs),
-                None,
-                length=static.update_epochs,
-            )
-            # METRICS
-            episodes = traj.done.sum().astype(jnp.int32)
-            metrics = (
-                _mean_where(traj.ended_return, traj.done),
-                _mean_where(traj.ended_disc_return, traj.done),
-                episodes,
-                jax.tree.map(jnp.mean, info),
-            )
-            if on_progress is not None:
-                _report_progress(update_idx + 1)
-            return RunnerState(params, opt_state, loop, key), metrics
-
-        def _report_progress(done_updates: jax.Array) -> None:
-            every = max(1, num_updates // 20)
-            due = (done_updates % every == 0) | (done_updates == num_updates)
-            jax.lax.cond(
-                due,
-                lambda u: jax.debug.callback(lambda v: on_progress(int(v), num_updates), u),
-                lambda u: None,
-                done_updates,
-            )
-
-        runner = RunnerState(params, opt_state, loop, key)
-        runner, (ep_ret, ep_disc, episodes, info) = jax.lax.scan(
-            _update_step, runner, jnp.arange(num_updates, dtype=jnp.int32)
+        params, opt_state, loop, key = runner
+        key, key_roll, key_epochs = jax.random.split(key, 3)
+        hidden0 = loop.hidden
+        # COLLECT TRAJECTORIES
+        loop, traj = _rollout(params, loop, key_roll, num_steps)
+        # CALCULATE ADVANTAGE
+        _, _, last_value = net.apply(params, loop.hidden, (loop.obs[None], loop.reset[None]))
+        adv, targets = value_targets(
+            traj.reward, traj.value, traj.done, last_value[0], gamma, sweep.lambda0, sweep.lambda1
         )
+        # UPDATE NETWORK
+        batch = (hidden0, traj, adv, targets)
+        (params, opt_state, _), info = jax.lax.scan(
+            lambda c, x: _update_epoch(c, x, batch=batch),
+            (params, opt_state, key_epochs),
+            None,
+            length=static.update_epochs,
+        )
+        # METRICS
+        metrics = UpdateMetrics(
+            episode_return=_mean_where(traj.ended_return, traj.done),
+            discounted_return=_mean_where(traj.ended_disc_return, traj.done),
+            episodes=traj.done.sum().astype(jnp.int32),
+            loss=jax.tree.map(jnp.mean, info),
+        )
+        return RunnerState(params, opt_state, loop, key), metrics
 
-        # EVALUATE: fresh envs, own key, actions sampled from the trained policy
+    def update(
+        runner: RunnerState, sweep: PPOSweep, update_idx: jax.Array
+    ) -> tuple[RunnerState, UpdateMetrics]:
+        """The updates numbered ``update_idx`` (L,) in order; those >= num_updates are skipped.
+
+        ``update_idx`` must not be vmapped: the skip is a real ``lax.cond``, so a chunked run
+        (the last chunk padded past ``num_updates``) does the same updates as ``train``.
+        """
+
+        def _step(runner: RunnerState, idx: jax.Array) -> tuple[RunnerState, UpdateMetrics]:
+            if num_updates % update_idx.shape[0] == 0:
+                return _update_step(runner, sweep)
+            shapes = jax.eval_shape(_update_step, runner, sweep)[1]
+            return jax.lax.cond(
+                idx < num_updates,
+                lambda r: _update_step(r, sweep),
+                lambda r: (r, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)),
+                runner,
+            )
+
+        return jax.lax.scan(_step, runner, update_idx)
+
+    def evaluate(runner: RunnerState, seed: jax.Array) -> EvalMetrics:
+        """Returns of a fresh ``eval_steps`` rollout with the trained policy (actions sampled).
+
+        Its keys come from ``PRNGKey(seed)`` alone (the 4th split, as in ``init``), so evaluation
+        does not depend on how the updates were chunked.
+        """
+        key_eval = jax.random.split(jax.random.PRNGKey(seed), 4)[3]
         key_eval_env, key_eval_roll = jax.random.split(key_eval)
-        _, eval_traj = _rollout(
-            runner.params, _init_loop(key_eval_env), key_eval_roll, static.eval_steps
-        )
-        return TrainMetrics(
-            episode_return=ep_ret,
-            discounted_return=ep_disc,
-            episodes=episodes,
-            loss_total=info.total,
-            loss_value=info.value,
-            loss_policy=info.policy,
-            entropy=info.entropy,
-            approx_kl=info.approx_kl,
-            final_return=_mean_where(eval_traj.ended_return, eval_traj.done),
-            final_discounted_return=_mean_where(eval_traj.ended_disc_return, eval_traj.done),
-            final_episodes=eval_traj.done.sum().astype(jnp.int32),
+        _, traj = _rollout(runner.params, _init_loop(key_eval_env), key_eval_roll, static.eval_steps)
+        return EvalMetrics(
+            final_return=_mean_where(traj.ended_return, traj.done),
+            final_discounted_return=_mean_where(traj.ended_disc_return, traj.done),
+            final_episodes=traj.done.sum().astype(jnp.int32),
         )
 
-    return train
+    def train(sweep: PPOSweep, seed: jax.Array) -> TrainMetrics:
+        """One PPO run with hyperparameters ``sweep`` and key ``PRNGKey(seed)``."""
+        runner = init(sweep, seed)
+        runner, metrics = update(runner, sweep, jnp.arange(num_updates, dtype=jnp.int32))
+        return assemble(metrics, evaluate(runner, seed))
+
+    return Trainer(init=init, update=update, evaluate=evaluate, train=train, num_updates=num_updates)
+
+
+def make_train(
+    static: PPOStatic, network: tp.Callable[[int], nn.Module] | None = None
+) -> tp.Callable[[PPOSweep, jax.Array], TrainMetrics]:
+    """The pure ``train(sweep, seed) -> TrainMetrics`` of one whole run (see ``make_trainer``)."""
+    return make_trainer(static, network).train
+
+
+class SweepFn:
+    """Configs x seeds of one static setting, run as three jitted programs, updates in chunks.
+
+    ``init`` and ``evaluate`` are vmapped like ``train``; the updates run in ``chunks`` calls of
+    one compiled program of ``ceil(num_updates / chunks)`` updates, so progress is reported from
+    Python between calls. No host callback is traced into the programs, which keeps them
+    cacheable by JAX's persistent compilation cache (the second task of a study with the same
+    shapes loads them instead of compiling). ``sweep`` leaves (C,), ``seeds`` (S,) -> (C, S, ...).
+    """
+
+    def __init__(
+        self,
+        static: PPOStatic,
+        on_progress: tp.Callable[[int, int], None] | None = None,
+        network: tp.Callable[[int], nn.Module] | None = None,
+        chunks: int = 20,
+    ) -> None:
+        trainer = make_trainer(static, network)
+        self.num_updates = trainer.num_updates
+        self.chunk = -(-self.num_updates // max(1, min(chunks, self.num_updates)))
+        self.on_progress = on_progress
+
+        # (sweep (C,), seeds (S,)) -> runner (C, S, ...)
+        self.init = jax.jit(jax.vmap(jax.vmap(trainer.init, (None, 0)), (0, None)))
+        # (runner (C, S), sweep (C,), idx (L,) unbatched) -> runner, metrics (C, S, L)
+        self.update = jax.jit(
+            jax.vmap(jax.vmap(trainer.update, (0, None, None)), (0, 0, None)), donate_argnums=0
+        )
+        # (runner (C, S), seeds (S,)) -> eval metrics (C, S)
+        self.evaluate = jax.jit(jax.vmap(jax.vmap(trainer.evaluate, (0, 0)), (0, None)))
+
+    def _indices(self, start: int) -> jax.Array:
+        return jnp.arange(start, start + self.chunk, dtype=jnp.int32)
+
+    def compile(self, sweep: PPOSweep, seeds: jax.Array) -> SweepFn:
+        """Trace and compile the three programs now (or load them from the persistent cache)."""
+        runner = jax.eval_shape(self.init, sweep, seeds)
+        self.init = self.init.lower(sweep, seeds).compile()
+        self.update = self.update.lower(runner, sweep, self._indices(0)).compile()
+        self.evaluate = self.evaluate.lower(runner, seeds).compile()
+        return self
+
+    def __call__(self, sweep: PPOSweep, seeds: jax.Array) -> TrainMetrics:
+        """Train every config x seed; blocks until the last chunk is done."""
+        runner = self.init(sweep, seeds)
+        chunks = []
+        for start in range(0, self.num_updates, self.chunk):
+            runner, metrics = self.update(runner, sweep, self._indices(start))
+            chunks.append(metrics)
+            if self.on_progress is not None:
+                jax.block_until_ready(metrics)
+                self.on_progress(min(start + self.chunk, self.num_updates), self.num_updates)
+        per_update = jax.tree.map(
+            lambda *xs: jnp.concatenate(xs, axis=2)[:, :, : self.num_updates], *chunks
+        )
+        return assemble(per_update, self.evaluate(runner, seeds))
 
 
 def make_sweep_fn(
     static: PPOStatic,
     on_progress: tp.Callable[[int, int], None] | None = None,
     network: tp.Callable[[int], nn.Module] | None = None,
-) -> tp.Callable[[PPOSweep, jax.Array], TrainMetrics]:
-    """Jitted ``train`` over configs × seeds: leaves (C,), seeds (S,) -> leaves (C, S, ...)."""
-    train = make_train(static, on_progress, network)
-    over_seeds = jax.vmap(train, in_axes=(None, 0))
-    return jax.jit(jax.vmap(over_seeds, in_axes=(0, None)))
+) -> SweepFn:
+    """Train over configs x seeds: ``fn(sweep (C,), seeds (S,)) -> TrainMetrics`` leaves (C, S, ...)."""
+    return SweepFn(static, on_progress, network)

@@ -169,15 +169,13 @@ def make_network(static: TransformerStatic, num_actions: int) -> GTrXLActorCriti
     )
 
 
-def make_train(
-    static: TransformerStatic, on_progress: tp.Callable[[int, int], None] | None = None
-) -> tp.Callable[[PPOSweep, jax.Array], TrainMetrics]:
+def make_train(static: TransformerStatic) -> tp.Callable[[PPOSweep, jax.Array], TrainMetrics]:
     """Pure ``train(sweep, seed)``: ``ppo.make_train`` with the GTrXL network."""
-    return ppo.make_train(static, on_progress, network=functools.partial(make_network, static))
+    return ppo.make_train(static, network=functools.partial(make_network, static))
 
 
 def make_sweep_fn(
     static: TransformerStatic, on_progress: tp.Callable[[int, int], None] | None = None
-) -> tp.Callable[[PPOSweep, jax.Array], TrainMetrics]:
-    """Jitted ``train`` over configs × seeds: leaves (C,), seeds (S,) -> leaves (C, S, ...)."""
+) -> ppo.SweepFn:
+    """Configs x seeds with the GTrXL network (``ppo.SweepFn``): leaves (C,), seeds (S,)."""
     return ppo.make_sweep_fn(static, on_progress, network=functools.partial(make_network, static))
