@@ -15,7 +15,7 @@ Outputs (committed): ``experiments/tmaze10/results.csv`` (one row per study x fi
 ``experiments/tmaze10/results.md`` (one row per study). Result stores go to
 ``experiments/tmaze10/{sweep,final}/`` (git-ignored); a finished stage is skipped on re-run.
 
-    python experiments/tmaze10.py [--stage sweep|final|table|all] [--studies a,b]
+    PYTHONPATH=src python experiments/tmaze10.py [--stage sweep|final|table|all] [--studies a,b]
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def _train(argv: list[str], log: Path) -> None:
     t0 = time.perf_counter()
     with log.open("w") as out:
         proc = subprocess.run(
-            [sys.executable, "-m", "sweepax.train", *argv],
+            [sys.executable, *argv],  # argv starts with -m sweepax.train <entry>
             cwd=ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,
