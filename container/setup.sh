@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The ONE install script of the sweepax images: Containerfile and apptainer.def both run it, and so
-# can a laptop or CI (the CPU path is tested in tests/container/test_recipes.py, marked slow).
+# can a laptop or CI (the CPU path is tested, marked slow: into a venv in
+# tests/container/test_recipes.py, as a podman image in tests/container/test_cpu_image.py).
 #
 #   container/setup.sh system-deps [build]      apt packages of the runtime image (+ the build stage's)
 #   container/setup.sh madrona DIR              clone Madrona-MJX at MADRONA_MJX_COMMIT, build it in DIR
+#                                               (only with WITH_MADRONA=1; see below)
 #   container/setup.sh install [--cpu|--gpu] [--venv DIR] [--python SPEC] [--project DIR]
 #                              [--madrona DIR] [--info FILE]
 #                                               a fresh venv with requirements.lock (+ with --gpu the
@@ -19,11 +21,15 @@ set -euo pipefail
 UV_VERSION=0.13.9           # the same uv as noxfile.py's UV (a test checks)
 PYTHON_VERSION=3.11.18      # uv-managed CPython (python-build-standalone); jax 0.10.2 needs >= 3.11
 CMAKE_VERSION=3.31.10       # Madrona-MJX's README (at the pinned commit) asks for cmake >= 3.31
-# shacklettbp/madrona_mjx, README at this commit: "Install Cuda 12.5.1 or earlier" (hence the
-# 12.4.1 devel build stage) and "Jax versions >=0.6.0 will not work" (its Python wrapper; the
-# locked jax is 0.10.2, so the renderer is built and installed but its JAX bridge is unsupported
-# upstream; the project is marked deprecated in favour of MJX's Warp renderer). Commit seen in
-# the public source index (github.com/shacklettbp/madrona_mjx, README.md at this commit).
+# Madrona-MJX (shacklettbp/madrona_mjx; not on PyPI, source only), built ONLY with the recipes'
+# WITH_MADRONA=1 (off by default). Its README at this commit: "Install Cuda 12.5.1 or earlier"
+# (hence the 12.4.1 devel build stage) and "Jax versions >=0.6.0 will not work". Its Python bridge
+# (madrona_mjx/renderer.py; every version of it found in the public source index) imports
+# jax.lib.xla_client.register_custom_call_target and jaxlib.hlo_helpers, both removed in JAX
+# 0.6; the lock has jax 0.10.2 and no commit is known that claims to work with it. With
+# WITH_MADRONA=1 the C++/CUDA renderer is built and installed, its JAX bridge is not usable;
+# MJX's own renderer (mujoco.mjx.render, MuJoCo Warp) is the supported path. Commit seen in the
+# public source index (github.com/shacklettbp/madrona_mjx, README.md at this commit).
 MADRONA_MJX_COMMIT=1505699168fd7c0c12629356f357b05491ce9d0c
 MADRONA_MJX_URL=https://github.com/shacklettbp/madrona_mjx.git
 
@@ -32,7 +38,8 @@ die() { echo "setup.sh: $*" >&2; exit 2; }
 log() { echo "setup.sh: $*" >&2; }
 
 # uv uses the system CA store (and SSL_CERT_FILE), so a site's TLS-intercepting CA works
-export UV_NATIVE_TLS=1 UV_LINK_MODE=${UV_LINK_MODE:-copy}
+# (UV_SYSTEM_CERTS: uv >= 0.13 name of the deprecated UV_NATIVE_TLS)
+export UV_SYSTEM_CERTS=1 UV_LINK_MODE=${UV_LINK_MODE:-copy}
 
 find_uv() {
   # $UV, else a uv of the pinned version on PATH, else install that uv into $UV_BOOTSTRAP

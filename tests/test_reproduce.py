@@ -25,12 +25,19 @@ def run(cwd: Path, module: str, *argv: str, env: dict | None = None):
                           text=True, env=env, timeout=600)  # fmt: skip
 
 
+# as a SLURM array task would see them; the XLA flag does not change the numbers (one CPU device)
+JOB_ENV = {"SLURM_JOB_ID": "77", "SLURM_ARRAY_JOB_ID": "76", "SLURM_ARRAY_TASK_ID": "3",
+           "SLURMD_NODENAME": "node-a",
+           "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def made(tmp_path_factory) -> Path:
     """One tiny real task store (about 15-30 s, mostly the JAX compile)."""
     cwd = tmp_path_factory.mktemp("made")
     proc = run(cwd, "sweepax.train", "ppo", "--study", "st", *TINY, "--lr", "0.001", "0.003",
-               "--n_seeds", "2", "--spec", "hyperparams/x.py", "--spec_hash", "abc")  # fmt: skip
+               "--n_seeds", "2", "--spec", "hyperparams/x.py", "--spec_hash", "abc",
+               env={**os.environ, **JOB_ENV})  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     (path,) = (cwd / "results" / "st").glob("*.zarr")
     return path
@@ -61,11 +68,35 @@ def test_provenance_records_node_untracked_files_and_image(made):
     assert {"untracked", "untracked_count", "untracked_sha256"} <= set(prov["git"])
 
 
+def test_the_store_records_every_provenance_item(made):
+    """Issue 5's list, on a store ``train`` wrote (the items' values: tests/test_provenance.py)."""
+    attrs = store.read_attrs(made)
+    prov = attrs["provenance"]
+    assert {"commit", "branch", "dirty", "diff_sha256"} <= set(prov["git"])
+    assert prov["lock_sha256"] == provenance.lock_hash() and prov["lock_source"] == "checkout"
+    assert {"jax", "jaxlib", "flax", "optax", "gymnax", "mujoco", "mujoco-mjx",
+            "madrona_mjx"} <= set(prov["packages"])  # fmt: skip
+    assert prov["packages"]["jax"] and prov["python"] and prov["host"]
+    assert prov["device_kind"] == "cpu" and prov["device_count"] == 1
+    assert prov["xla_flags"] == JOB_ENV["XLA_FLAGS"]
+    assert prov["environment"]["XLA_FLAGS"] == JOB_ENV["XLA_FLAGS"]
+    assert prov["container"] == {"image": None, "digest": None}
+    slurm = prov["slurm"]
+    assert (slurm["job_id"], slurm["array_job_id"], slurm["array_task_id"]) == ("77", "76", "3")
+    assert prov["node"] == "node-a" == slurm["nodename"]
+    assert prov["started_at"] <= prov["finished_at"]
+    assert prov["compile_seconds"] > 0 and prov["run_seconds"] > 0
+    assert prov["command"] == "python -m sweepax.train " + " ".join(prov["argv"][1:])
+    assert prov["orig_argv"][1:3] == ["-m", "sweepax.train"]
+    assert attrs["spec_path"] == "hyperparams/x.py" and attrs["spec_hash"] == "abc"
+
+
 def test_run_reproduces_bit_for_bit_on_cpu(made, tmp_path):
     scratch = tmp_path / "scratch"
     proc = run(tmp_path, "sweepax.reproduce", str(made), "--run", "--results_dir", str(scratch))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"--results_dir {scratch}" in proc.stdout
+    assert f"XLA_FLAGS={JOB_ENV['XLA_FLAGS']!r} (as recorded)" in proc.stdout
     assert "identical: all" in proc.stdout and "episode_return" in proc.stdout
     (new,) = (scratch / "st").glob("*.zarr")
     assert new.name == made.name  # same task id, same layout

@@ -35,11 +35,21 @@ SLURM_VARS = (
     "SLURM_JOB_ID",
     "SLURM_ARRAY_JOB_ID",
     "SLURM_ARRAY_TASK_ID",
+    "SLURM_ARRAY_TASK_COUNT",
     "SLURM_JOB_NAME",
     "SLURM_JOB_PARTITION",
     "SLURM_JOB_NODELIST",
+    "SLURMD_NODENAME",
+    "SLURM_CLUSTER_NAME",
+    "SLURM_CPUS_PER_TASK",
+    "SLURM_JOB_GPUS",
     "SLURM_RESTART_COUNT",
 )
+# Environment variables that can change the numbers or where they ran (recorded as set; secrets
+# do not live under these prefixes). XLA_FLAGS is also recorded on its own (``xla_flags``).
+ENV_PREFIXES = ("XLA_", "JAX_", "TF_CPP_", "CUDA_", "NVIDIA_", "MUJOCO_", "MADRONA_", "OMP_",
+                "SWEEPAX_")  # fmt: skip
+ENV_NAMES = ("PYTHONHASHSEED", "PYTHONPATH")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -109,6 +119,18 @@ def lock_hash() -> str | None:
     return hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else None
 
 
+def lock() -> tuple[str | None, str | None]:
+    """(sha256, where from): the checkout's requirements.lock, else the one the image was
+    installed from (``image-info.json``, written by container/setup.sh), else (None, None)."""
+    if (digest := lock_hash()) is not None:
+        return digest, "checkout"
+    info_path = os.environ.get("SWEEPAX_IMAGE_INFO")
+    info = _read_json(Path(info_path)) if info_path else None
+    if info and info.get("lock_sha256"):
+        return info["lock_sha256"], "image"
+    return None, None
+
+
 def packages() -> dict[str, str | None]:
     """Installed versions of the packages that decide the numbers."""
     versions = {}
@@ -118,6 +140,49 @@ def packages() -> dict[str, str | None]:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
     return versions
+
+
+def madrona_mjx() -> dict[str, str | None] | None:
+    """Madrona-MJX's version and build commit when installed (located, never imported: its JAX
+    bridge predates jax 0.6 and may fail to import), else None."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("madrona_mjx")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        return None
+    try:
+        version = importlib.metadata.version("madrona_mjx")
+    except importlib.metadata.PackageNotFoundError:
+        version = None
+    commit = None
+    origin = Path(spec.origin or next(iter(spec.submodule_search_locations or []), "."))
+    # container/setup.sh writes <checkout>/COMMIT; the package is <checkout>/src/madrona_mjx
+    for folder in list(origin.resolve().parents)[:4]:
+        if (folder / "COMMIT").is_file():
+            commit = (folder / "COMMIT").read_text().strip() or None
+            break
+    return {"version": version, "commit": commit, "path": str(origin)}
+
+
+def environment() -> dict[str, str]:
+    """The set environment variables named by ``ENV_PREFIXES`` / ``ENV_NAMES``, sorted."""
+    return {
+        k: v for k, v in sorted(os.environ.items()) if k.startswith(ENV_PREFIXES) or k in ENV_NAMES
+    }
+
+
+def spec_file(path: str | os.PathLike | None) -> dict[str, str | None] | None:
+    """The sweep file as it is now: path and sha256 of its content (None when no path given)."""
+    if not path:
+        return None
+    try:
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        digest = None
+    return {"path": os.fspath(path), "sha256": digest}
 
 
 # --- container image: path, digest, labels (issue 5) ----------------------------------------------
@@ -193,7 +258,8 @@ def _read_json(path: Path) -> dict[str, tp.Any] | None:
 
 
 def _containerenv() -> dict[str, str]:
-    """podman's ``/run/.containerenv`` (``key="value"`` lines: image, imageid, ...)."""
+    """podman's ``/run/.containerenv`` (``key="value"`` lines: image, imageid, ...; podman writes
+    them only for ``--privileged`` containers, else the file is empty)."""
     try:
         lines = PODMAN_CONTAINERENV.read_text().splitlines()
     except OSError:
@@ -210,9 +276,11 @@ def container() -> dict[str, tp.Any]:
     """The image this process runs in, if any: path or name, digest and where the digest came from,
     the image's labels and the ``image-info.json`` that container/setup.sh wrote into it.
 
+    Path, first that applies: the SIF (``APPTAINER_CONTAINER``), podman's image name, the
+    ``SWEEPAX_IMAGE`` env var (a launcher's ``-e SWEEPAX_IMAGE=<name>``).
     Digest, first that applies: ``SWEEPAX_IMAGE_DIGEST`` (a launcher that knows it, e.g. the OCI
-    digest from ``podman image inspect``); the SIF's sha256 (Apptainer, cached next to the image);
-    podman's image id from ``/run/.containerenv``.
+    digest from ``podman image inspect --format '{{.Digest}}'``); the SIF's sha256 (Apptainer,
+    cached next to the image); podman's image id from ``/run/.containerenv``.
     """
     apptainer = os.environ.get("APPTAINER_CONTAINER") or os.environ.get("SINGULARITY_CONTAINER")
     containerenv = _containerenv()
@@ -220,7 +288,8 @@ def container() -> dict[str, tp.Any]:
     if apptainer:
         runtime = "apptainer"
     elif os.environ.get("SWEEPAX_IMAGE_INFO"):  # set by the sweepax image (Containerfile ENV)
-        runtime = "podman" if containerenv else "docker" if DOCKERENV.exists() else "oci"
+        podman = bool(containerenv) or PODMAN_CONTAINERENV.exists()
+        runtime = "podman" if podman else "docker" if DOCKERENV.exists() else "oci"
     path = apptainer or containerenv.get("image") or os.environ.get("SWEEPAX_IMAGE") or None
     digest, source = os.environ.get("SWEEPAX_IMAGE_DIGEST") or None, "env SWEEPAX_IMAGE_DIGEST"
     if digest is None and apptainer:
@@ -251,22 +320,55 @@ def node() -> str:
     return os.environ.get("SLURMD_NODENAME") or socket.gethostname()
 
 
-def collect() -> dict[str, tp.Any]:
-    """Everything known before JAX starts; ``train`` adds device and timings."""
+def collect(
+    argv: tp.Sequence[str] | None = None, spec: str | os.PathLike | None = None
+) -> dict[str, tp.Any]:
+    """Everything known before JAX starts; ``train`` adds device and timings.
+
+    ``argv``: the ``sweepax.train`` arguments when they are not ``sys.argv[1:]`` (``main(argv)``
+    called in-process); ``spec``: the sweep file, hashed as it is now (``spec``; the planner's
+    hash of it travels in the arguments as ``--spec_hash``).
+    """
+    args = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
+    lock_sha256, lock_source = lock()
     return {
         "git": git(),
-        "lock_sha256": lock_hash(),
+        "lock_sha256": lock_sha256,
+        "lock_source": lock_source,
         "packages": packages(),
+        "madrona_mjx": madrona_mjx(),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "environment": environment(),
         "python": sys.version.split()[0],
+        "executable": sys.executable,
         "platform": platform.platform(),
         "container": container(),
         "host": socket.gethostname(),
         "node": node(),
         "user": getpass.getuser(),
         "cwd": os.getcwd(),
-        "argv": sys.argv,
-        "command": shlex.join(["python", "-m", "sweepax.train", *sys.argv[1:]]),
-        "slurm": {k.removeprefix("SLURM_").lower(): os.environ.get(k) for k in SLURM_VARS},
+        "argv": [sys.argv[0] if sys.argv and sys.argv[0] else "sweepax.train", *args],
+        "orig_argv": list(getattr(sys, "orig_argv", sys.argv)),
+        "command": shlex.join(["python", "-m", "sweepax.train", *args]),
+        "spec": spec_file(spec),
+        "slurm": {
+            k.removeprefix("SLURM_").removeprefix("SLURMD_").lower(): os.environ.get(k)
+            for k in SLURM_VARS
+        },
         "started_at": now(),
+    }
+
+
+def devices() -> dict[str, tp.Any]:
+    """The JAX devices this process computes on (imports jax): what ``train`` records."""
+    import jax
+
+    devs = jax.devices()
+    return {
+        "device": str(devs[0]),
+        "devices": [str(d) for d in devs],
+        "device_kind": devs[0].device_kind,
+        "device_platform": devs[0].platform,
+        "device_count": jax.device_count(),
+        "jax_backend": jax.default_backend(),
     }

@@ -9,9 +9,10 @@ are NaN): it prints ``identical`` and exits 0, or the variables that differ and 
 
 When the store was made in an Apptainer image and that image and ``apptainer`` are here, the
 re-run goes through ``apptainer exec --nv --bind <project>:<project> <image>`` like the SLURM
-array script; ``--no-container`` runs it in this environment instead. Bit-identity is expected
-on the same platform, image and code: CPU XLA is deterministic; on GPU set
-``XLA_FLAGS=--xla_gpu_deterministic_ops=true`` for both runs (see README, "Reproducing a result").
+array script; ``--no-container`` runs it in this environment instead. The re-run gets the
+recorded ``XLA_FLAGS``. Bit-identity is expected on the same platform, image and code: CPU XLA is
+deterministic; on GPU the original run must have had ``XLA_FLAGS=--xla_gpu_deterministic_ops=true``
+(see README, "Reproducing a result").
 """
 
 from __future__ import annotations
@@ -227,6 +228,11 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
         )
     cmd = rerun_command(attrs, scratch, prefix)
     env = dict(os.environ)
+    recorded_flags = attrs["provenance"].get("xla_flags")
+    if recorded_flags is not None and env.get("XLA_FLAGS", "") != recorded_flags:
+        # the recorded XLA flags (e.g. --xla_gpu_deterministic_ops=true) are part of the run
+        print(f"XLA_FLAGS={recorded_flags!r} (as recorded)", flush=True)
+        env["XLA_FLAGS"] = recorded_flags
     if (project / "src" / "sweepax").is_dir():  # this checkout's code, also inside an image
         env["PYTHONPATH"] = os.pathsep.join(
             [str(project / "src"), *filter(None, [env.get("PYTHONPATH")])]

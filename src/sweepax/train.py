@@ -126,7 +126,7 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     if problems := entry.static_cls(**static_values).problems():
         raise UserError("; ".join(problems))
     task_id = task_args.task_id(entry, static_values, rows)
-    prov = provenance.collect()
+    prov = provenance.collect(argv, spec=ns.spec)
 
     import jax
     import jax.numpy as jnp
@@ -168,10 +168,7 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     env_steps = (np.arange(num_updates) + 1) * static.num_steps * static.num_envs
     runs = len(rows) * len(seeds)
     prov.update(
-        device=str(jax.devices()[0]),
-        devices=[str(d) for d in jax.devices()],
-        device_kind=jax.devices()[0].device_kind,
-        device_count=jax.device_count(),
+        **provenance.devices(),
         import_seconds=round(import_s, 3),
         compile_seconds=round(compile_s, 3),
         compilation_cache=cache,

@@ -31,7 +31,8 @@ RECIPES = (CONTAINERFILE, DEF, SETUP)
 # pins in the recipes/script that are build tools, not project packages (pinned in setup.sh once)
 BUILD_TOOLS = {"uv", "cmake"}
 PIN = re.compile(r"(?<![\w.-])([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[\w,-]+\])?==([\w.+!-]+)")
-DIGEST_FROM = re.compile(r"^\s*(?:FROM|From:)\s+(\S+?):(\S+?)@sha256:([0-9a-f]{64})\b", re.M)
+DIGEST_REF = re.compile(r"^(\S+?):(\S+?)@sha256:([0-9a-f]{64})$")
+CPU_ONLY_ARGS = {"BUILD_BASE", "RUNTIME_BASE"}  # the Containerfile's bases, swapped for --cpu
 
 
 def norm(name: str) -> str:
@@ -53,6 +54,17 @@ def text_pins(text: str) -> list[tuple[str, str]]:
     """Every ``name==version`` outside comments (shell and Dockerfile ``#`` comments)."""
     lines = [line.split(" #")[0] for line in text.splitlines() if not line.lstrip().startswith("#")]
     return [(norm(m[1]), m[2]) for m in PIN.finditer("\n".join(lines))]
+
+
+def containerfile_froms(text: str) -> list[str]:
+    """The Containerfile's FROM images with ``${ARG}`` replaced by the ARG's default."""
+    defaults = dict(re.findall(r"^ARG (\w+)=(\S+)$", text, re.M))
+    froms = re.findall(r"^FROM\s+(\S+)", text, re.M)
+    return [re.sub(r"\$\{(\w+)\}", lambda m: defaults[m[1]], f) for f in froms]
+
+
+def def_froms(text: str) -> list[str]:
+    return re.findall(r"^From:\s+(\S+)", text, re.M)
 
 
 def shell_var(name: str) -> str:
@@ -135,10 +147,16 @@ def test_the_gpu_extras_agree_with_the_lock_and_carry_the_locked_jax():
 
 def test_both_recipes_install_through_the_same_script_and_locks():
     cf, df = CONTAINERFILE.read_text(), DEF.read_text()
-    install = "container/setup.sh install --gpu --venv /opt/venv"
+    assert re.search(r'setup\.sh install --"\$\{VARIANT\}" --venv /opt/venv\s*\\\s*'
+                     r'--project /opt/sweepax --python "\$\{PYTHON\}"', cf)  # fmt: skip
+    assert re.search(r"setup\.sh install --\{\{ VARIANT \}\} --venv /opt/venv\s*\\\s*"
+                     r"--project /opt/sweepax --python \{\{ PYTHON \}\}", df)  # fmt: skip
+    # the same defaults: the GPU variant on setup.sh's Python
+    assert re.search(r"^ARG VARIANT=gpu$", cf, re.M) and re.search(r"^\s+VARIANT=gpu$", df, re.M)
+    python = shell_var("PYTHON_VERSION")
+    assert re.search(rf"^ARG PYTHON={re.escape(python)}$", cf, re.M)
+    assert re.search(rf"^\s+PYTHON={re.escape(python)}$", df, re.M)
     for text in (cf, df):
-        assert re.search(r"setup\.sh install --gpu --venv /opt/venv\s*\\?\s*--project /opt/sweepax",
-                         text), install  # fmt: skip
         assert "setup.sh madrona /opt/madrona_mjx" in text
         assert "setup.sh system-deps build" in text and "setup.sh check" in text
         assert "requirements.lock" in text and "pip install" not in text  # only via setup.sh
@@ -154,29 +172,35 @@ def test_both_recipes_install_through_the_same_script_and_locks():
 
 
 def test_base_images_are_pinned_by_tag_and_digest_and_the_same_in_both():
-    cf = DIGEST_FROM.findall(CONTAINERFILE.read_text())
-    df = DIGEST_FROM.findall(DEF.read_text())
+    cf = containerfile_froms(CONTAINERFILE.read_text())
+    df = def_froms(DEF.read_text())
     assert len(cf) == 2 and cf == df, (cf, df)
-    (_, devel_tag, _), (_, runtime_tag, _) = cf
+    # every FROM is digest-pinned (no stray unpinned stage)
+    assert all(DIGEST_REF.match(f) for f in cf), cf
+    (_, devel_tag, _), (_, runtime_tag, _) = (DIGEST_REF.match(f).groups() for f in cf)
     assert devel_tag.startswith("12.") and "devel" in devel_tag
     assert runtime_tag.startswith("12.") and "runtime" in runtime_tag
-    # every FROM is digest-pinned (no stray unpinned stage)
-    froms = re.findall(r"^\s*(?:FROM|From:)\s+(\S+)", CONTAINERFILE.read_text() + DEF.read_text(),
-                       re.M)  # fmt: skip
-    assert all("@sha256:" in f for f in froms), froms
     # Madrona's README at the pinned commit: a 12.5.1 or older toolkit
     major, minor = map(int, devel_tag.split(".")[:2])
     assert (major, minor) <= (12, 5)
 
 
-def test_madrona_is_pinned_to_a_full_commit():
+def test_madrona_is_pinned_to_a_full_commit_and_off_by_default():
     commit = shell_var("MADRONA_MJX_COMMIT")
     assert re.fullmatch(r"[0-9a-f]{40}", commit)
     assert 'checkout --quiet "$MADRONA_MJX_COMMIT"' in SETUP.read_text()
+    # off by default (its JAX bridge predates jax 0.6; the lock has a newer jax): both recipes,
+    # and neither claims a Madrona build in its labels unless asked to
+    cf, df = CONTAINERFILE.read_text(), DEF.read_text()
+    assert re.search(r"^ARG WITH_MADRONA=0$", cf, re.M)
+    assert re.search(r"^\s+WITH_MADRONA=0$", df, re.M)
+    assert re.search(r"^ARG MADRONA_MJX_COMMIT=none$", cf, re.M)
+    assert re.search(r"^\s+MADRONA_MJX_COMMIT=none$", df, re.M)
+    assert "Jax versions >=0.6.0 will not work" in SETUP.read_text()
 
 
 def test_labels_name_commit_lock_cuda_jax_and_madrona_in_both():
-    keys = ["sweepax.git.commit", "sweepax.git.dirty", "sweepax.lock.sha256",
+    keys = ["sweepax.variant", "sweepax.git.commit", "sweepax.git.dirty", "sweepax.lock.sha256",
             "sweepax.gpu_lock.sha256", "sweepax.cuda.version", "sweepax.jax.version",
             "sweepax.madrona_mjx.commit", "org.opencontainers.image.revision"]  # fmt: skip
     cf, df = CONTAINERFILE.read_text(), DEF.read_text()
@@ -190,7 +214,7 @@ def test_labels_name_commit_lock_cuda_jax_and_madrona_in_both():
     nox_args = set(re.findall(r'"([A-Z0-9_]+)": ', (ROOT / "noxfile.py").read_text()))
     cf_args = set(re.findall(r"^ARG (\w+)=", cf, re.M))
     df_args = set(re.findall(r"^\s{4}(\w+)=", df, re.M))
-    assert cf_args == df_args
+    assert cf_args - CPU_ONLY_ARGS == df_args
     assert cf_args <= nox_args | {"CUDA_VERSION_LABEL"}
 
 
@@ -245,8 +269,23 @@ def test_nox_container_dry_run_fills_the_labels_and_missing_tools_are_named(tmp_
     assert f"{tmp_path / 'x.sif'} apptainer.def" in line
     assert re.search(r"--build-arg GIT_COMMIT=[0-9a-f]{40}", line)
     assert f"--build-arg JAX_VERSION={next(iter(lock_pins(LOCK)['jax']))}" in line
-    assert f"--build-arg MADRONA_MJX_COMMIT={shell_var('MADRONA_MJX_COMMIT')}" in line
+    assert "--build-arg MADRONA_MJX_COMMIT=none" in line and "--build-arg WITH_MADRONA=0" in line
     assert f"--build-arg LOCK_SHA256={hashlib.sha256(LOCK.read_bytes()).hexdigest()}" in line
+    assert "VARIANT" not in line and "BUILD_BASE" not in line  # the GPU defaults of the recipe
+    out = subprocess.run(["nox", "-s", "container", "--", "--podman", "--madrona", "--dry-run"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+    line = next(x for x in out.stdout.splitlines() if " build " in x)
+    assert f"--build-arg MADRONA_MJX_COMMIT={shell_var('MADRONA_MJX_COMMIT')}" in line
+    assert "--build-arg WITH_MADRONA=1" in line and "--format docker" in line
+    # the CPU variant: the same Containerfile, its bases and variant swapped by build args
+    out = subprocess.run(["nox", "-s", "container", "--", "--podman", "--cpu", "--dry-run"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+    line = next(x for x in out.stdout.splitlines() if " build " in x)
+    assert "-f Containerfile" in line and "--build-arg VARIANT=cpu" in line
+    assert "--build-arg BUILD_BASE=localhost/sweepax-base:bookworm" in line
+    assert "--build-arg RUNTIME_BASE=localhost/sweepax-base:bookworm" in line
+    assert "--build-arg PYTHON=/usr/bin/python3.11" in line and "WITH_MADRONA=0" in line
+    assert re.search(r"-t localhost/sweepax:[0-9a-f]{12}-cpu \.$", line)
     if shutil.which("apptainer") or shutil.which("singularity"):
         return
     # no apptainer here: the real build says what is missing, on one line, and fails
@@ -288,6 +327,7 @@ def test_setup_script_installs_the_locked_cpu_environment_into_a_fresh_venv(tmp_
     assert info["variant"] == "cpu" and info["packages"]["jax"] == next(iter(locked["jax"]))
     assert info["lock_sha256"] == hashlib.sha256(LOCK.read_bytes()).hexdigest()
     code = "import sweepax; print(sweepax.__file__)"
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the venv's own copy
     where = subprocess.run([str(venv / "bin" / "python"), "-c", code], capture_output=True,
-                           text=True, cwd=tmp_path, check=True).stdout  # fmt: skip
+                           text=True, cwd=tmp_path, check=True, env=clean).stdout  # fmt: skip
     assert str(venv) in where
