@@ -138,6 +138,13 @@ def bench(session: nox.Session) -> None:
     session.run(python, str(ROOT / "bench" / "throughput.py"), *session.posargs, external=True)
 
 
+@nox.session(python=False, default=False)
+def bench_mjx(session: nox.Session) -> None:
+    """MJX env steps/s on CPU per model for 1, 64, 1024 worlds [--models M,..] [--worlds N,..]."""
+    python = venv(session)
+    session.run(python, str(ROOT / "bench" / "mjx_steps.py"), *session.posargs, external=True)
+
+
 # --- SLURM (issue 4) ------------------------------------------------------------------------------
 def _slurm_up() -> bool:
     """Does a SLURM controller answer here?"""

@@ -9,10 +9,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from sweepax.agents.config import PPOSweep, TransformerStatic
+from sweepax.agents.networks import ActionSpec
 from sweepax.agents.transformer import GTrXLActorCritic, make_sweep_fn, make_train
 
 NET = GTrXLActorCritic(
-    num_actions=4, hidden_size=8, embed_size=8, num_heads=2, num_layers=2, memory_window=3
+    action=ActionSpec(4), hidden_size=8, embed_size=8, num_heads=2, num_layers=2, memory_window=3
 )
 STEPS, ENVS, OBS = 8, 2, 3
 APPLY = jax.jit(NET.apply)

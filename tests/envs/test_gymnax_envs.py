@@ -202,7 +202,7 @@ def test_mnist_bandit_is_refused_with_the_reason() -> None:
 
 
 @pytest.mark.parametrize("env_id", ["Pendulum-P-v0", "Pendulum-v1", "MountainCarContinuous-v0"])
-def test_continuous_action_space_asks_for_gaussian_head_in_one_line(env_id: str) -> None:
+def test_continuous_action_space_has_no_action_count_one_line_error(env_id: str) -> None:
     env, params = make(env_id)
     space = env.action_space(params)
     assert isinstance(space, spaces.Box) and not env.discrete_actions
@@ -214,12 +214,19 @@ def test_continuous_action_space_asks_for_gaussian_head_in_one_line(env_id: str)
         _ = env.num_actions
 
 
-def test_ppo_make_train_fails_clearly_on_continuous_actions() -> None:
-    from sweepax.agents.config import PPOStatic
+@pytest.mark.parametrize("env_id", ["Pendulum-P-v0", "MountainCarContinuous-v0"])
+def test_ppo_builds_and_trains_a_tiny_run_on_continuous_actions(env_id: str) -> None:
+    from sweepax.agents.config import PPOStatic, PPOSweep
     from sweepax.agents.ppo import make_train
 
-    with pytest.raises(UserError, match="Gaussian head"):
-        make_train(PPOStatic(env="Pendulum-P-v0", num_envs=4, num_steps=8, total_steps=64))
+    static = PPOStatic(
+        env=env_id, memoryless=True, hidden_size=8, num_envs=2, num_steps=8, total_steps=32,
+        update_epochs=1, num_minibatches=1, eval_steps=8, normalize_obs=True,
+    )  # fmt: skip
+    out = jax.jit(make_train(static))(jax.tree.map(jnp.float32, PPOSweep()), jnp.int32(0))
+    assert out.loss_total.shape == (2,) and np.all(np.isfinite(np.asarray(out.loss_total)))
+    # A 1-d Gaussian with log_std ~ 0 (its init): entropy about 0.5 * log(2 pi e).
+    np.testing.assert_allclose(out.entropy, 0.5 * np.log(2 * np.pi * np.e), atol=0.05)
 
 
 def test_make_passes_env_options_and_rejects_bad_ones() -> None:

@@ -181,9 +181,9 @@ def test_registry_check_suggests_for_typos(env_id: str, suggestion: str) -> None
 
 def test_registry_check_unknown_without_suggestion_lists_known() -> None:
     with pytest.raises(UserError) as err:
-        check("HalfCheetah-v4")  # MuJoCo ids are not registered (yet)
+        check("Humanoid-v4")  # of MuJoCo, only Hopper / Walker2d / HalfCheetah / Ant (MJX)
     msg = str(err.value)
-    assert msg.startswith("unknown env 'HalfCheetah-v4'; known: tmaze_<N>")
+    assert msg.startswith("unknown env 'Humanoid-v4'; known: tmaze_<N>")
     assert "<gymnax id> (e.g. CartPole-v1" in msg
     assert "did you mean" not in msg
 

@@ -16,8 +16,20 @@ class PPOStatic:
     """Static hyperparameters: closed over by ``make_train``; a list of them = separate tasks."""
 
     env: str = hp("tmaze_5", "environment id (see sweepax.envs.registry), e.g. tmaze_10")
+    renderer: str = hp(
+        "jax",
+        "image envs (*-pixels): 'jax' (MJX ray casting, runs anywhere, vmappable) or 'madrona' "
+        "(GPU batch renderer; cannot vmap: every config and seed becomes its own task)",
+        choices=("jax", "madrona"),
+        label=False,
+    )
     memoryless: bool = hp(False, "MLP policy instead of the GRU (no memory)")
-    action_concat: bool = hp(False, "append the previous action (one-hot) to the observation")
+    action_concat: bool = hp(
+        False, "append the previous action (one-hot; continuous: as clipped to the env's bounds)"
+    )
+    normalize_obs: bool = hp(
+        False, "normalize observations by running mean/var (frozen for evaluation), clip to +-10"
+    )
     perfect_memory: bool = hp(False, "env appends the hidden state the agent must remember")
     double_critic: bool = hp(False, "lambda-discrepancy double critic (two value heads)")
     hidden_size: int = hp(128, "width of the GRU / MLP layers")
@@ -51,6 +63,8 @@ class PPOStatic:
         ]  # fmt: skip
         if out:
             return out
+        if self.renderer not in ("jax", "madrona"):
+            out.append(f"key 'renderer': {self.renderer!r} must be 'jax' or 'madrona'")
         if self.num_updates < 1:
             out.append(
                 f"key 'total_steps': {self.total_steps} is less than one update "

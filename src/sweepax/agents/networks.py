@@ -1,9 +1,16 @@
-"""Actor-critic networks (GRU and memoryless MLP, same call signature) and a categorical policy.
+"""Actor-critic networks (GRU and memoryless MLP, same call signature) and their policies.
 
-Source: the recurrent PPO pattern of PureJaxRL (github.com/luchris429/purejaxrl, ``ppo_rnn.py``).
-Every network maps ``(hidden, (obs, resets)) -> (hidden, logits, value)`` over a whole sequence:
+Source: the recurrent PPO pattern of PureJaxRL (github.com/luchris429/purejaxrl, ``ppo_rnn.py``;
+the Gaussian head of ``ppo_continuous_action.py``).
+Every network maps ``(hidden, (obs, resets)) -> (hidden, policy, value)`` over a whole sequence:
 obs (time, batch, obs_dim), resets (time, batch) bool (True where obs starts a new episode),
-hidden (batch, hidden_size), logits (time, batch, num_actions), value (time, batch).
+hidden (batch, hidden_size), value (time, batch). ``policy`` depends on the ``ActionSpec``:
+discrete, logits (time, batch, n) for ``Categorical``; continuous, ``(mean, log_std)`` each
+(time, batch, dim) for ``DiagGaussian`` (``log_std`` is one learned, state-independent parameter
+per action dim, broadcast).
+Image observations (``obs_shape`` (H, W, C) given: the env's obs is the image flattened, maybe
+followed by extra features such as ``action_concat``'s previous action) pass a small conv stack
+(``CNNEncoder``) before the first Dense layer; vector observations (``obs_shape=None``) skip it.
 """
 
 from __future__ import annotations
@@ -73,6 +80,40 @@ class Categorical:
         return -jnp.sum(probs * self.logits, axis=-1)
 
 
+class DiagGaussian:
+    """Diagonal Gaussian over the last axis of ``mean``; densities of the whole action vector."""
+
+    def __init__(self, mean: jax.Array, log_std: jax.Array):
+        self.mean = mean
+        self.log_std = jnp.broadcast_to(log_std, mean.shape)
+
+    def sample(self, key: jax.Array) -> jax.Array:
+        """Sample actions, shape mean.shape, float32 (unbounded: clip to the env's Box outside)."""
+        noise = jax.random.normal(key, self.mean.shape, jnp.float32)
+        return self.mean + jnp.exp(self.log_std) * noise
+
+    def log_prob(self, action: jax.Array) -> jax.Array:
+        """Log-density of ``action``, summed over action dims: shape mean.shape[:-1]."""
+        z = (action - self.mean) * jnp.exp(-self.log_std)
+        return jnp.sum(-0.5 * jnp.square(z) - self.log_std - 0.5 * np.log(2 * np.pi), axis=-1)
+
+    def entropy(self) -> jax.Array:
+        """Entropy, summed over action dims: shape mean.shape[:-1]."""
+        return jnp.sum(0.5 + 0.5 * np.log(2 * np.pi) + self.log_std, axis=-1)
+
+
+class ActionSpec(tp.NamedTuple):
+    """What the actor head outputs: ``size`` logits, or a ``size``-dim Gaussian mean."""
+
+    size: int  # number of discrete actions, or of continuous action dims
+    continuous: bool = False
+
+
+def distribution(policy: tp.Any, continuous: bool) -> Categorical | DiagGaussian:
+    """The action distribution of a network's ``policy`` output (logits, or (mean, log_std))."""
+    return DiagGaussian(*policy) if continuous else Categorical(policy)
+
+
 class ScannedRNN(nn.Module):
     """GRU scanned over time; the carry is reset to zeros where ``resets`` is True."""
 
@@ -120,18 +161,66 @@ class _GRUStep(nn.Module):
         return carry, y
 
 
-def _heads(
-    x: jax.Array, hidden_size: int, num_actions: int, num_values: int = 1
-) -> tuple[jax.Array, jax.Array]:
-    """Actor and critic MLP heads: logits (..., num_actions), value (...) or (..., num_values).
+class CNNEncoder(nn.Module):
+    """Conv stack for flat image observations: (..., H*W*C + k) -> (..., features + k).
 
+    Nature-CNN-like but for small images: 5x5/2 (16), 3x3/2 (32), 3x3/2 (32), SAME padding and
+    ReLU (a 64 x 64 image becomes 8 x 8 x 32, 32 x 32 becomes 4 x 4 x 32), then Dense +
+    ReLU to ``features``; the ``k`` trailing non-image inputs are appended unchanged.
+    """
+
+    obs_shape: tuple[int, int, int]
+    features: int = 128
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """x (..., H*W*C + k) -> (..., features + k)."""
+        n_pixels = int(np.prod(self.obs_shape))
+        lead = x.shape[:-1]
+        img = x[..., :n_pixels].reshape((-1, *self.obs_shape))
+        for feats, kernel in ((16, 5), (32, 3), (32, 3)):
+            img = nn.Conv(
+                feats,
+                (kernel, kernel),
+                strides=(2, 2),
+                padding="SAME",
+                kernel_init=orthogonal(np.sqrt(2)),
+                bias_init=constant(0.0),
+            )(img)
+            img = nn.relu(img)
+        img = img.reshape((img.shape[0], -1))
+        img = nn.relu(
+            nn.Dense(self.features, kernel_init=orthogonal(np.sqrt(2)), bias_init=constant(0.0))(
+                img
+            )
+        )
+        return jnp.concatenate([img.reshape((*lead, self.features)), x[..., n_pixels:]], axis=-1)
+
+
+def _encode(x: jax.Array, obs_shape: tuple[int, int, int] | None, features: int) -> jax.Array:
+    """``CNNEncoder`` features of image observations; vector observations unchanged."""
+    if obs_shape is None:
+        return x
+    return CNNEncoder(tuple(obs_shape), features, name="cnn")(x)
+
+
+def _heads(
+    module: nn.Module, x: jax.Array, hidden_size: int, action: ActionSpec, num_values: int = 1
+) -> tuple[tp.Any, jax.Array]:
+    """Actor and critic MLP heads of ``module``: policy, value (...) or (..., num_values).
+
+    The policy is logits (..., n) or, continuous, (mean, log_std) each (..., dim): the mean from
+    the actor MLP, ``log_std`` the parameter ``module``'s ``log_std`` (dim,) (init 0), broadcast.
     ``num_values=2`` (lambda-discrepancy): two independent critic MLPs on the same features,
     stacked on the last axis.
     """
     actor = nn.relu(
         nn.Dense(hidden_size, kernel_init=orthogonal(np.sqrt(2)), bias_init=constant(0.0))(x)
     )
-    logits = nn.Dense(num_actions, kernel_init=orthogonal(0.01), bias_init=constant(0.0))(actor)
+    policy = nn.Dense(action.size, kernel_init=orthogonal(0.01), bias_init=constant(0.0))(actor)
+    if action.continuous:
+        log_std = module.param("log_std", constant(0.0), (action.size,))
+        policy = (policy, jnp.broadcast_to(log_std, policy.shape))
     values = []
     for _ in range(num_values):
         critic = nn.relu(
@@ -139,31 +228,33 @@ def _heads(
         )
         values.append(nn.Dense(1, kernel_init=orthogonal(1.0), bias_init=constant(0.0))(critic))
     if num_values == 1:
-        return logits, values[0][..., 0]
-    return logits, jnp.concatenate(values, axis=-1)
+        return policy, values[0][..., 0]
+    return policy, jnp.concatenate(values, axis=-1)
 
 
 class RecurrentActorCritic(nn.Module):
     """Dense embedding -> GRU -> actor / critic heads."""
 
-    num_actions: int
+    action: ActionSpec
     hidden_size: int = 128
     unroll: int = 1
     num_values: int = 1  # 2: lambda-discrepancy double critic
+    obs_shape: tuple[int, int, int] | None = None  # image obs: CNN encoder first
 
     @nn.compact
     def __call__(
         self, hidden: jax.Array, x: tuple[jax.Array, jax.Array]
-    ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    ) -> tuple[jax.Array, tp.Any, jax.Array]:
         """hidden (batch, hidden), x = (obs (time, batch, d), resets (time, batch))."""
         obs, resets = x
+        obs = _encode(obs, self.obs_shape, self.hidden_size)
         emb = nn.Dense(
             self.hidden_size, kernel_init=orthogonal(np.sqrt(2)), bias_init=constant(0.0)
         )(obs)
         emb = nn.relu(emb)
         hidden, emb = ScannedRNN(self.hidden_size, unroll=self.unroll)(hidden, (emb, resets))
-        logits, value = _heads(emb, self.hidden_size, self.num_actions, self.num_values)
-        return hidden, logits, value
+        policy, value = _heads(self, emb, self.hidden_size, self.action, self.num_values)
+        return hidden, policy, value
 
     def initialize_carry(self, batch_size: int) -> jax.Array:
         """Zero GRU state, shape (batch, hidden)."""
@@ -173,17 +264,19 @@ class RecurrentActorCritic(nn.Module):
 class MLPActorCritic(nn.Module):
     """Memoryless: Dense embedding -> Dense -> actor / critic heads; ``hidden`` passes through."""
 
-    num_actions: int
+    action: ActionSpec
     hidden_size: int = 128
     unroll: int = 1  # unused; keeps the constructor the same as RecurrentActorCritic
     num_values: int = 1
+    obs_shape: tuple[int, int, int] | None = None  # image obs: CNN encoder first
 
     @nn.compact
     def __call__(
         self, hidden: jax.Array, x: tuple[jax.Array, jax.Array]
-    ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    ) -> tuple[jax.Array, tp.Any, jax.Array]:
         """hidden (batch, 1) returned unchanged, x = (obs (time, batch, d), resets ignored)."""
         obs, _ = x
+        obs = _encode(obs, self.obs_shape, self.hidden_size)
         h = nn.relu(
             nn.Dense(self.hidden_size, kernel_init=orthogonal(np.sqrt(2)), bias_init=constant(0.0))(
                 obs
@@ -194,8 +287,8 @@ class MLPActorCritic(nn.Module):
                 h
             )
         )
-        logits, value = _heads(h, self.hidden_size, self.num_actions, self.num_values)
-        return hidden, logits, value
+        policy, value = _heads(self, h, self.hidden_size, self.action, self.num_values)
+        return hidden, policy, value
 
     def initialize_carry(self, batch_size: int) -> jax.Array:
         """Dummy carry, shape (batch, 1)."""
@@ -203,19 +296,35 @@ class MLPActorCritic(nn.Module):
 
 
 def make_network(
-    memoryless: bool, num_actions: int, hidden_size: int, unroll: int = 1, num_values: int = 1
+    memoryless: bool,
+    action: ActionSpec,
+    hidden_size: int,
+    unroll: int = 1,
+    num_values: int = 1,
+    obs_shape: tp.Sequence[int] | None = None,
 ) -> RecurrentActorCritic | MLPActorCritic:
-    """The actor-critic for ``PPOStatic.memoryless`` (``num_values=2``: double critic)."""
+    """The actor-critic for ``PPOStatic.memoryless`` (``num_values=2``: double critic).
+
+    ``obs_shape`` (H, W, C): the observation is a flattened image; encode it with ``CNNEncoder``.
+    """
     cls = MLPActorCritic if memoryless else RecurrentActorCritic
     return cls(
-        num_actions=num_actions, hidden_size=hidden_size, unroll=unroll, num_values=num_values
+        action=action,
+        hidden_size=hidden_size,
+        unroll=unroll,
+        num_values=num_values,
+        obs_shape=None if obs_shape is None else tuple(int(n) for n in obs_shape),
     )
 
 
 __all__ = [
+    "ActionSpec",
+    "CNNEncoder",
     "Categorical",
+    "DiagGaussian",
     "MLPActorCritic",
     "RecurrentActorCritic",
     "ScannedRNN",
+    "distribution",
     "make_network",
 ]

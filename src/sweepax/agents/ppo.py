@@ -1,14 +1,24 @@
 """Recurrent (GRU), memoryless or any-memory PPO whose whole run is one pure, vmappable ``train``.
 
-Source: the PureJaxRL pattern (github.com/luchris429/purejaxrl, ``ppo_rnn.py``); PPO from
+Source: the PureJaxRL pattern (github.com/luchris429/purejaxrl, ``ppo_rnn.py``; continuous actions
+and observation normalisation as in ``ppo_continuous_action.py`` and ``wrappers.py``); PPO from
 Schulman et al., https://arxiv.org/abs/1707.06347.
 
 ``make_train(static)`` does the Python setup (env, network, shapes) and returns ``train``;
 everything in ``train`` is traced, so the swept ``PPOSweep`` scalars can be vmapped
 (``make_sweep_fn``).
-The network is a parameter of ``make_train`` (``network``: num_actions -> module with the
-``(hidden, (obs, resets)) -> (hidden, logits, value)`` signature of ``networks.py``; ``hidden``
+The network is a parameter of ``make_train`` (``network``: ``ActionSpec`` -> module with the
+``(hidden, (obs, resets)) -> (hidden, policy, value)`` signature of ``networks.py``; ``hidden``
 may be any pytree with a leading env axis), so ``transformer.py`` reuses all of this with a GTrXL.
+Actions follow the env's ``action_space``: ``Discrete`` -> categorical policy (int32 actions);
+``Box`` -> diagonal Gaussian (float32 actions of ``dim`` = the Box's size). The transition keeps
+the raw Gaussian sample and its log-density; the action is clipped to the Box's bounds only to
+step the env (and for ``action_concat``, which appends the clipped previous action).
+With ``normalize_obs`` the network sees ``clip((obs - mean) / sqrt(var + 1e-8), -10, 10)``, with
+the running mean / variance of every observation the run has seen (the reset ones and every
+step's, all envs), updated before each use and carried in the env loop (``ObsStats``, one per
+[config, seed] under vmap); the evaluation rollout uses the statistics frozen at the end of
+training.
 With ``double_critic`` (lambda-discrepancy, Allen et al. 2024, https://arxiv.org/abs/2407.07333)
 the network has two value heads, ``value[..., 0]`` trained on GAE(lambda0) targets and
 ``value[..., 1]`` on GAE(lambda1) targets; the policy uses the lambda0 advantage.
@@ -23,16 +33,50 @@ import typing as tp
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
+from gymnax.environments import spaces
 
 from sweepax.agents.config import PPOStatic, PPOSweep, TrainMetrics
 from sweepax.agents.gae import gae
-from sweepax.agents.networks import Categorical, make_network
+from sweepax.agents.networks import ActionSpec, distribution, make_network
 from sweepax.envs import registry
+from sweepax.errors import UserError
 
 # Loop unrolling of the GRU time scans and of the env-step scans (speed only, same numbers).
 _RNN_UNROLL = 1
 _ENV_UNROLL = 1
+OBS_CLIP = 10.0  # normalised observations are clipped to +-OBS_CLIP
+OBS_EPS = 1e-8
+
+
+class ObsStats(tp.NamedTuple):
+    """Running mean and (population) variance of raw observations; ``count`` of them seen."""
+
+    mean: jax.Array  # (obs_dim,)
+    var: jax.Array  # (obs_dim,)
+    count: jax.Array  # () float32
+
+    @classmethod
+    def empty(cls, obs_dim: int) -> ObsStats:
+        """No observation seen yet (the first ``update`` sets the batch's own mean / var)."""
+        zeros = jnp.zeros((obs_dim,), jnp.float32)
+        return cls(zeros, zeros, jnp.zeros((), jnp.float32))
+
+    def update(self, obs: jax.Array) -> ObsStats:
+        """Merge a batch ``obs`` (n, obs_dim) in (parallel Welford, Chan et al.)."""
+        n = jnp.asarray(obs.shape[0], jnp.float32)
+        batch_mean, batch_var = obs.mean(axis=0), obs.var(axis=0)
+        count = self.count + n
+        delta = batch_mean - self.mean
+        mean = self.mean + delta * n / count
+        m2 = self.var * self.count + batch_var * n + jnp.square(delta) * self.count * n / count
+        return ObsStats(mean, m2 / count, count)
+
+    def normalize(self, obs: jax.Array) -> jax.Array:
+        """``obs`` (..., obs_dim) standardised with these statistics, clipped to +-OBS_CLIP."""
+        z = (obs - self.mean) / jnp.sqrt(self.var + OBS_EPS)
+        return jnp.clip(z, -OBS_CLIP, OBS_CLIP)
 
 
 class EnvLoop(tp.NamedTuple):
@@ -46,14 +90,15 @@ class EnvLoop(tp.NamedTuple):
     ep_return: jax.Array  # (num_envs,) undiscounted return of the running episode so far
     ep_disc_return: jax.Array  # (num_envs,) discounted return of the running episode so far
     ep_discount: jax.Array  # (num_envs,) gamma ** (steps since episode start)
+    obs_stats: ObsStats | None  # normalize_obs: statistics of every raw obs so far; else None
 
 
 class Transition(tp.NamedTuple):
     """One env step of a rollout; leaves (num_envs, ...), stacked to (num_steps, num_envs, ...)."""
 
-    obs: jax.Array  # (num_envs, input_dim)
+    obs: jax.Array  # (num_envs, input_dim) network input (normalised with the stats of its step)
     reset: jax.Array  # (num_envs,) bool
-    action: jax.Array  # (num_envs,) int32
+    action: jax.Array  # (num_envs,) int32; continuous: (num_envs, dim) float32 raw (unclipped)
     log_prob: jax.Array  # (num_envs,)
     value: jax.Array  # (num_envs,), double_critic: (num_envs, 2) = (lambda0 head, lambda1 head)
     reward: jax.Array  # (num_envs,)
@@ -106,6 +151,9 @@ class Trainer(tp.NamedTuple):
     evaluate: tp.Callable[[RunnerState, jax.Array], EvalMetrics]  # (runner, seed)
     train: tp.Callable[[PPOSweep, jax.Array], TrainMetrics]  # (sweep, seed)
     num_updates: int
+    # (params, loop, key, steps, learn_stats=True) -> (loop, Transition (steps, num_envs, ...)):
+    # the env loop alone, for inspection (tests); ``steps`` and ``learn_stats`` are static
+    rollout: tp.Callable[..., tuple[EnvLoop, Transition]]
 
 
 def assemble(updates: UpdateMetrics, final: EvalMetrics) -> TrainMetrics:
@@ -161,14 +209,16 @@ def ppo_loss(
     targets: jax.Array,
     sweep: PPOSweep,
     normalize_advantages: bool = True,
+    continuous: bool = False,
 ) -> tuple[jax.Array, LossInfo]:
     """PPO clipped loss over one minibatch of whole env sequences (time, mb_envs).
 
     Two value heads (``targets`` (T, B, 2)): value loss = (1 - ld_weight) * clipped loss averaged
     over both heads + ld_weight * mean((v_lambda0 - v_lambda1) ** 2); it is scaled by vf_coeff.
+    ``continuous``: the policy is a diagonal Gaussian (log-densities summed over action dims).
     """
-    _, logits, value = net.apply(params, hidden0, (traj.obs, traj.reset))
-    pi = Categorical(logits)
+    _, policy, value = net.apply(params, hidden0, (traj.obs, traj.reset))
+    pi = distribution(policy, continuous)
     log_prob = pi.log_prob(traj.action)
     # VALUE LOSS (clipped; no 0.5 factor, as in POBAX, so vf_coeff means the same there)
     value_clipped = traj.value + jnp.clip(value - traj.value, -sweep.clip_eps, sweep.clip_eps)
@@ -195,78 +245,141 @@ def ppo_loss(
     return total, LossInfo(total, value_loss, policy_loss, entropy, approx_kl)
 
 
+def action_spec(space: tp.Any) -> tuple[ActionSpec, jax.Array | None, jax.Array | None]:
+    """The actor head for an env action space, and the bounds (dim,) continuous actions clip to.
+
+    ``Discrete(n)`` -> ``ActionSpec(n)``, no bounds; ``Box`` of shape s -> ``ActionSpec(prod(s),
+    continuous=True)`` with its low / high flattened (float32; +-inf where unbounded).
+    """
+    if isinstance(space, spaces.Discrete):
+        return ActionSpec(int(space.n)), None, None
+    if isinstance(space, spaces.Box):
+        shape = tuple(int(d) for d in space.shape)
+        dim = int(np.prod(shape, dtype=int))
+        low, high = (
+            jnp.asarray(np.broadcast_to(np.asarray(b, np.float32), shape).reshape(dim))
+            for b in (space.low, space.high)
+        )
+        return ActionSpec(dim, continuous=True), low, high
+    raise UserError(f"PPO needs a Discrete or Box action space, not {type(space).__name__}")
+
+
 def make_trainer(
-    static: PPOStatic, network: tp.Callable[[int], nn.Module] | None = None
+    static: PPOStatic, network: tp.Callable[[ActionSpec], nn.Module] | None = None
 ) -> Trainer:
     """Set up env and network for ``static``; return the pure pieces of a run (``Trainer``).
 
-    ``network(num_actions)`` builds the actor-critic (default: GRU or MLP from ``static``); it
+    ``network(action_spec)`` builds the actor-critic (default: GRU or MLP from ``static``); it
     must give two value heads when ``static.double_critic``.
     """
     registry.check(static.env)
-    env, env_params = registry.make(static.env, perfect_memory=static.perfect_memory)
+    env, env_params = registry.make(
+        static.env, renderer=static.renderer, perfect_memory=static.perfect_memory
+    )
+    if not getattr(env, "vmappable", True) and static.n_seeds > 1:
+        raise UserError(
+            f"env {static.env!r} (renderer {static.renderer}) cannot vmap seeds: run one seed per "
+            "task (--n_seeds 1; the planner splits them)"
+        )
     num_envs, num_steps, num_mb = static.num_envs, static.num_steps, static.num_minibatches
     num_updates = static.num_updates
     if problems := static.problems():
         raise ValueError("; ".join(problems))
     mb_envs = num_envs // num_mb
-    num_actions = env.action_space(env_params).n
+    space = env.action_space(env_params)
+    action, low, high = action_spec(space)
+    continuous = action.continuous
     gamma = static.gamma
     if network is None:
         net = make_network(
             static.memoryless,
-            num_actions,
+            action,
             static.hidden_size,
             unroll=_RNN_UNROLL,
             num_values=2 if static.double_critic else 1,
+            obs_shape=getattr(env, "obs_shape", None),
         )
     else:
-        net = network(num_actions)
+        net = network(action)
     v_reset = jax.vmap(env.reset, in_axes=(0, None))
     v_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
 
+    def _no_action() -> jax.Array:
+        """Placeholder previous action at the first reset: (num_envs,) int32 or (num_envs, dim)."""
+        if continuous:
+            return jnp.zeros((num_envs, action.size), jnp.float32)
+        return jnp.zeros((num_envs,), jnp.int32)
+
+    def _observe(
+        stats: ObsStats | None, obs: jax.Array, learn: bool
+    ) -> tuple[ObsStats | None, jax.Array]:
+        """With ``normalize_obs``: merge raw ``obs`` into ``stats`` (if ``learn``), normalise."""
+        if stats is None:
+            return None, obs
+        if learn:
+            stats = stats.update(obs)
+        return stats, stats.normalize(obs)
+
     def _net_input(obs: jax.Array, prev_action: jax.Array, reset: jax.Array) -> jax.Array:
-        """Obs (+ previous action one-hot, zeros at episode start), (num_envs, input_dim)."""
+        """Obs (+ previous action, zeros at episode start), (num_envs, input_dim).
+
+        The previous action is one-hot (discrete) or the clipped action the env got (continuous).
+        """
         if not static.action_concat:
             return obs
-        onehot = jax.nn.one_hot(prev_action, num_actions) * (~reset)[:, None]
-        return jnp.concatenate([obs, onehot], axis=-1)
+        if continuous:
+            prev = prev_action * (~reset)[:, None]
+        else:
+            prev = jax.nn.one_hot(prev_action, action.size) * (~reset)[:, None]
+        return jnp.concatenate([obs, prev], axis=-1)
 
-    def _init_loop(key: jax.Array) -> EnvLoop:
-        """Fresh envs: reset all ``num_envs``."""
+    def _init_loop(key: jax.Array, obs_stats: ObsStats | None = None) -> EnvLoop:
+        """Fresh envs: reset all ``num_envs``; ``obs_stats`` given: frozen statistics (evaluate)."""
         obs, env_state = v_reset(jax.random.split(key, num_envs), env_params)
         reset = jnp.ones((num_envs,), bool)
+        learn = obs_stats is None
+        if static.normalize_obs and learn:
+            obs_stats = ObsStats.empty(obs.shape[-1])
+        obs_stats, obs = _observe(obs_stats, obs, learn)
         return EnvLoop(
             env_state=env_state,
-            obs=_net_input(obs, jnp.zeros((num_envs,), jnp.int32), reset),
+            obs=_net_input(obs, _no_action(), reset),
             reset=reset,
             hidden=net.initialize_carry(num_envs),
             ep_return=jnp.zeros((num_envs,), jnp.float32),
             ep_disc_return=jnp.zeros((num_envs,), jnp.float32),
             ep_discount=jnp.ones((num_envs,), jnp.float32),
+            obs_stats=obs_stats,
         )
 
-    def _env_step(params: tp.Any, loop: EnvLoop, key: jax.Array) -> tuple[EnvLoop, Transition]:
+    def _env_step(
+        params: tp.Any, loop: EnvLoop, key: jax.Array, learn_stats: bool
+    ) -> tuple[EnvLoop, Transition]:
         """Act with the policy in every env and step them (auto-reset)."""
         key_act, key_env = jax.random.split(key)
         # SELECT ACTION
-        hidden, logits, value = net.apply(params, loop.hidden, (loop.obs[None], loop.reset[None]))
-        pi = Categorical(logits[0])
-        action = pi.sample(key_act)
-        log_prob = pi.log_prob(action)
-        # STEP ENV
+        hidden, policy, value = net.apply(params, loop.hidden, (loop.obs[None], loop.reset[None]))
+        pi = distribution(jax.tree.map(lambda x: x[0], policy), continuous)
+        act = pi.sample(key_act)
+        log_prob = pi.log_prob(act)
+        # STEP ENV (continuous: the raw sample is clipped to the Box only here)
+        env_action = jnp.clip(act, low, high) if continuous else act
         obs, env_state, reward, terminated, truncated, _ = v_step(
-            jax.random.split(key_env, num_envs), loop.env_state, action, env_params
+            jax.random.split(key_env, num_envs),
+            loop.env_state,
+            env_action.reshape((num_envs,) + tuple(space.shape)) if continuous else env_action,
+            env_params,
         )
         done = terminated | truncated
         reward = reward.astype(jnp.float32)
+        obs_stats, obs = _observe(loop.obs_stats, obs, learn_stats)
         # TRACK RETURNS
         ep_return = loop.ep_return + reward
         ep_disc_return = loop.ep_disc_return + loop.ep_discount * reward
         transition = Transition(
             obs=loop.obs,
             reset=loop.reset,
-            action=action,
+            action=act,
             log_prob=log_prob,
             value=value[0],
             reward=reward,
@@ -276,22 +389,26 @@ def make_trainer(
         )
         loop = EnvLoop(
             env_state=env_state,
-            obs=_net_input(obs, action, done),
+            obs=_net_input(obs, env_action, done),
             reset=done,
             hidden=hidden,
             ep_return=jnp.where(done, 0.0, ep_return),
             ep_disc_return=jnp.where(done, 0.0, ep_disc_return),
             ep_discount=jnp.where(done, 1.0, loop.ep_discount * gamma),
+            obs_stats=obs_stats,
         )
         return loop, transition
 
     def _rollout(
-        params: tp.Any, loop: EnvLoop, key: jax.Array, steps: int
+        params: tp.Any, loop: EnvLoop, key: jax.Array, steps: int, learn_stats: bool = True
     ) -> tuple[EnvLoop, Transition]:
-        """``steps`` env steps; transitions stacked to (steps, num_envs, ...)."""
+        """``steps`` env steps; transitions stacked to (steps, num_envs, ...).
+
+        ``learn_stats=False``: observation statistics stay frozen (evaluation).
+        """
 
         def _body(loop: EnvLoop, key: jax.Array) -> tuple[EnvLoop, Transition]:
-            return _env_step(params, loop, key)
+            return _env_step(params, loop, key, learn_stats)
 
         return jax.lax.scan(_body, loop, jax.random.split(key, steps), unroll=_ENV_UNROLL)
 
@@ -310,9 +427,7 @@ def make_trainer(
         params = net.init(key_net, loop.hidden, (loop.obs[None], loop.reset[None]))
         return RunnerState(params, _optimizer(sweep).init(params), loop, key)
 
-    def _update_step(
-        runner: RunnerState, sweep: PPOSweep
-    ) -> tuple[RunnerState, UpdateMetrics]:
+    def _update_step(runner: RunnerState, sweep: PPOSweep) -> tuple[RunnerState, UpdateMetrics]:
         """One PPO update: a rollout of ``num_steps``, then ``update_epochs`` over minibatches."""
         tx = _optimizer(sweep)
 
@@ -320,8 +435,9 @@ def make_trainer(
             params: tp.Any, hidden0: tp.Any, traj: Transition, adv: jax.Array, targets: jax.Array
         ) -> tuple[jax.Array, LossInfo]:
             return ppo_loss(
-                net, params, hidden0, traj, adv, targets, sweep, static.normalize_advantages
-            )
+                net, params, hidden0, traj, adv, targets, sweep,
+                normalize_advantages=static.normalize_advantages, continuous=continuous,
+            )  # fmt: skip
 
         grad_fn = jax.value_and_grad(_loss, has_aux=True)
 
@@ -411,11 +527,13 @@ def make_trainer(
         """Returns of a fresh ``eval_steps`` rollout with the trained policy (actions sampled).
 
         Its keys come from ``PRNGKey(seed)`` alone (the 4th split, as in ``init``), so evaluation
-        does not depend on how the updates were chunked.
+        does not depend on how the updates were chunked. With ``normalize_obs`` it normalises with
+        the training statistics, frozen (``runner.loop.obs_stats``).
         """
         key_eval = jax.random.split(jax.random.PRNGKey(seed), 4)[3]
         key_eval_env, key_eval_roll = jax.random.split(key_eval)
-        _, traj = _rollout(runner.params, _init_loop(key_eval_env), key_eval_roll, static.eval_steps)
+        loop = _init_loop(key_eval_env, runner.loop.obs_stats)
+        _, traj = _rollout(runner.params, loop, key_eval_roll, static.eval_steps, learn_stats=False)
         return EvalMetrics(
             final_return=_mean_where(traj.ended_return, traj.done),
             final_discounted_return=_mean_where(traj.ended_disc_return, traj.done),
@@ -428,11 +546,18 @@ def make_trainer(
         runner, metrics = update(runner, sweep, jnp.arange(num_updates, dtype=jnp.int32))
         return assemble(metrics, evaluate(runner, seed))
 
-    return Trainer(init=init, update=update, evaluate=evaluate, train=train, num_updates=num_updates)
+    return Trainer(
+        init=init,
+        update=update,
+        evaluate=evaluate,
+        train=train,
+        num_updates=num_updates,
+        rollout=_rollout,
+    )
 
 
 def make_train(
-    static: PPOStatic, network: tp.Callable[[int], nn.Module] | None = None
+    static: PPOStatic, network: tp.Callable[[ActionSpec], nn.Module] | None = None
 ) -> tp.Callable[[PPOSweep, jax.Array], TrainMetrics]:
     """The pure ``train(sweep, seed) -> TrainMetrics`` of one whole run (see ``make_trainer``)."""
     return make_trainer(static, network).train
@@ -452,7 +577,7 @@ class SweepFn:
         self,
         static: PPOStatic,
         on_progress: tp.Callable[[int, int], None] | None = None,
-        network: tp.Callable[[int], nn.Module] | None = None,
+        network: tp.Callable[[ActionSpec], nn.Module] | None = None,
         chunks: int = 20,
     ) -> None:
         trainer = make_trainer(static, network)
@@ -499,7 +624,7 @@ class SweepFn:
 def make_sweep_fn(
     static: PPOStatic,
     on_progress: tp.Callable[[int, int], None] | None = None,
-    network: tp.Callable[[int], nn.Module] | None = None,
+    network: tp.Callable[[ActionSpec], nn.Module] | None = None,
 ) -> SweepFn:
-    """Train over configs x seeds: ``fn(sweep (C,), seeds (S,)) -> TrainMetrics`` leaves (C, S, ...)."""
+    """Train configs x seeds: ``fn(sweep (C,), seeds (S,))`` -> ``TrainMetrics`` (C, S, ...)."""
     return SweepFn(static, on_progress, network)

@@ -34,7 +34,7 @@ from flax.linen.initializers import constant
 
 from sweepax.agents import ppo
 from sweepax.agents.config import PPOSweep, TrainMetrics, TransformerStatic
-from sweepax.agents.networks import _heads, orthogonal
+from sweepax.agents.networks import ActionSpec, _heads, orthogonal
 from sweepax.errors import UserError
 
 
@@ -103,10 +103,11 @@ class GTrXLActorCritic(nn.Module):
     """Dense embedding -> GTrXL layers with windowed episode-masked memory -> actor / critic heads.
 
     Same signature as ``networks.RecurrentActorCritic``: ``(memory, (obs (T, B, d), resets (T, B)))
-    -> (memory, logits (T, B, A), value (T, B) or (T, B, 2))``.
+    -> (memory, policy, value (T, B) or (T, B, 2))``; policy: logits (T, B, n), or continuous
+    ``(mean, log_std)`` each (T, B, dim).
     """
 
-    num_actions: int
+    action: ActionSpec
     hidden_size: int = 128
     embed_size: int = 64
     num_heads: int = 4
@@ -118,7 +119,7 @@ class GTrXLActorCritic(nn.Module):
     @nn.compact
     def __call__(
         self, memory: TransformerMemory, xs: tuple[jax.Array, jax.Array]
-    ) -> tuple[TransformerMemory, jax.Array, jax.Array]:
+    ) -> tuple[TransformerMemory, tp.Any, jax.Array]:
         obs, resets = xs
         steps, window = obs.shape[0], self.memory_window
         x = nn.Dense(self.embed_size, kernel_init=orthogonal(np.sqrt(2)), name="embed")(obs)
@@ -140,8 +141,8 @@ class GTrXLActorCritic(nn.Module):
         new_valid = key_valid[:, -window:] & (key_seg[:, -window:] == seg[:, -1:])
         memory = TransformerMemory(jnp.stack(new_embeddings, axis=1), new_valid)
         x = nn.LayerNorm(name="ln_out")(jnp.swapaxes(x, 0, 1))  # (T, B, E)
-        logits, value = _heads(x, self.hidden_size, self.num_actions, self.num_values)
-        return memory, logits, value
+        policy, value = _heads(self, x, self.hidden_size, self.action, self.num_values)
+        return memory, policy, value
 
     def initialize_carry(self, batch_size: int) -> TransformerMemory:
         """Empty memory: zeros, every slot invalid."""
@@ -153,12 +154,12 @@ class GTrXLActorCritic(nn.Module):
         )
 
 
-def make_network(static: TransformerStatic, num_actions: int) -> GTrXLActorCritic:
+def make_network(static: TransformerStatic, action: ActionSpec) -> GTrXLActorCritic:
     """The GTrXL actor-critic for ``static`` (two value heads with ``double_critic``)."""
     if problems := static.problems():
         raise UserError("; ".join(problems))
     return GTrXLActorCritic(
-        num_actions=num_actions,
+        action=action,
         hidden_size=static.hidden_size,
         embed_size=static.embed_size,
         num_heads=static.num_heads,

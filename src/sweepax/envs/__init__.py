@@ -1,7 +1,8 @@
 """Environments (gymnax 1.0 API) and the id registry: ``make("tmaze_10") -> (env, params)``.
 
 Ids: ``tmaze_<N>``, every gymnax id but MNISTBandit-bsuite (``CartPole-v1``, ``MemoryChain-bsuite``,
-``Breakout-MinAtar``, ...), and masked classic control ``<CartPole|Pendulum>-<F|P|V>-v0``.
+``Breakout-MinAtar``, ...), masked classic control ``<CartPole|Pendulum>-<F|P|V>-v0``, and MuJoCo
+locomotion on MJX ``<Hopper|Walker2d|HalfCheetah|Ant>-v5`` / ``-<F|P|V>-v0`` (``mjx_envs``).
 """
 
 from sweepax.envs.gymnax_envs import GymnaxEnv

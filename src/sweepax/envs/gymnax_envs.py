@@ -17,8 +17,8 @@ Source: the environments are gymnax's own (github.com/RobertTLange/gymnax, 1.0 s
 Stepping and resetting delegate to the wrapped env's own ``step`` / ``reset`` (auto-reset included),
 so env-specific overrides (DeepSea's episode counters) are kept.
 
-Continuous action spaces are passed through as ``ContinuousBox``: a ``gymnax`` ``Box`` whose ``n``
-(asked for by code that assumes discrete actions, like PPO's categorical head) raises
+Continuous action spaces are passed through as ``ContinuousBox``: a ``gymnax`` ``Box`` (PPO gives
+it a Gaussian head) whose ``n`` (asked for by code that assumes discrete actions) raises
 ``ContinuousActionsError``, a one-line ``UserError``, instead of an AttributeError deep in setup.
 """
 
@@ -95,7 +95,9 @@ class ContinuousActionsError(UserError, AttributeError):
     """A discrete-only consumer asked a continuous action space for its number of actions."""
 
 
-CONTINUOUS_ACTIONS_MESSAGE = "continuous actions need the Gaussian head (issue #6)"
+CONTINUOUS_ACTIONS_MESSAGE = (
+    "continuous (Box) actions have no number of actions; use the Box's shape (PPO: Gaussian head)"
+)
 
 
 class ContinuousBox(spaces.Box):

@@ -2,7 +2,14 @@
 
 Source: modelled on gymnax's ``registration.make`` (github.com/RobertTLange/gymnax).
 To add envs, append a ``Family`` to ``FAMILIES``. Families: ``tmaze_<N>``, every gymnax 1.0 id but
-MNISTBandit-bsuite (``gymnax_envs.GYMNAX_IDS``), and the masked ``<CartPole|Pendulum>-<F|P|V>-v0``.
+MNISTBandit-bsuite (``gymnax_envs.GYMNAX_IDS``), the masked ``<CartPole|Pendulum>-<F|P|V>-v0``, and
+MuJoCo locomotion on MJX (``mjx_envs``): ``<Hopper|Walker2d|HalfCheetah|Ant>-v5`` and the masked
+``<Hopper|Walker2d|HalfCheetah|Ant>-<F|P|V>-v0``, and visual MuJoCo (``pixels``):
+``<hopper|walker2d|halfcheetah|ant>-pixels[-<N>]``.
+
+Image families (``Family.renders``) take ``renderer`` ("jax" or "madrona"); ``vmappable(env_id,
+renderer)`` tells the planner, without building the env, whether configs and seeds can share one
+vmapped program.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ class Family:
     build: tp.Callable[..., tuple[environment.Environment, environment.EnvParams]]
     validate: tp.Callable[[re.Match], str | None] = lambda m: None  # error text, or None if ok
     guesses: tp.Callable[[str], list[str]] = lambda env_id: []  # extra "did you mean" candidates
+    renders: bool = False  # image observations: ``build`` takes ``renderer=``
+    vmappable: tp.Callable[[re.Match, str], bool] = lambda m, renderer: True  # (match, renderer)
 
 
 def _build_tmaze(
@@ -69,6 +78,40 @@ def _build_masked(
     return gymnax_envs.make_masked(match.group(1), match.group(2), **kwargs)
 
 
+def _build_mjx(match: re.Match, **kwargs: tp.Any) -> tuple[environment.Environment, tp.Any]:
+    from sweepax.envs import mjx_envs  # imports mujoco; only when an MJX id is made
+
+    try:
+        return mjx_envs.make_mjx(match.group(1), match.group(2) or None, **kwargs)
+    except TypeError as err:
+        raise UserError(f"env {match.group(0)!r}: bad option(s): {err}") from None
+
+
+_MJX_BODIES = ("Hopper", "Walker2d", "HalfCheetah", "Ant")  # = mjx_envs.BODIES, without importing
+_MJX_IDS = tuple(f"{b}-v5" for b in _MJX_BODIES) + tuple(
+    f"{b}-{v}-v0" for b in _MJX_BODIES for v in "FPV"
+)
+
+_PIXEL_PREFIXES = ("hopper", "walker2d", "halfcheetah", "ant")  # = pixels.PIXEL_BODIES
+_PIXEL_IDS = tuple(f"{p}-pixels" for p in _PIXEL_PREFIXES)
+
+
+def _build_pixels(match: re.Match, **kwargs: tp.Any) -> tuple[environment.Environment, tp.Any]:
+    from sweepax.envs import pixels  # imports mujoco; only when a pixel id is made
+
+    size = None if match.group(2) is None else int(match.group(2))
+    try:
+        return pixels.make_pixels(match.group(1), size, **kwargs)
+    except TypeError as err:
+        raise UserError(f"env {match.group(0)!r}: bad option(s): {err}") from None
+
+
+def _validate_pixels(match: re.Match) -> str | None:
+    if match.group(2) is not None and not 8 <= int(match.group(2)) <= 512:
+        return f"image size must be 8..512 pixels, got {int(match.group(2))}"
+    return None
+
+
 _MASKED_IDS = tuple(
     f"{name}-{variant}-v0" for name, spec in gymnax_envs.MASKED.items() for variant in spec.kept
 )
@@ -98,6 +141,23 @@ FAMILIES: list[Family] = [
         examples=("CartPole-P-v0", "CartPole-V-v0", "Pendulum-P-v0", "Pendulum-V-v0"),
         build=_build_masked,
         guesses=lambda env_id: list(_MASKED_IDS),
+    ),
+    Family(
+        pattern="(" + "|".join(_MJX_BODIES) + r")-(?:v5|(F|P|V)-v0)",
+        template="<Hopper|Walker2d|HalfCheetah|Ant>-v5 or -<F|P|V>-v0 (MJX)",
+        examples=("Hopper-v5", "Hopper-P-v0", "HalfCheetah-V-v0", "Ant-v5"),
+        build=_build_mjx,
+        guesses=lambda env_id: list(_MJX_IDS),
+    ),
+    Family(
+        pattern="(" + "|".join(_PIXEL_PREFIXES) + r")-pixels(?:-(\d+))?",
+        template="<hopper|walker2d|halfcheetah|ant>-pixels[-<N>] (MJX, N x N image, default 64)",
+        examples=_PIXEL_IDS,
+        build=_build_pixels,
+        validate=_validate_pixels,
+        guesses=lambda env_id: [*_PIXEL_IDS, *(f"{i}-32" for i in _PIXEL_IDS)],
+        renders=True,
+        vmappable=lambda match, renderer: renderer == "jax",  # Madrona: no vmap
     ),
 ]
 
@@ -129,13 +189,36 @@ def check(env_id: str) -> None:
     _lookup(env_id)
 
 
-def make(env_id: str, **kwargs: tp.Any) -> tuple[environment.Environment, environment.EnvParams]:
+def make(
+    env_id: str, renderer: str = "jax", **kwargs: tp.Any
+) -> tuple[environment.Environment, environment.EnvParams]:
     """``(env, params)`` for ``env_id``.
 
     T-Maze kwargs: perfect_memory, max_steps_in_episode. gymnax and masked ids: EnvParams fields
     (max_steps_in_episode, MemoryChain's memory_length, ...) and gymnax constructor arguments
-    (MemoryChain's num_bits, ...); perfect_memory must be False.
+    (MemoryChain's num_bits, ...); perfect_memory must be False. MJX and pixel ids:
+    max_steps_in_episode, solver_iterations, ls_iterations; perfect_memory must be False.
+    ``renderer`` ("jax" or "madrona") applies to image ids only; other ids accept only "jax".
     """
     check(env_id)
     fam, match = _lookup(env_id)
+    if fam.renders:
+        return fam.build(match, renderer=renderer, **kwargs)
+    if renderer != "jax":
+        raise UserError(
+            f"env {env_id!r} has no image observations: renderer {renderer!r} applies only to "
+            f"{' / '.join(f.template for f in FAMILIES if f.renders)}; use renderer='jax'"
+        )
     return fam.build(match, **kwargs)
+
+
+def vmappable(env_id: str, renderer: str = "jax") -> bool:
+    """Whether runs of ``env_id`` can be vmapped over configs and seeds (without building it).
+
+    False for image ids with ``renderer="madrona"``; True for unknown ids (``check`` reports those).
+    """
+    for fam in FAMILIES:
+        match = re.fullmatch(fam.pattern, env_id) if isinstance(env_id, str) else None
+        if match is not None:
+            return fam.vmappable(match, renderer)
+    return True

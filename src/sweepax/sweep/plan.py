@@ -1,4 +1,9 @@
-"""Plan a study: job-array rows (static values, lists) x vmapped configs, split by ``max_vmap``."""
+"""Plan a study: job-array rows (static values, lists) x vmapped configs, split by ``max_vmap``.
+
+An env that cannot be vmapped (``registry.vmappable``: image envs with ``renderer="madrona"``)
+gets one task per config and per seed (``--seed s --n_seeds 1``), and the plan says so in
+``Plan.notes``.
+"""
 
 from __future__ import annotations
 
@@ -38,6 +43,7 @@ class Plan:
     study: Study
     tasks: list[Task]
     max_vmap: int | None
+    notes: list[str] = dataclasses.field(default_factory=list)  # e.g. envs that cannot vmap
 
     @property
     def n_runs(self) -> int:
@@ -57,6 +63,7 @@ class Plan:
             "hparams_vmapped": [f.name for f in entry.sweep_fields],
             "n_tasks": len(self.tasks),
             "n_runs": self.n_runs,
+            **({"notes": self.notes} if self.notes else {}),
             "tasks": [
                 {
                     "index": t.index,
@@ -85,6 +92,15 @@ def _excluded(row: tp.Mapping[str, tp.Any], rules: tp.Sequence[tp.Mapping[str, t
     return any(all(row[key] in values for key, values in rule.items()) for rule in rules)
 
 
+def _vmappable(static: tp.Mapping[str, tp.Any]) -> bool:
+    """Whether the env of a task's static values can be vmapped (no env key: yes)."""
+    if "env" not in static:
+        return True
+    from sweepax.envs import registry
+
+    return registry.vmappable(static["env"], static.get("renderer", "jax"))
+
+
 def plan(study: Study, max_vmap: int | None = None) -> Plan:
     """Expand a study into tasks; ``max_vmap`` caps the vmapped configs per task."""
     if max_vmap is not None and max_vmap < 1:
@@ -99,6 +115,7 @@ def plan(study: Study, max_vmap: int | None = None) -> Plan:
         "platform": study.platform,
     }
     tasks: dict[str, Task] = {}
+    notes: list[str] = []
     for axes in study.arg_sets:
         static_axes = [a for a in axes if not a.vmapped and a.key in static_defaults]
         array_sweep_axes = [a for a in axes if not a.vmapped and a.key in sweep_defaults]
@@ -115,6 +132,19 @@ def plan(study: Study, max_vmap: int | None = None) -> Plan:
                     if _excluded({**static, **sweep_defaults, **given_row}, study.exclude):
                         continue
                     groups.setdefault(tuple(array_row.items()), []).append(given_row)
+            if not _vmappable(static):
+                n_before = len(tasks)
+                n_configs = sum(len(rows) for rows in groups.values())
+                for given_rows in groups.values():
+                    _add_unvmapped(tasks, entry, static, given_static, given_rows, run_options)
+                note = (
+                    f"{static['env']} (renderer {static.get('renderer', 'jax')}) cannot vmap: "
+                    f"{n_configs} configs x {static['n_seeds']} seeds -> "
+                    f"{len(tasks) - n_before} tasks"
+                )
+                if note not in notes:
+                    notes.append(note)
+                continue
             for given_rows in groups.values():
                 step = max_vmap or len(given_rows)
                 for start in range(0, len(given_rows), step):
@@ -130,7 +160,29 @@ def plan(study: Study, max_vmap: int | None = None) -> Plan:
         raise UserError(
             f"{study.path}: key 'exclude': the sweep is empty after exclusion; loosen 'exclude'"
         )
-    return Plan(study, list(tasks.values()), max_vmap)
+    return Plan(study, list(tasks.values()), max_vmap, notes)
+
+
+def _add_unvmapped(
+    tasks: dict[str, Task],
+    entry: tp.Any,
+    static: dict[str, tp.Any],
+    given_static: dict[str, tp.Any],
+    given_rows: list[dict[str, float]],
+    run_options: dict[str, tp.Any],
+) -> None:
+    """One task per config row and seed: ``--seed s --n_seeds 1``, one config each."""
+    sweep_defaults = {f.name: f.default for f in entry.sweep_fields}
+    for row in given_rows:
+        for seed in range(static["seed"], static["seed"] + static["n_seeds"]):
+            one_seed = {"seed": seed, "n_seeds": 1}
+            configs = [{**sweep_defaults, **row}]
+            task_static = {**static, **one_seed}
+            tid = task_args.task_id(entry, task_static, configs)
+            if tid in tasks:
+                continue
+            argv = task_args.to_argv(entry, {**given_static, **one_seed}, [row], run_options)
+            tasks[tid] = Task(len(tasks), tid, task_static, configs, [seed], argv)
 
 
 def write(plan: Plan, runs_dir: Path) -> tuple[Path, Path]:

@@ -52,6 +52,11 @@ def plan_table(plans: tp.Sequence[plan.Plan]) -> Table:
     return table
 
 
+def plan_notes(plans: tp.Sequence[plan.Plan]) -> list[str]:
+    """One line per note of any plan (e.g. an env that cannot vmap and was split into tasks)."""
+    return [f"note: {p.study.name}: {note}" for p in plans for note in p.notes]
+
+
 @cli
 def main(argv: tp.Sequence[str] | None = None) -> int:
     """Plan sweep files and write the job arrays."""
@@ -86,6 +91,8 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
             hint = onager.launch_hint(p.study.name)
             console.print(f"onager: wrote {path}; {hint}", soft_wrap=True)
     console.print(plan_table(plans))
+    for note in plan_notes(plans):
+        console.print(note, soft_wrap=True)
     return 0
 
 

@@ -1,0 +1,36 @@
+"""Recurrent (GRU) PPO on Hopper-P-v0 (MJX; joint positions only): lr x GAE lambda vmapped, 5 seeds.
+
+The 6 velocities are hidden, so the GRU must infer them from successive positions (POBAX's
+masked-MuJoCo task, on gymnasium's Hopper-v5 dynamics and rewards). Settings follow the published
+PPO MuJoCo defaults (Schulman et al. 2017; PureJaxRL's ppo_continuous_action): lr 3e-4,
+gamma 0.99, GAE lambda 0.95, clip 0.2, no entropy bonus, 0.5 value coefficient and grad-norm
+clip, 10 epochs; rollouts of 64 envs x 128 steps split into 4 minibatches along the env axis
+(recurrent PPO keeps time order). Continuous actions need PPO's Gaussian head (issue #6).
+Return: about 1000 for standing still the whole episode, 3000+ for a good hopper.
+"""
+
+from sweepax import vmap
+
+hparams = {
+    "entry": "-m sweepax.train ppo",
+    "args": [
+        {
+            "env": "Hopper-P-v0",
+            "lr": vmap([1e-3, 3e-4, 1e-4]),
+            "lambda0": vmap([0.9, 0.95]),
+            "hidden_size": 128,
+            "num_envs": 64,
+            "num_steps": 128,
+            "update_epochs": 10,
+            "num_minibatches": 4,
+            "entropy_coeff": 0.0,
+            "vf_coeff": 0.5,
+            "clip_eps": 0.2,
+            "max_grad_norm": 0.5,
+            "gamma": 0.99,
+            "total_steps": 5_000_000,
+            "seed": 2024,
+            "n_seeds": 5,
+        }
+    ],
+}

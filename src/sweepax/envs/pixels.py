@@ -1,0 +1,187 @@
+"""Visual MuJoCo: the MJX locomotion bodies observed through a small camera image.
+
+Source: the bodies, dynamics and rewards of ``mjx_envs`` (gymnasium v5 ports); the image is cast
+with MJX's pure-JAX ``mjx.ray`` (``mujoco/mjx/_src/ray.py``) from each XML's ``track`` camera
+(``mode="trackcom"``: a fixed orientation following the body's centre of mass, 3 m to its side,
+as gymnasium's ``render`` shows), so it runs anywhere, under ``jit`` and ``vmap``.
+
+Ids (``PIXEL_IDS``): ``<hopper|walker2d|halfcheetah|ant>-pixels`` (64 x 64) and
+``<...>-pixels-<N>`` (N x N, e.g. ``hopper-pixels-32`` for CPU tests and quick sweeps).
+
+Obs: the image flattened to (H * W * 2,) float32 in [0, 1], with ``obs_shape = (H, W, 2)``
+(row 0 at the top) for the CNN encoder; flat so that PPO's observation normalisation and
+``action_concat`` stay as they are. Channels:
+
+* 0, depth: ``1 - distance / FAR`` where a ray hits (near is bright), 0 where it hits nothing;
+  gives the body's shape and posture.
+* 1, shade: a flat grey per geom (0.5 + 0.5 x the luminance of its ``rgba``), the floor a
+  0.5 m checkerboard (0.2 / 0.4), sky 0. The camera follows the body, so only the floor's
+  pattern moving past shows forward speed (a plane's depth does not change when the body moves
+  along it), and the grey separates body from floor and Walker2d's two legs.
+
+Geom ids are not a channel: an id is a category, not a magnitude for a conv layer.
+
+``renderer="madrona"`` (the Madrona-MJX batch renderer on GPU) is only declared: it needs
+``madrona_mjx``, which is not on PyPI and whose JAX bridge needs jax < 0.6 (the container's
+``--madrona`` build, untested); without it construction raises a one-line ``UserError``. A
+Madrona env cannot be vmapped (``vmappable = False``: the planner gives every config and seed
+its own task, ``registry.vmappable``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import jax
+import jax.numpy as jnp
+import mujoco
+import numpy as np
+from gymnax.environments import spaces
+from mujoco import mjx
+
+from sweepax.envs.mjx_envs import EnvParams, MJXEnv
+from sweepax.errors import UserError
+
+log = logging.getLogger(__name__)
+
+PIXEL_BODIES: dict[str, str] = {  # id prefix -> mjx_envs.BODIES name
+    "hopper": "Hopper",
+    "walker2d": "Walker2d",
+    "halfcheetah": "HalfCheetah",
+    "ant": "Ant",
+}
+PIXEL_IDS: tuple[str, ...] = tuple(f"{name}-pixels" for name in PIXEL_BODIES)
+RENDERERS: tuple[str, ...] = ("jax", "madrona")
+DEFAULT_SIZE = 64
+CHANNELS = 2  # depth, shade
+FAR = 10.0  # metres: depth 0 at and beyond
+CHECKER = 0.5  # metres per floor square
+MADRONA_FIX = (
+    "renderer='madrona' needs madrona_mjx (not on PyPI): build the container with --madrona "
+    "(untested; its JAX bridge needs jax < 0.6, we lock 0.10), or use renderer='jax'"
+)
+
+
+def camera_rays(height: int, width: int, fovy_deg: float) -> np.ndarray:
+    """Unit ray directions in the camera frame (x right, y up, looking along -z), (H * W, 3)."""
+    half_h = np.tan(np.deg2rad(fovy_deg) / 2)
+    half_w = half_h * width / height
+    ys = (1 - 2 * (np.arange(height) + 0.5) / height) * half_h  # row 0 at the top
+    xs = (2 * (np.arange(width) + 0.5) / width - 1) * half_w
+    grid_y, grid_x = np.meshgrid(ys, xs, indexing="ij")
+    rays = np.stack([grid_x, grid_y, -np.ones_like(grid_x)], axis=-1).reshape(-1, 3)
+    return (rays / np.linalg.norm(rays, axis=-1, keepdims=True)).astype(np.float32)
+
+
+class PixelMJXEnv(MJXEnv):
+    """An ``MJXEnv`` body whose observation is its ``track`` camera image (see module doc)."""
+
+    def __init__(
+        self,
+        body: str,
+        image_size: int = DEFAULT_SIZE,
+        renderer: str = "jax",
+        solver_iterations: int | None = None,
+        ls_iterations: int | None = None,
+    ):
+        super().__init__(body, None, solver_iterations, ls_iterations)
+        if renderer not in RENDERERS:
+            raise UserError(f"renderer {renderer!r}: known renderers are {', '.join(RENDERERS)}")
+        if image_size < 8:
+            raise UserError(f"image size {image_size}: must be at least 8 pixels")
+        self.renderer = renderer
+        self.image_size = int(image_size)
+        prefix = next(k for k, v in PIXEL_BODIES.items() if v == body)
+        suffix = "" if self.image_size == DEFAULT_SIZE else f"-{self.image_size}"
+        self.env_id = f"{prefix}-pixels{suffix}"
+        self.vmappable = renderer == "jax"  # Madrona: one world batch per process, no vmap
+        if renderer == "madrona":
+            try:
+                import madrona_mjx  # noqa: F401
+            except ImportError:
+                raise UserError(f"env {self.env_id!r}: {MADRONA_FIX}") from None
+            log.warning("Madrona compiles its renderer on first use (minutes)")
+        mj = self.physics.mj_model
+        self._cam = mujoco.mj_name2id(mj, mujoco.mjtObj.mjOBJ_CAMERA, "track")
+        if self._cam < 0:
+            raise ValueError(f"{self.spec.xml} has no 'track' camera")
+        size = self.image_size
+        self._rays = camera_rays(size, size, float(mj.cam_fovy[self._cam]))
+        rgb = mj.geom_rgba[:, :3] @ np.array([0.299, 0.587, 0.114])
+        self._geom_shade = (0.5 + 0.5 * rgb).astype(np.float32)
+        self._floor = (mj.geom_type == mujoco.mjtGeom.mjGEOM_PLANE) & (mj.geom_bodyid == 0)
+
+    @property
+    def obs_shape(self) -> tuple[int, int, int]:
+        """Image shape (H, W, C) of the flat observation, for the CNN encoder."""
+        return (self.image_size, self.image_size, CHANNELS)
+
+    @property
+    def obs_dim(self) -> int:
+        """Length of the flat observation: H * W * C."""
+        return int(np.prod(self.obs_shape))
+
+    def render(self, data: mjx.Data) -> jax.Array:
+        """The (H, W, 2) depth / shade image of ``data`` from the ``track`` camera, float32."""
+        if self.renderer != "jax":
+            raise UserError(f"env {self.env_id!r}: the Madrona render path is not implemented")
+        pos = data.cam_xpos[self._cam]
+        vecs = jnp.asarray(self._rays) @ data.cam_xmat[self._cam].T  # world frame, (H * W, 3)
+        cast = jax.vmap(mjx.ray, in_axes=(None, None, None, 0))
+        dist, geom = cast(self.physics.mjx_model, data, pos, vecs)
+        hit = geom >= 0
+        depth = jnp.where(hit, 1.0 - jnp.clip(dist / FAR, 0.0, 1.0), 0.0)
+        point = pos + dist[:, None] * vecs
+        squares = jnp.floor(point[:, 0] / CHECKER) + jnp.floor(point[:, 1] / CHECKER)
+        floor_shade = 0.2 + 0.2 * jnp.mod(squares, 2.0)
+        safe = jnp.maximum(geom, 0)
+        shade = jnp.where(
+            jnp.asarray(self._floor)[safe], floor_shade, jnp.asarray(self._geom_shade)[safe]
+        )
+        shade = jnp.where(hit, shade, 0.0)
+        image = jnp.stack([depth, shade], axis=-1).reshape(self.obs_shape)
+        return image.astype(jnp.float32)
+
+    def full_obs(self, data: mjx.Data) -> jax.Array:
+        """The flattened image, float32, shape (H * W * 2,)."""
+        return self.render(data).reshape(-1)
+
+    def observation_space(self, params: EnvParams | None = None) -> spaces.Box:
+        """Flat image in [0, 1], shape (H * W * C,)."""
+        return spaces.Box(0.0, 1.0, (self.obs_dim,), jnp.float32)
+
+
+def make_pixels(
+    prefix: str,
+    image_size: int | None = None,
+    renderer: str = "jax",
+    perfect_memory: bool = False,
+    max_steps_in_episode: int | None = None,
+    solver_iterations: int | None = None,
+    ls_iterations: int | None = None,
+) -> tuple[PixelMJXEnv, EnvParams]:
+    """``(PixelMJXEnv, params)`` for ``<prefix>-pixels[-<image_size>]`` (as ``make_mjx``)."""
+    env_id = f"{prefix}-pixels" + ("" if image_size is None else f"-{image_size}")
+    if perfect_memory:
+        raise UserError(f"env {env_id!r}: perfect_memory is only defined for tmaze_<N>")
+    env = PixelMJXEnv(
+        PIXEL_BODIES[prefix],
+        DEFAULT_SIZE if image_size is None else int(image_size),
+        renderer,
+        solver_iterations,
+        ls_iterations,
+    )
+    params = env.default_params
+    if max_steps_in_episode is not None:
+        params = params.replace(max_steps_in_episode=int(max_steps_in_episode))
+    return env, params
+
+
+__all__ = [
+    "PIXEL_BODIES",
+    "PIXEL_IDS",
+    "RENDERERS",
+    "PixelMJXEnv",
+    "camera_rays",
+    "make_pixels",
+]

@@ -1,0 +1,55 @@
+"""Planning envs that cannot vmap (image envs with ``renderer="madrona"``): one task per config
+and seed, a note in the plan output; the same study with the ``jax`` renderer stays one task."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from sweepax.sweep import load, plan, write_jobs
+
+STUDY = """
+from sweepax import vmap
+
+hparams = {{
+    "entry": "-m sweepax.train ppo",
+    "args": [{{
+        "env": "ant-pixels",
+        "renderer": "{renderer}",
+        "lr": vmap([1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 3e-6]),
+        "lambda0": vmap([0.5, 0.7, 0.9, 0.95]),
+        "seed": 2024, "n_seeds": 10,
+    }}],
+}}
+"""
+
+
+def make_plan(tmp_path: Path, renderer: str) -> plan.Plan:
+    path = tmp_path / f"ant_{renderer}.py"
+    path.write_text(textwrap.dedent(STUDY.format(renderer=renderer)))
+    return plan.plan(load.load(path))
+
+
+def test_madrona_study_splits_every_config_and_seed_into_its_own_task_with_a_note(tmp_path):
+    p = make_plan(tmp_path, "madrona")
+    assert len(p.tasks) == 24 * 10 and p.n_runs == 240
+    assert all(len(t.configs) == 1 and len(t.seeds) == 1 for t in p.tasks)
+    assert all(t.static["n_seeds"] == 1 and t.static["seed"] == t.seeds[0] for t in p.tasks)
+    runs = {(t.configs[0]["lr"], t.configs[0]["lambda0"], t.seeds[0]) for t in p.tasks}
+    assert len(runs) == 240  # every (config, seed) exactly once
+    assert {t.seeds[0] for t in p.tasks} == set(range(2024, 2034))
+    assert len({t.task_id for t in p.tasks}) == 240
+    command = p.tasks[11].command
+    assert "--renderer madrona" in command and "--n_seeds 1" in command
+    assert f"--seed {p.tasks[11].seeds[0]}" in command
+    assert p.notes == [
+        "ant-pixels (renderer madrona) cannot vmap: 24 configs x 10 seeds -> 240 tasks"
+    ]
+    assert write_jobs.plan_notes([p]) == [f"note: ant_madrona: {p.notes[0]}"]
+    assert p.manifest()["notes"] == p.notes
+
+
+def test_jax_renderer_study_vmaps_configs_and_seeds_in_one_task_without_notes(tmp_path):
+    p = make_plan(tmp_path, "jax")
+    assert len(p.tasks) == 1 and len(p.tasks[0].configs) == 24 and len(p.tasks[0].seeds) == 10
+    assert p.notes == [] and "notes" not in p.manifest()
