@@ -130,6 +130,9 @@ def test_array_jobs_on_a_real_cluster_kill_status_missing_and_parse(tmp_path):
         ),
     }
     env.pop("SWEEPAX_SITE", None)
+    # Tasks compile (no persistent cache): with cached programs a task can finish inside the
+    # few seconds between "RUNNING" and the scancel below.
+    env["SWEEPAX_JAX_CACHE"] = "off"
 
     # 1. plan + submit: 3 tasks directly, split in two arrays (MaxArraySize 2);
     # 2 tasks "in a container"
