@@ -168,7 +168,7 @@ def stage_table(studies: list[str]) -> None:
             f"| {label} | {', '.join(f'{k} {v:g}' for k, v in chosen.items())} | "
             f"{win['score']:.3f} | {solved}/{len(final)} | {np.mean(final):.3f} "
             f"({np.min(final):.2f}–{np.max(final):.2f}) | {np.median(steps_per_episode):.1f} | "
-            f"{EXPECTED.get(label, 'worse than without')} | {prov['run_seconds']:.0f} s, "
+            f"{EXPECTED.get(label, 'ablation (POBAX default)')} | {prov['run_seconds']:.0f} s, "
             f"{prov['env_steps_per_second']} | {prov['git']['commit'][:10]} |"
         )
     OUT.mkdir(parents=True, exist_ok=True)
