@@ -17,7 +17,7 @@ no persistent cache, so its 2nd process pays again. Ratios: ours / POBAX through
 and ours / POBAX 2nd-task fixed cost (target <= 0.33).
 
     nox -s bench -- [--variants recurrent,memoryless,transformer] [--shapes 24x10,1x1]
-                    [--steps 24x10=5120,1x1=25600,transformer:24x10=2560] [--total-steps N]
+                    [--steps 24x10=5120,1x1=102400,memoryless:1x1=256000,...] [--total-steps N]
                     [--second 1x1] [--no-pobax | --pobax-only]
                     [--json out.json]
 
@@ -51,7 +51,10 @@ TRANSFORMER = {"embed_size": 12, "num_heads": 4, "num_layers": 2, "memory_window
 POBAX_TRANSFORMER = {"embed_size": 12, "qkv_features": 12, "num_heads": 4, "num_layers": 2,
                      "window_mem": 32, "window_grad": 64}  # fmt: skip
 SEED, SECOND_SEED = 2024, 3024
-DEFAULT_STEPS = "24x10=5120,1x1=25600,transformer:24x10=2560"  # ~15 min on 2 shared cores
+# ~10 min idle on 2 cores; 1x1 runs are long enough (>= 1 s) for the run time to mean something
+DEFAULT_STEPS = (
+    "24x10=5120,1x1=102400,memoryless:1x1=256000,transformer:24x10=2560,transformer:1x1=25600"
+)
 # Variants POBAX 0.0.1 cannot run on tmaze_10 (checked with bench/pobax/run_pobax.py).
 POBAX_NA = {"transformer": "n/a (pobax 0.0.1 transformer_xl fails on T-Maze, see run_pobax.py)"}
 

@@ -594,31 +594,44 @@ class SweepFn:
         # (runner (C, S), seeds (S,)) -> eval metrics (C, S)
         self.evaluate = jax.jit(jax.vmap(jax.vmap(trainer.evaluate, (0, 0)), (0, None)))
 
-    def _indices(self, start: int) -> jax.Array:
-        return jnp.arange(start, start + self.chunk, dtype=jnp.int32)
+    def _indices(self, start: int) -> np.ndarray:
+        return np.arange(start, start + self.chunk, dtype=np.int32)
 
     def compile(self, sweep: PPOSweep, seeds: jax.Array) -> SweepFn:
         """Trace and compile the three programs now (or load them from the persistent cache)."""
-        runner = jax.eval_shape(self.init, sweep, seeds)
-        self.init = self.init.lower(sweep, seeds).compile()
+        init = self.init.lower(sweep, seeds)
+        runner = init.out_info  # shapes and dtypes of the runner state
+        self.init = init.compile()
         self.update = self.update.lower(runner, sweep, self._indices(0)).compile()
         self.evaluate = self.evaluate.lower(runner, seeds).compile()
         return self
 
     def __call__(self, sweep: PPOSweep, seeds: jax.Array) -> TrainMetrics:
-        """Train every config x seed; blocks until the last chunk is done."""
+        """Train every config x seed; returns once every chunk and the evaluation are done.
+
+        Chunk k + 1 is dispatched before waiting for chunk k, so reporting progress never leaves
+        the device idle (progress lags one chunk behind the computation).
+        """
         runner = self.init(sweep, seeds)
-        chunks = []
+        chunks: list[UpdateMetrics] = []
         for start in range(0, self.num_updates, self.chunk):
             runner, metrics = self.update(runner, sweep, self._indices(start))
+            if chunks:
+                self._report(chunks[-1], start)
             chunks.append(metrics)
-            if self.on_progress is not None:
-                jax.block_until_ready(metrics)
-                self.on_progress(min(start + self.chunk, self.num_updates), self.num_updates)
+        final = self.evaluate(runner, seeds)
+        self._report(chunks[-1], self.num_updates)
         per_update = jax.tree.map(
-            lambda *xs: jnp.concatenate(xs, axis=2)[:, :, : self.num_updates], *chunks
+            lambda *xs: np.concatenate(xs, axis=2)[:, :, : self.num_updates],
+            *jax.device_get(chunks),
         )
-        return assemble(per_update, self.evaluate(runner, seeds))
+        return assemble(per_update, jax.device_get(final))
+
+    def _report(self, metrics: UpdateMetrics, done: int) -> None:
+        """Wait for ``metrics`` (the chunk ending at update ``done``) and report progress."""
+        if self.on_progress is not None:
+            jax.block_until_ready(metrics)
+            self.on_progress(min(done, self.num_updates), self.num_updates)
 
 
 def make_sweep_fn(
