@@ -287,20 +287,16 @@ def make_gymnax(
     gymnax_id: str,
     env_id: str | None = None,
     kept_indices: tp.Sequence[int] | None = None,
-    perfect_memory: bool = False,
     **kwargs: tp.Any,
 ) -> tuple[GymnaxEnv, environment.EnvParams]:
     """``(GymnaxEnv, params)`` for a gymnax id; kwargs: EnvParams fields or constructor args.
 
     EnvParams fields (e.g. ``max_steps_in_episode``, MemoryChain's ``memory_length``) replace the
     defaults; other kwargs go to the gymnax constructor (e.g. MemoryChain's ``num_bits``).
-    ``perfect_memory`` is accepted for PPO's call signature and must be False.
     """
     import gymnax
 
     env_id = gymnax_id if env_id is None else env_id
-    if perfect_memory:
-        raise UserError(f"env {env_id!r}: perfect_memory is only defined for tmaze_<N>")
     inner, params = gymnax.make(gymnax_id)
     overrides, ctor = _split_kwargs(params, kwargs)
     if ctor:

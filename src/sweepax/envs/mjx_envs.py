@@ -49,8 +49,6 @@ from flax import struct
 from gymnax.environments import environment, spaces
 from mujoco import mjx
 
-from sweepax.errors import UserError
-
 
 @dataclasses.dataclass(frozen=True)
 class BodySpec:
@@ -365,7 +363,6 @@ class MJXEnv(environment.Environment[EnvState, EnvParams]):
 def make_mjx(
     body: str,
     variant: str | None = None,
-    perfect_memory: bool = False,
     max_steps_in_episode: int | None = None,
     solver_iterations: int | None = None,
     ls_iterations: int | None = None,
@@ -374,16 +371,16 @@ def make_mjx(
 
     ``solver_iterations`` / ``ls_iterations`` override the XML's constraint solver iterations
     (gymnasium: 100 / 50; brax's XMLs use 4 / 50): faster MJX steps, less exact contacts.
-    ``perfect_memory`` is accepted for PPO's call signature and must be False.
     """
-    if perfect_memory:
-        env_id = f"{body}-v5" if variant is None else f"{body}-{variant}-v0"
-        raise UserError(f"env {env_id!r}: perfect_memory is only defined for tmaze_<N>")
     env = MJXEnv(body, variant, solver_iterations, ls_iterations)
-    params = env.default_params
-    if max_steps_in_episode is not None:
-        params = params.replace(max_steps_in_episode=int(max_steps_in_episode))
-    return env, params
+    return env, with_time_limit(env.default_params, max_steps_in_episode)
+
+
+def with_time_limit(params: EnvParams, max_steps_in_episode: int | None) -> EnvParams:
+    """``params`` with ``max_steps_in_episode`` replaced when given."""
+    if max_steps_in_episode is None:
+        return params
+    return params.replace(max_steps_in_episode=int(max_steps_in_episode))
 
 
 __all__ = [
@@ -392,6 +389,7 @@ __all__ = [
     "MJX_IDS",
     "BodySpec",
     "cfrc_ext",
+    "with_time_limit",
     "EnvParams",
     "EnvState",
     "MJXEnv",

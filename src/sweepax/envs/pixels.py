@@ -39,7 +39,7 @@ import numpy as np
 from gymnax.environments import spaces
 from mujoco import mjx
 
-from sweepax.envs.mjx_envs import EnvParams, MJXEnv
+from sweepax.envs.mjx_envs import EnvParams, MJXEnv, with_time_limit
 from sweepax.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -155,15 +155,11 @@ def make_pixels(
     prefix: str,
     image_size: int | None = None,
     renderer: str = "jax",
-    perfect_memory: bool = False,
     max_steps_in_episode: int | None = None,
     solver_iterations: int | None = None,
     ls_iterations: int | None = None,
 ) -> tuple[PixelMJXEnv, EnvParams]:
     """``(PixelMJXEnv, params)`` for ``<prefix>-pixels[-<image_size>]`` (as ``make_mjx``)."""
-    env_id = f"{prefix}-pixels" + ("" if image_size is None else f"-{image_size}")
-    if perfect_memory:
-        raise UserError(f"env {env_id!r}: perfect_memory is only defined for tmaze_<N>")
     env = PixelMJXEnv(
         PIXEL_BODIES[prefix],
         DEFAULT_SIZE if image_size is None else int(image_size),
@@ -171,10 +167,7 @@ def make_pixels(
         solver_iterations,
         ls_iterations,
     )
-    params = env.default_params
-    if max_steps_in_episode is not None:
-        params = params.replace(max_steps_in_episode=int(max_steps_in_episode))
-    return env, params
+    return env, with_time_limit(env.default_params, max_steps_in_episode)
 
 
 __all__ = [

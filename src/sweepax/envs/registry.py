@@ -36,6 +36,7 @@ class Family:
     build: tp.Callable[..., tuple[environment.Environment, environment.EnvParams]]
     validate: tp.Callable[[re.Match], str | None] = lambda m: None  # error text, or None if ok
     guesses: tp.Callable[[str], list[str]] = lambda env_id: []  # extra "did you mean" candidates
+    perfect_memory: bool = False  # ``build`` takes ``perfect_memory`` (else make refuses it)
     renders: bool = False  # image observations: ``build`` takes ``renderer=``
     vmappable: tp.Callable[[re.Match, str], bool] = lambda m, renderer: True  # (match, renderer)
 
@@ -124,6 +125,7 @@ FAMILIES: list[Family] = [
         build=_build_tmaze,
         validate=_validate_tmaze,
         guesses=_guess_tmaze,
+        perfect_memory=True,
     ),
     Family(
         pattern="|".join(
@@ -202,6 +204,10 @@ def make(
     """
     check(env_id)
     fam, match = _lookup(env_id)
+    if kwargs.pop("perfect_memory", False):
+        if not fam.perfect_memory:
+            raise UserError(f"env {env_id!r}: perfect_memory is only defined for tmaze_<N>")
+        kwargs["perfect_memory"] = True
     if fam.renders:
         return fam.build(match, renderer=renderer, **kwargs)
     if renderer != "jax":
