@@ -104,39 +104,33 @@ def _winner(name: str) -> dict:
     return {**result["envs"]["tmaze_10"], "varying": result["hparams"]}
 
 
-def stage_final(studies: list[str], first_seed: int, n_seeds: int, steps: int) -> None:
-    """The sweep's winner per study: ``n_seeds`` fresh seeds x ``steps`` env steps."""
-    for name in studies:
-        study_dir = OUT / "final" / name
-        if _complete(study_dir):
-            print(f"final {name}: complete, skipped")
-            continue
-        study = load.load(ROOT / "hyperparams" / "tmaze" / f"{name}.py")
-        (task,) = plan.plan(study).tasks
-        win = _winner(name)["hparams"]
-        swept = [f.name for f in study.entry.sweep_fields]
-        overrides = [a for k in swept if k in win for a in (f"--{k}", repr(float(win[k])))]
-        print(f"final {name}: {overrides}", flush=True)
-        argv = [*task.argv, *overrides, "--seed", str(first_seed), "--n_seeds", str(n_seeds),
-                "--total_steps", str(steps), "--results_dir", str(OUT / "final")]  # fmt: skip
-        _train(argv, OUT / "logs" / "final" / f"{name}.log")
-
-
-def stage_ablation(first_seed: int, n_seeds: int, steps: int) -> None:
-    """``tmaze_10_ppo``'s final run with ``--normalize_advantages`` (POBAX's default)."""
-    name = "tmaze_10_ppo"
-    if _complete(OUT / "ablation" / name):
-        print(f"ablation {name}: complete, skipped")
+def _run_winner(
+    stage: str, name: str, first_seed: int, n_seeds: int, steps: int, extra: tuple[str, ...] = ()
+) -> None:
+    """The study's sweep winner with ``n_seeds`` fresh seeds x ``steps``, into ``OUT/stage``."""
+    if _complete(OUT / stage / name):
+        print(f"{stage} {name}: complete, skipped")
         return
     study = load.load(ROOT / "hyperparams" / "tmaze" / f"{name}.py")
     (task,) = plan.plan(study).tasks
     win = _winner(name)["hparams"]
-    overrides = [a for k in ("lr", "lambda0") for a in (f"--{k}", repr(float(win[k])))]
-    argv = [*task.argv, *overrides, "--normalize_advantages", "--seed", str(first_seed),
-            "--n_seeds", str(n_seeds), "--total_steps", str(steps),
-            "--results_dir", str(OUT / "ablation")]  # fmt: skip
-    print(f"ablation {name}: {overrides} --normalize_advantages", flush=True)
-    _train(argv, OUT / "logs" / "ablation" / f"{name}.log")
+    swept = [f.name for f in study.entry.sweep_fields]
+    overrides = [a for k in swept if k in win for a in (f"--{k}", repr(float(win[k])))]
+    print(f"{stage} {name}: {[*overrides, *extra]}", flush=True)
+    argv = [*task.argv, *overrides, *extra, "--seed", str(first_seed), "--n_seeds", str(n_seeds),
+            "--total_steps", str(steps), "--results_dir", str(OUT / stage)]  # fmt: skip
+    _train(argv, OUT / "logs" / stage / f"{name}.log")
+
+
+def stage_final(studies: list[str], first_seed: int, n_seeds: int, steps: int) -> None:
+    """The sweep's winner per study: ``n_seeds`` fresh seeds x ``steps`` env steps."""
+    for name in studies:
+        _run_winner("final", name, first_seed, n_seeds, steps)
+
+
+def stage_ablation(first_seed: int, n_seeds: int, steps: int) -> None:
+    """``tmaze_10_ppo``'s final run with ``--normalize_advantages`` (POBAX's default)."""
+    _run_winner("ablation", "tmaze_10_ppo", first_seed, n_seeds, steps, ("--normalize_advantages",))
 
 
 def stage_table(studies: list[str]) -> None:

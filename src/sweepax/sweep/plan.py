@@ -136,7 +136,9 @@ def plan(study: Study, max_vmap: int | None = None) -> Plan:
                 n_before = len(tasks)
                 n_configs = sum(len(rows) for rows in groups.values())
                 for given_rows in groups.values():
-                    _add_unvmapped(tasks, entry, static, given_static, given_rows, run_options)
+                    _add_unvmapped(
+                        tasks, entry, static, given_static, sweep_defaults, given_rows, run_options
+                    )
                 note = (
                     f"{static['env']} (renderer {static.get('renderer', 'jax')}) cannot vmap: "
                     f"{n_configs} configs x {static['n_seeds']} seeds -> "
@@ -168,11 +170,11 @@ def _add_unvmapped(
     entry: tp.Any,
     static: dict[str, tp.Any],
     given_static: dict[str, tp.Any],
+    sweep_defaults: dict[str, float],
     given_rows: list[dict[str, float]],
     run_options: dict[str, tp.Any],
 ) -> None:
     """One task per config row and seed: ``--seed s --n_seeds 1``, one config each."""
-    sweep_defaults = {f.name: f.default for f in entry.sweep_fields}
     for row in given_rows:
         for seed in range(static["seed"], static["seed"] + static["n_seeds"]):
             one_seed = {"seed": seed, "n_seeds": 1}
