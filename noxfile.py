@@ -3,8 +3,8 @@
 # ///
 """sweepax sessions: ``nox -l`` lists them; arguments after ``--`` go to the command.
 
-Every session runs in ONE project environment, ``.venv``, installed from ``requirements.lock`` (+ the
-project, editable) and reinstalled only when the lock or ``pyproject.toml`` changes.
+Every session runs in ONE project environment, ``.venv``, installed from ``requirements.lock``
+(+ the project, editable) and reinstalled only when the lock or ``pyproject.toml`` changes.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import nox
 
 nox.needs_version = ">=2025.02.09"
 nox.options.default_venv_backend = "none"
-nox.options.sessions = ["tests"]
+nox.options.sessions = ["lint", "tests"]
 
 ROOT = Path(__file__).parent
 VENV = ROOT / ".venv"
@@ -36,7 +36,7 @@ def _lock_hash() -> str:
 
 def _base_python() -> str:
     """A Python >= 3.11 to build .venv from: this one, else python3.11/3.12 on PATH."""
-    if sys.version_info >= (3, 11):
+    if sys.version_info >= (3, 11):  # noqa: UP036 (nox itself may run on an older Python)
         return sys.executable
     for name in ("python3.11", "python3.12", "python3.13"):
         if found := shutil.which(name):
@@ -86,6 +86,19 @@ def tests(session: nox.Session) -> None:
     # `-- -m slow`: by default neither runs, unless -m asks for them
     select = [] if "-m" in session.posargs else ["-m", "not slurm and not slow"]
     session.run(python, "-m", "pytest", *select, *session.posargs, external=True, env=env)
+
+
+LINTED = ("src", "tests", "bench", "experiments", "hyperparams", "noxfile.py")
+
+
+@nox.session(python=False)
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check on the project's Python (``-- --fix`` rewrites)."""
+    python = venv(session)
+    ruff = str(Path(python).parent / "ruff")
+    fix = "--fix" in session.posargs
+    session.run(ruff, "check", *(["--fix"] if fix else []), *LINTED, external=True)
+    session.run(ruff, "format", *([] if fix else ["--check"]), *LINTED, external=True)
 
 
 @nox.session(python=False, default=False)

@@ -31,8 +31,9 @@ def train(tmp_path: Path, *argv: str, **kwargs) -> subprocess.CompletedProcess:
 
 
 def test_train_writes_one_store_with_dims_coords_and_provenance(tmp_path):
+    spec = ["--spec", "hyperparams/x.py", "--spec_hash", "abc"]
     argv = ["ppo", "--study", "st", *TINY, "--lr", "0.001", "0.003", "--lambda0", "0.5", "0.9",
-            "--seed", "7", "--n_seeds", "2", "--spec", "hyperparams/x.py", "--spec_hash", "abc"]  # fmt: skip
+            "--seed", "7", "--n_seeds", "2", *spec]  # fmt: skip
     proc = train(tmp_path, *argv)
     assert proc.returncode == 0, proc.stderr
     (path,) = (tmp_path / "results" / "st").glob("*.zarr")

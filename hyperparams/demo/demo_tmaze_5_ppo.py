@@ -1,4 +1,4 @@
-"""Demo: recurrent (GRU) PPO on T-Maze 5, 3 learning rates x 2 GAE lambdas x 3 seeds in one program."""
+"""Demo: recurrent (GRU) PPO on T-Maze 5, 3 lrs x 2 GAE lambdas x 3 seeds in one program."""
 
 from sweepax import vmap
 

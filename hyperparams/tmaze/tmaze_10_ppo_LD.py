@@ -1,4 +1,4 @@
-"""Lambda-discrepancy PPO (double critic) on T-Maze 10: lr x lambda0 x lambda1 x ld_weight vmapped."""
+"""Lambda-discrepancy PPO (double critic) on T-Maze 10: lr, lambdas, ld_weight vmapped."""
 
 from sweepax import vmap
 

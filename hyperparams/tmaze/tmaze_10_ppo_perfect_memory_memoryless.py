@@ -1,4 +1,4 @@
-"""Memoryless PPO with perfect memory (goal side always observed) on T-Maze 10: lr x lambda vmapped."""
+"""Memoryless PPO with perfect memory (goal side always observed) on T-Maze 10."""
 
 from sweepax import vmap
 

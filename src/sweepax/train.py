@@ -59,7 +59,8 @@ def _use_platform(platform: str | None) -> None:
     if not backends & wanted:
         raise UserError(
             f"--platform {platform}: JAX sees only {sorted(backends)} devices; run on a {platform} "
-            "node (check the container's --nv and jax[cuda12]) or drop 'platform' from the sweep file"
+            "node (check the container's --nv and jax[cuda12]) or drop 'platform' from the "
+            "sweep file"
         )
 
 

@@ -1,4 +1,4 @@
-"""Sweep files: every bad input is one line naming the file, the key and the fix; nothing written."""
+"""Sweep files: each bad input is one line naming the file, the key and the fix; nothing written."""
 
 from __future__ import annotations
 

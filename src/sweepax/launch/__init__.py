@@ -1,1 +1,1 @@
-"""Launching tasks: on this machine (``local``), as SLURM arrays (``slurm``), status, sync, onager."""
+"""Launching tasks: here (``local``), as SLURM arrays (``slurm``); status, sync, onager."""

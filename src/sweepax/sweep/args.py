@@ -96,10 +96,11 @@ def _add_field(parser: argparse.ArgumentParser, field: Field) -> None:
 
 
 def parser(entry: Entry) -> argparse.ArgumentParser:
-    """The command-line parser of ``python -m sweepax.train <entry>``, built from the declarations."""
+    """The parser of ``python -m sweepax.train <entry>``, built from the declarations."""
     p = argparse.ArgumentParser(
         prog=f"python -m {MODULE} {entry.name}",
-        description="Train every (config, seed) of one task in one jitted program; write its store.",
+        description="Train every (config, seed) of one task in one jitted program; "
+        "write its store.",
     )
     run = p.add_argument_group("run options")
     run.add_argument("--study", default="default", help="study name: results/<study>/")

@@ -6,7 +6,7 @@ import typing as tp
 
 
 class vmap(tuple):  # noqa: N801  (reads as a function in sweep files: ``vmap([...])``)
-    """Values swept INSIDE one program (``jax.vmap``), as opposed to a plain list (separate tasks)."""
+    """Values swept INSIDE one program (``jax.vmap``); a plain list means separate tasks."""
 
     def __new__(cls, values: tp.Iterable[tp.Any]) -> vmap:
         values = tuple(values)

@@ -20,7 +20,8 @@ def plan_targets(targets: tp.Sequence[str], max_vmap: int | None) -> list[plan.P
     for p in plans:
         if p.study.name in seen:
             raise UserError(
-                f"{p.study.path}: study name {p.study.name!r} is also used by {seen[p.study.name]}; "
+                f"{p.study.path}: study name {p.study.name!r} is also used by "
+                f"{seen[p.study.name]}; "
                 "rename one file (or its study_name)"
             )
         seen[p.study.name] = p.study.path
