@@ -158,7 +158,7 @@ def bench_mjx(session: nox.Session) -> None:
     session.run(python, str(ROOT / "bench" / "mjx_steps.py"), *session.posargs, external=True)
 
 
-# --- SLURM (issue 4) ------------------------------------------------------------------------------
+# --- SLURM ----------------------------------------------------------------------------------------
 def _slurm_up() -> bool:
     """Does a SLURM controller answer here?"""
     if shutil.which("sinfo") is None:
@@ -213,7 +213,7 @@ def bench_slurm(session: nox.Session) -> None:
     session.run(python, bench, *session.posargs, external=True, env=env)
 
 
-# --- containers and reproduction (issue 5) -------------------------------------------------------
+# --- containers and reproduction ------------------------------------------------------------------
 CONTAINER_FILES = ("Containerfile", "apptainer.def", "pyproject.toml", "README.md",
                    "requirements.lock", "container", "src")  # fmt: skip
 CPU_BASE = "localhost/sweepax-base:bookworm"  # container/debian-base.sh makes it

@@ -21,8 +21,8 @@ and ours / POBAX 2nd-task fixed cost (target <= 0.33).
                     [--second 1x1] [--no-pobax | --pobax-only]
                     [--json out.json]
 
-History: until issue #3 the POBAX side was not re-run; ours was compared with recorded figures
-(recurrent 24x10 21.5k, 1x1 16k, memoryless 24x10 128k env steps/s on this 2-core CPU kind).
+POBAX is always measured live in the same run, never taken from recorded figures: the machine's
+load changes both sides alike, so only interleaved ratios compare.
 """
 
 from __future__ import annotations

@@ -185,7 +185,7 @@ def stage_table(studies: list[str]) -> None:
     footer = (
         "\nFor comparison, POBAX 0.0.1 (normalised advantages, no episode time limit) with lr "
         "2.5e-3, lambda0 0.7, hidden 32, 4 envs, 1e6 steps solved tmaze_10 in 1 of 10 seeds on "
-        "these machines (issue 3).\n"
+        "these machines.\n"
     )
     (OUT / "results.md").write_text(header + "\n".join(summary) + "\n" + footer)
     print((OUT / "results.md").read_text())

@@ -1,4 +1,4 @@
-"""``provenance.collect()``: every item issue 5 asks each result store to record, one test each.
+"""``provenance.collect()``: every item a result store records about its making, one test each.
 
 (That ``train`` writes them into the store, with device and timings, is checked on a real store in
 tests/test_reproduce.py.)

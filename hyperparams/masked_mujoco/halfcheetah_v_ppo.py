@@ -5,7 +5,7 @@ The 8 positions (height, angles) are hidden, so the GRU must integrate them from
 the published PPO MuJoCo defaults (Schulman et al. 2017; PureJaxRL's ppo_continuous_action):
 lr 3e-4, gamma 0.99, GAE lambda 0.95, clip 0.2, no entropy bonus, 0.5 value coefficient and
 grad-norm clip, 10 epochs; rollouts of 64 envs x 128 steps split into 4 minibatches along the env
-axis (recurrent PPO keeps time order). Continuous actions need PPO's Gaussian head (issue #6).
+axis (recurrent PPO keeps time order). Continuous actions need PPO's Gaussian head.
 HalfCheetah never terminates (1000-step episodes); a good PPO run returns 1500-3000.
 """
 

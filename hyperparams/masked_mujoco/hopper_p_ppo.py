@@ -5,7 +5,7 @@ masked-MuJoCo task, on gymnasium's Hopper-v5 dynamics and rewards). Settings fol
 PPO MuJoCo defaults (Schulman et al. 2017; PureJaxRL's ppo_continuous_action): lr 3e-4,
 gamma 0.99, GAE lambda 0.95, clip 0.2, no entropy bonus, 0.5 value coefficient and grad-norm
 clip, 10 epochs; rollouts of 64 envs x 128 steps split into 4 minibatches along the env axis
-(recurrent PPO keeps time order). Continuous actions need PPO's Gaussian head (issue #6).
+(recurrent PPO keeps time order). Continuous actions need PPO's Gaussian head.
 Return: about 1000 for standing still the whole episode, 3000+ for a good hopper.
 """
 

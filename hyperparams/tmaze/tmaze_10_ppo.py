@@ -15,7 +15,7 @@ hparams = {
             "entropy_coeff": 0.01,
             # Per-minibatch advantage normalisation (POBAX's default) turns the rare -0.1 of an
             # early wrong turn into a large negative advantage; some seeds then learn never to turn
-            # (experiments/tmaze10/results.md, issue 3 notes). Raw GAE advantages avoid that.
+            # (experiments/tmaze10/results.md, ablation row). Raw GAE advantages avoid that.
             "normalize_advantages": False,
             "total_steps": 1_000_000,
             "seed": 2024,

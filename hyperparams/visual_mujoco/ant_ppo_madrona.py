@@ -1,6 +1,6 @@
 """Recurrent (GRU) PPO on ant-pixels rendered by Madrona-MJX on GPU: lr x GAE lambda, 3 seeds.
 
-Visual MuJoCo (issue #6) with the Madrona batch renderer (``renderer: "madrona"``). Madrona cannot
+Visual MuJoCo with the Madrona batch renderer (``renderer: "madrona"``). Madrona cannot
 be vmapped across hyperparameters or seeds, so the planner gives each of the 6 configs x 3 seeds
 its own task (18 tasks, ``--seed s --n_seeds 1``) and notes it in the plan output; Madrona
 compiles its renderer on first use (minutes) in every task. Needs ``madrona_mjx`` (the

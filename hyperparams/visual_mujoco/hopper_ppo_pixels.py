@@ -1,6 +1,6 @@
 """Recurrent (GRU) PPO on hopper-pixels (MJX; 64 x 64 depth + shade image, pure-JAX ray casting).
 
-Visual MuJoCo (issue #6): the agent sees only the ``track`` camera image (``sweepax.envs.pixels``),
+Visual MuJoCo: the agent sees only the ``track`` camera image (``sweepax.envs.pixels``),
 which a small CNN encodes in front of the GRU; velocities must be inferred from successive frames
 (the floor's checkerboard moving past). The renderer is ``jax`` (MJX ray casting, runs anywhere,
 vmappable), so lr x GAE lambda x seeds share one program per task. Settings as

@@ -185,7 +185,7 @@ def spec_file(path: str | os.PathLike | None) -> dict[str, str | None] | None:
     return {"path": os.fspath(path), "sha256": digest}
 
 
-# --- container image: path, digest, labels (issue 5) ----------------------------------------------
+# --- container image: path, digest, labels -----------------------------------------------------
 APPTAINER_LABELS = Path("/.singularity.d/labels.json")
 PODMAN_CONTAINERENV = Path("/run/.containerenv")
 DOCKERENV = Path("/.dockerenv")

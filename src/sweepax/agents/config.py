@@ -115,7 +115,7 @@ class TrainMetrics(tp.NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class TransformerStatic(PPOStatic):
-    """Static hyperparameters of PPO with a GTrXL transformer memory (issue #3)."""
+    """Static hyperparameters of PPO with a GTrXL transformer memory."""
 
     embed_size: int = hp(64, "transformer embedding size")
     num_heads: int = hp(4, "attention heads")
