@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import hashlib
 import runpy
 import typing as tp
 from pathlib import Path
 
-from sweepax import entries
+from sweepax import entries, files
 from sweepax.errors import UserError
 from sweepax.hparams import Field
 from sweepax.sweep.values import vmap
@@ -216,7 +215,7 @@ def load(path: str | Path) -> Study:
     return Study(
         name=name,
         path=path,
-        spec_hash=hashlib.sha256(source).hexdigest(),
+        spec_hash=files.sha256_file(path),
         entry=entry,
         arg_sets=tuple(arg_sets),
         exclude=_exclude(hparams.get("exclude", []), entry, where),

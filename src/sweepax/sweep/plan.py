@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
-import os
 import typing as tp
 from pathlib import Path
 
+from sweepax import files
 from sweepax.errors import UserError
 from sweepax.sweep import args as task_args
 from sweepax.sweep.load import Axis, Study
@@ -120,9 +119,10 @@ def plan(study: Study, max_vmap: int | None = None) -> Plan:
         static_axes = [a for a in axes if not a.vmapped and a.key in static_defaults]
         array_sweep_axes = [a for a in axes if not a.vmapped and a.key in sweep_defaults]
         vmap_axes = [a for a in axes if a.vmapped]
+        swept_values = [{a.key: v} for a in axes if a.key in sweep_defaults for v in a.values]
         for given_static in _product(static_axes):
             static = {**static_defaults, **given_static}
-            if problems := entry.static_cls(**static).problems():
+            if problems := entry.problems(static, swept_values):
                 raise UserError(f"{study.path}: {problems[0]}; fix the sweep file")
             # configs of this program: job-array values of swept keys x their vmapped values
             groups: dict[tuple, list[dict[str, float]]] = {}
@@ -190,13 +190,8 @@ def _add_unvmapped(
 def write(plan: Plan, runs_dir: Path) -> tuple[Path, Path]:
     """Write ``runs/<study>.txt`` (line i = task i) and ``runs/<study>.json`` atomically."""
     runs_dir.mkdir(parents=True, exist_ok=True)
-    txt = runs_dir / f"{plan.study.name}.txt"
-    manifest = runs_dir / f"{plan.study.name}.json"
-    for path, text in (
-        (txt, "".join(t.command + "\n" for t in plan.tasks)),
-        (manifest, json.dumps(plan.manifest(), indent=1) + "\n"),
-    ):
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+    txt = files.write_text(
+        runs_dir / f"{plan.study.name}.txt", "".join(t.command + "\n" for t in plan.tasks)
+    )
+    manifest = files.write_json(runs_dir / f"{plan.study.name}.json", plan.manifest())
     return txt, manifest
