@@ -159,7 +159,7 @@ def parse_task(argv: tp.Sequence[str]) -> Task:
 
     registry.check(static["env"])
     if problems := entry.problems(static, rows):
-        raise UserError("; ".join(problems))
+        raise UserError("; ".join(problems) + "; fix the task's arguments")
     task_id = task_args.task_id(entry, static, rows)
     return Task(entry, list(argv), options, static, rows, task_id)
 
