@@ -199,7 +199,6 @@ class MJXEnv(environment.Environment[EnvState, EnvParams]):
         # Obs: [qpos[skip_qpos:], qvel, cfrc_ext[1:] (Ant)]
         self.qpos_indices = tuple(range(n_qpos))
         self.qvel_indices = tuple(range(n_qpos, n_qpos + nv))
-        self.cfrc_indices = tuple(range(n_qpos + nv, self.full_obs_dim))
         kept = {
             None: range(self.full_obs_dim),
             "F": self.qpos_indices + self.qvel_indices,
