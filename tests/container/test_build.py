@@ -30,9 +30,8 @@ def stand_in(folder: Path, name: str, body: str) -> Path:
     return exe
 
 
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
-                          check=True).stdout.strip()  # fmt: skip
+def head(repo: Path) -> str:
+    return subprocess.check_output(["git", "-C", str(repo), "rev-parse", "HEAD"], text=True).strip()
 
 
 @pytest.fixture
@@ -43,9 +42,8 @@ def project(tmp_path) -> Path:
     (root / "container" / "setup.sh").write_text(SETUP)
     (root / "container" / "requirements-gpu.lock").write_text("jax-cuda12-plugin==0.10.2\n")
     (root / "requirements.lock").write_text("flax==0.12.0\njax==0.10.2\n")
-    git(root, "init", "-q")
-    git(root, "add", ".")
-    git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one")
+    commit = "git init -q && git add . && git -c user.name=t -c user.email=t@t commit -q -m one"
+    subprocess.run(["sh", "-c", commit], cwd=root, check=True)
     return root
 
 
@@ -114,7 +112,7 @@ def test_outside_a_checkout_the_build_is_refused(tmp_path, monkeypatch, capsys):
 def test_build_args_name_commit_locks_jax_and_date(project):
     before = dt.datetime.now(dt.UTC).replace(microsecond=0)
     args = container.build_args(project)
-    assert args["GIT_COMMIT"] == git(project, "rev-parse", "HEAD")
+    assert args["GIT_COMMIT"] == head(project)
     assert args["GIT_DIRTY"] == "false"
     lock = (project / "requirements.lock").read_bytes()
     gpu = (project / "container" / "requirements-gpu.lock").read_bytes()
