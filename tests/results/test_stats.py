@@ -18,6 +18,7 @@ from sweepax.results.stats import (
     normalise_per_env,
     probability_of_improvement,
     reference_range,
+    t_interval,
 )
 
 CLEAR = np.array(
@@ -185,3 +186,18 @@ def test_probability_of_improvement_averages_envs_with_stratified_interval():
     # certain everywhere: BCa is undefined, the interval is the point
     sure = probability_of_improvement([[5.0, 6.0, 7.0]], [[1.0, 2.0]], n_resamples=1000)
     assert sure[:3] == (1.0, 1.0, 1.0)
+
+
+def test_t_interval_per_update_counts_only_seeds_with_a_value():
+    curve = np.array(
+        [[1.0, 2.0, np.nan], [2.0, np.nan, np.nan], [4.0, 6.0, np.nan]]
+    )  # (seed, update)
+    mean, low, high = t_interval(curve, axis=0)
+    assert mean[:2] == pytest.approx([7 / 3, 4.0]) and math.isnan(mean[2])
+    first = mean_ci(curve[:, 0])
+    assert (low[0], high[0]) == pytest.approx((first.low, first.high))
+    half = 12.706204736174705 * np.std([2.0, 6.0], ddof=1) / math.sqrt(2)  # t(0.975, 1)
+    assert (low[1], high[1]) == pytest.approx((4.0 - half, 4.0 + half))
+    assert math.isnan(low[2]) and math.isnan(high[2])
+    one = t_interval(np.array([[3.0], [np.nan]]), axis=0)
+    assert one[0][0] == 3.0 and math.isnan(one[1][0]) and math.isnan(one[2][0])

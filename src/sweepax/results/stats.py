@@ -135,6 +135,25 @@ def _mean(*samples: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.mean(samples[0], axis=axis)
 
 
+def t_interval(
+    values: tp.Any, axis: int = 0, confidence: float = CONFIDENCE
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over ``axis`` of the finite values and Student's t interval of it,
+    mean ± t(1 - alpha/2, n - 1) * std / sqrt(n) with n the finite values at each position (e.g.
+    a learning curve's seeds at each update). NaN where n is 0; low and high NaN where n is 1."""
+    x = np.asarray(values, dtype=np.float64)
+    ok = np.isfinite(x)
+    n = ok.sum(axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(ok, x, 0.0).sum(axis=axis) / n
+        dev = np.where(ok, x - np.expand_dims(mean, axis), 0.0)
+        std = np.sqrt((dev**2).sum(axis=axis) / (n - 1))
+        half = st.t.ppf(0.5 + confidence / 2, n - 1) * std / np.sqrt(n)
+    mean = np.where(n > 0, mean, np.nan)
+    half = np.where(n > 1, half, np.nan)
+    return mean, mean - half, mean + half
+
+
 def mean_ci(
     values: tp.Any,
     confidence: float = CONFIDENCE,
@@ -160,8 +179,8 @@ def mean_ci(
     if np.all(x == x[0]):
         return Interval(mean, mean, mean)
     if method == "t":
-        half = st.t.ppf(0.5 + confidence / 2, x.size - 1) * np.std(x, ddof=1) / np.sqrt(x.size)
-        return Interval(mean, mean - float(half), mean + float(half))
+        _, low, high = t_interval(x, axis=0, confidence=confidence)
+        return Interval(mean, float(low), float(high))
     low, high = bootstrap_interval([x], _mean, confidence, n_resamples, seed, method)
     return Interval(mean, low, high)
 
