@@ -14,6 +14,7 @@ from rich.console import Console
 
 from sweepax.results.compare import Selected, Settings, aggregate, main, run_compare
 from sweepax.results.stats import (
+    bootstrap_best,
     iqm,
     iqm_ci,
     mean_ci,
@@ -24,6 +25,7 @@ from sweepax.results.stats import (
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 RESAMPLES = 1000
 ENVS = ("tmaze_10", "tmaze_5")
+GRID = [(1e-4, 0.5), (1e-4, 0.9), (1e-3, 0.5), (1e-3, 0.9)]  # (lr, lambda0) as parse sorts them
 # final_return per seed: the sweep's best config (lr 1e-3, lambda0 0.9) and the confirmation study
 SWEEP_BEST = {"tmaze_5": [3.0, 3.6, 2.7], "tmaze_10": [1.0, 1.4, 0.2]}
 CONFIRM = {"tmaze_5": [3.1, 2.5, 3.3, 2.9, 3.5], "tmaze_10": [0.6, 0.9, 1.1, 0.4, 0.8]}
@@ -106,6 +108,8 @@ def test_compare_cli_writes_figures_and_a_table_of_the_stats(two_studies, tmp_pa
         # the sweep is shown at its best config, marked as selected; the confirmation as is
         assert a["study"] == "tmaze_ppo*" and a["config"] == "lr=0.001, lambda0=0.9 (best of 4)"
         assert b["study"] == "tmaze_confirm" and b["config"] == "(no swept values)"
+        # the other three configs score below -1 at every seed: the choice is certain
+        assert (a["P(best); set"], b["P(best); set"]) == ("1; 1", "–")
         assert (a["seeds"], b["seeds"]) == ("3", "5")
         for row, runs in ((a, SWEEP_BEST[env]), (b, CONFIRM[env])):
             score = mean_ci(runs)
@@ -157,6 +161,11 @@ def test_compare_auc_discounted_and_stated_reference(two_studies, tmp_path):
     assert row["config"] == "lr=0.001, lambda0=0.9 (best of 4)"
     per_seed = [2 * 1.9 + 0.3 * s + 0.1 for s in range(3)]
     _close(row["discounted_return"], mean_ci(per_seed).value)
+    # (lr, lambda0) in sorted order: lr 1e-3 beats lr 1e-4 by only 0.1 at every seed
+    table = [[2 * (1 + lam) + 0.3 * s + 100 * lr for s in range(3)] for lr, lam in GRID]
+    choice = bootstrap_best(table, RESAMPLES, seed=3)
+    assert choice.best == 3 and choice.uncertainty_set == (3, 1)
+    _close(row["P(best); set"], choice.probability[3], 2)
     agg = _section(text, "Across envs")["tmaze_ppo"]
     confirm_runs = [2 * 2.0 + 0.5 * s - 0.95 for s in range(5)]  # no ties with per_seed
     both = probability_of_improvement(
@@ -189,7 +198,7 @@ def test_compare_bad_input_is_one_line_and_writes_nothing(
 
 def _selected(runs):
     runs = np.asarray(runs, dtype=np.float64)
-    return Selected({}, 1, runs, np.zeros((runs.size, 2)), np.array([1.0, 2.0]))
+    return Selected({}, 1, None, runs, np.zeros((runs.size, 2)), np.array([1.0, 2.0]))
 
 
 def test_aggregate_uses_the_envs_every_study_has_and_leaves_out_flat_ones():

@@ -40,8 +40,10 @@ from sweepax.results.stats import (
     CONFIDENCE,
     MIN_RESAMPLES,
     N_RESAMPLES,
+    BestUncertainty,
     Improvement,
     Interval,
+    bootstrap_best,
     iqm_ci,
     mean_ci,
     normalise_per_env,
@@ -59,6 +61,7 @@ class Selected(tp.NamedTuple):
 
     hparams: dict[str, tp.Any]  # values of the study's swept hyperparameters
     n_configs: int  # configs with a score in this env; 1 for a confirmation study
+    choice: BestUncertainty | None  # how sure the seeds make the choice; None for one config
     per_seed: np.ndarray  # (seed,) finite scores by the measure
     curve: np.ndarray  # (seed, update) return per update
     env_steps: np.ndarray  # (update,)
@@ -98,11 +101,16 @@ def select(scores: xr.Dataset, settings: Settings) -> dict[str, Selected]:
             continue
         where = {ENV: env, **{d: r["hparams"][d] for d in varying}}
         cells = seed_scores.sel({ENV: env}).transpose(..., "seed").values
+        cells = cells.reshape(-1, cells.shape[-1])  # (config, seed) in sorted coordinate order
+        n_configs = int(np.isfinite(cells).any(axis=1).sum())
         steps = scores["env_steps"]
         steps = steps.sel({k: v for k, v in where.items() if k in steps.dims})
         out[env] = Selected(
             hparams={d: r["hparams"][d] for d in varying},
-            n_configs=int(np.isfinite(cells).reshape(-1, cells.shape[-1]).any(axis=1).sum()),
+            n_configs=n_configs,
+            choice=None
+            if n_configs < 2
+            else bootstrap_best(cells, settings.n_resamples, settings.seed),
             per_seed=np.asarray(r["per_seed"], dtype=np.float64),
             curve=scores[metric].sel(where).transpose("seed", "update").values,
             env_steps=np.asarray(steps.values, dtype=np.float64),
@@ -226,6 +234,12 @@ def _config_text(sel: Selected) -> str:
     return values + (f" (best of {sel.n_configs})" if sel.n_configs > 1 else "")
 
 
+def _choice_text(choice: BestUncertainty | None) -> str:
+    if choice is None or choice.best is None:
+        return "–"
+    return f"{_num(choice.probability[choice.best])}; {len(choice.uncertainty_set)}"
+
+
 def markdown(
     studies: tp.Mapping[str, Path],
     per_env: tp.Mapping[str, tuple[list[EnvRow], dict]],
@@ -246,7 +260,10 @@ def markdown(
         "Each study is shown in each env at one config: the only one it ran (a confirmation "
         f"study), or the best of several by {settings.measure}, marked `*`; a config chosen "
         "on the same seeds it is scored on is biased upward: rerun it on fresh seeds for an "
-        f"unbiased score. Intervals are {level}: a score's over its seeds by Student's t; "
+        "unbiased score. P(best): the share of bootstrap resamples of each config's seeds "
+        f"({settings.n_resamples}, seed {settings.seed}) in which the shown config has the "
+        "highest mean; set: how many configs win at least 5% of them. "
+        f"Intervals are {level}: a score's over its seeds by Student's t; "
         f"P(> column), the probability that a run of the row's study beats one of the "
         f"column's (ties count 1/2), and the IQM by {boot}.",
     ]
@@ -256,6 +273,7 @@ def markdown(
             [
                 r.study + ("*" if r.selected.n_configs > 1 else ""),
                 _config_text(r.selected),
+                _choice_text(r.selected.choice),
                 str(r.selected.per_seed.size),
                 _num(r.score.value),
                 _interval(r.score.low, r.score.high),
@@ -263,7 +281,8 @@ def markdown(
             ]
             for r in rows
         ]
-        header = ["study", "config", "seeds", what, f"{level} CI", *(f"P(> {o})" for o in others)]
+        header = ["study", "config", "P(best); set", "seeds", what, f"{level} CI"]
+        header += [f"P(> {o})" for o in others]
         lines += ["", f"## {env}", "", *_table(header, body)]
     envs, agg_rows, beats, left_out = agg
     lines += ["", "## Across envs", ""]
