@@ -140,9 +140,14 @@ class EnvRow(tp.NamedTuple):
     score: Interval
 
 
-def env_rows(
+class EnvTable(tp.NamedTuple):
+    rows: list[EnvRow]  # the studies with data in the env
+    beats: dict[tuple[str, str], Improvement]
+
+
+def env_table(
     env: str, chosen: tp.Mapping[str, dict[str, Selected]], settings: Settings
-) -> tuple[list[EnvRow], dict[tuple[str, str], Improvement]]:
+) -> EnvTable:
     """The studies with data in ``env``: score with its interval over seeds, and each pair's
     probability of improvement."""
     rows = [
@@ -151,7 +156,7 @@ def env_rows(
         if env in by_env
     ]
     beats = pairwise({r.study: [r.selected.per_seed] for r in rows}, settings)
-    return rows, beats
+    return EnvTable(rows, beats)
 
 
 class AggregateRow(tp.NamedTuple):
@@ -240,19 +245,10 @@ def _choice_text(choice: BestUncertainty | None) -> str:
     return f"{_num(choice.probability[choice.best])}; {len(choice.uncertainty_set)}"
 
 
-def markdown(
-    studies: tp.Mapping[str, Path],
-    per_env: tp.Mapping[str, tuple[list[EnvRow], dict]],
-    agg: Aggregate,
-    reference_note: str,
-    settings: Settings,
-) -> str:
-    """The comparison as Markdown: a table per env, then the aggregate across envs."""
+def _preamble(studies: tp.Mapping[str, Path], settings: Settings) -> list[str]:
     what = metric_names(settings.measure, settings.discounted)
-    names = list(studies)
-    level = f"{settings.confidence:.0%}"
     boot = f"stratified bootstrap (BCa, {settings.n_resamples} resamples, seed {settings.seed})"
-    lines = [
+    return [
         f"# Comparison by {settings.measure} ({what})",
         "",
         "Studies: " + ", ".join(f"`{s}` ({p})" for s, p in studies.items()) + ".",
@@ -263,50 +259,70 @@ def markdown(
         "unbiased score. P(best): the share of bootstrap resamples of each config's seeds "
         f"({settings.n_resamples}, seed {settings.seed}) in which the shown config has the "
         "highest mean; set: how many configs win at least 5% of them. "
-        f"Intervals are {level}: a score's over its seeds by Student's t; "
-        f"P(> column), the probability that a run of the row's study beats one of the "
+        f"Intervals are {settings.confidence:.0%}: a score's over its seeds by Student's t; "
+        "P(> column), the probability that a run of the row's study beats one of the "
         f"column's (ties count 1/2), and the IQM by {boot}.",
     ]
-    for env, (rows, beats) in per_env.items():
-        others = [r.study for r in rows]
-        body = [
-            [
-                r.study + ("*" if r.selected.n_configs > 1 else ""),
-                _config_text(r.selected),
-                _choice_text(r.selected.choice),
-                str(r.selected.per_seed.size),
-                _num(r.score.value),
-                _interval(r.score.low, r.score.high),
-                *_beats_cells(r.study, others, beats),
-            ]
-            for r in rows
+
+
+def _env_section(env: str, table: EnvTable, settings: Settings) -> list[str]:
+    others = [r.study for r in table.rows]
+    body = [
+        [
+            r.study + ("*" if r.selected.n_configs > 1 else ""),
+            _config_text(r.selected),
+            _choice_text(r.selected.choice),
+            str(r.selected.per_seed.size),
+            _num(r.score.value),
+            _interval(r.score.low, r.score.high),
+            *_beats_cells(r.study, others, table.beats),
         ]
-        header = ["study", "config", "P(best); set", "seeds", what, f"{level} CI"]
-        header += [f"P(> {o})" for o in others]
-        lines += ["", f"## {env}", "", *_table(header, body)]
-    envs, agg_rows, beats, left_out = agg
-    lines += ["", "## Across envs", ""]
-    if not envs:
-        lines.append("No env has data from every study" + (": " + "; ".join(left_out) + "."))
-        return "\n".join(lines) + "\n"
+        for r in table.rows
+    ]
+    what = metric_names(settings.measure, settings.discounted)
+    header = ["study", "config", "P(best); set", "seeds", what, f"{settings.confidence:.0%} CI"]
+    return ["", f"## {env}", "", *_table(header + [f"P(> {o})" for o in others], body)]
+
+
+def _aggregate_section(
+    agg: Aggregate, names: list[str], reference_note: str, settings: Settings
+) -> list[str]:
+    lines = ["", "## Across envs", ""]
+    left_out = f"Left out: {'; '.join(agg.left_out)}." if agg.left_out else ""
+    if not agg.envs:
+        return lines + [f"No env has data from every study. {left_out}".rstrip()]
+    what = metric_names(settings.measure, settings.discounted)
     lines.append(
         f"IQM of {what} normalised per env to [0, 1] ({reference_note}) over the runs of "
-        f"{len(envs)} env(s): {', '.join(envs)}."
-        + (f" Left out: {'; '.join(left_out)}." if left_out else "")
+        f"{len(agg.envs)} env(s): {', '.join(agg.envs)}. {left_out}".rstrip()
     )
     body = [
         [
             r.study,
-            str(len(envs)),
+            str(len(agg.envs)),
             str(r.runs),
             _num(r.iqm.value),
             _interval(r.iqm.low, r.iqm.high),
-            *_beats_cells(r.study, names, beats),
+            *_beats_cells(r.study, names, agg.beats),
         ]
-        for r in agg_rows
+        for r in agg.rows
     ]
-    header = ["study", "envs", "runs", "IQM", f"{level} CI", *(f"P(> {o})" for o in names)]
-    lines += ["", *_table(header, body)]
+    header = ["study", "envs", "runs", "IQM", f"{settings.confidence:.0%} CI"]
+    return lines + ["", *_table(header + [f"P(> {o})" for o in names], body)]
+
+
+def markdown(
+    studies: tp.Mapping[str, Path],
+    per_env: tp.Mapping[str, EnvTable],
+    agg: Aggregate,
+    reference_note: str,
+    settings: Settings,
+) -> str:
+    """The comparison as Markdown: what the numbers are, a table per env, then the aggregate."""
+    lines = _preamble(studies, settings)
+    for env, table in per_env.items():
+        lines += _env_section(env, table, settings)
+    lines += _aggregate_section(agg, list(studies), reference_note, settings)
     return "\n".join(lines) + "\n"
 
 
@@ -417,7 +433,7 @@ def run_compare(
     studies = {Path(d).name: Path(d) for d in dirs}
     chosen = {s: select(load_scores(d, progress, console), settings) for s, d in studies.items()}
     envs = sorted({e for by_env in chosen.values() for e in by_env})
-    per_env = {env: env_rows(env, chosen, settings) for env in envs}
+    per_env = {env: env_table(env, chosen, settings) for env in envs}
     if reference is None:
         note = "0 and 1: the lowest and highest run of any study in that env"
         ranges = None
