@@ -363,7 +363,7 @@ def curves_figure(
         Line2D([], [], color=c, linewidth=2, label=s + ("*" if s in selected else ""))
         for s, c in colors.items()
     ]
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4))
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), cols))
     fig.suptitle(title)
     return fig
 
@@ -371,7 +371,7 @@ def curves_figure(
 def aggregate_figure(rows: list[AggregateRow], studies: list[str], title: str) -> Figure:
     """Each study's IQM of normalised scores with its interval, one row per study."""
     colors = _colors(studies)
-    fig = Figure(figsize=(5.5, 1.2 + 0.45 * len(rows)), layout="constrained")
+    fig = Figure(figsize=(6.5, 1.5 + 0.45 * len(rows)), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     for i, r in enumerate(rows):
@@ -383,7 +383,7 @@ def aggregate_figure(rows: list[AggregateRow], studies: list[str], title: str) -
     ax.set_yticks(range(len(rows)), [r.study for r in rows])
     ax.set_ylim(-0.6, len(rows) - 0.4)
     ax.invert_yaxis()
-    ax.set_xlabel("IQM of normalised score (95% CI, stratified bootstrap)")
+    ax.set_xlabel("IQM of scores normalised per env")
     ax.grid(alpha=0.3, axis="x")
     ax.set_title(title)
     return fig
@@ -448,12 +448,14 @@ def run_compare(
     written = [files.write_text(base.with_name(base.name + ".md"), text)]
     what = metric_names(settings.measure, settings.discounted)
     title = (
-        f"mean and {settings.confidence:.0%} CI (Student's t) over seeds; one config per study "
-        f"and env, * = the best of several by {settings.measure} ({what})"
+        f"mean, {settings.confidence:.0%} CI over seeds (Student's t)\n"
+        f"* = best of several configs by {settings.measure} ({what})"
     )
     curves = curves_figure(chosen, envs, title, metric_names("auc", settings.discounted))
     written += save_figure(curves, base.with_name(base.name + "_curves"))
-    fig = aggregate_figure(agg.rows, list(studies), f"IQM of normalised {what}")
+    level = f"{settings.confidence:.0%}"
+    title = f"IQM of normalised {what}\n{level} CI, stratified bootstrap (runs within each env)"
+    fig = aggregate_figure(agg.rows, list(studies), title)
     written += save_figure(fig, base.with_name(base.name + "_aggregate"))
     console.print(text, markup=False, highlight=False, soft_wrap=True)
     console.print("wrote " + ", ".join(str(p) for p in written), highlight=False, soft_wrap=True)
