@@ -2,8 +2,10 @@
 
 Without ``--run`` it prints what the store's provenance says made it: the command, the image
 (path and digest), the code (commit, branch, dirty flag and diff hash), the lock hash, device and
-XLA flags. With ``--run`` it runs that command again into a scratch results folder (the store's
-own ``--results_dir`` is overridden; argparse keeps the last value) and compares every data
+XLA flags. With ``--run`` it runs that command again into a scratch results folder (by default
+``.reproduce-<task_id>.tmp-<host>-<pid>`` beside the store, which ``nox -s clean`` removes once
+this process has ended; the store's own ``--results_dir`` is overridden, argparse keeps the last
+value) and compares every data
 variable and coordinate of the two stores bit for bit (``np.array_equal``, NaNs equal where both
 are NaN): it prints ``identical`` and exits 0, or the variables that differ and exits 1.
 
@@ -23,7 +25,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 import typing as tp
 from pathlib import Path
 
@@ -190,7 +191,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--results_dir",
         "--results-dir",
-        help="scratch results root for the re-run (default: a new folder under the system tmp)",
+        help="scratch results root for the re-run (default: a hidden folder beside the store, "
+        "which `nox -s clean` removes once this process has ended)",
     )
     p.add_argument(
         "--no-container",
@@ -212,7 +214,7 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     if not ns.run:
         return 0
 
-    scratch = Path(ns.results_dir or tempfile.mkdtemp(prefix="sweepax-reproduce-")).resolve()
+    scratch = Path(ns.results_dir or store.scratch_path(path, str(attrs.get("task_id")))).resolve()
     scratch.mkdir(parents=True, exist_ok=True)
     study = attrs.get("study") or "default"
     if store.complete_stores(scratch / study):

@@ -21,16 +21,10 @@ from rich.table import Table
 
 from sweepax.console import make_console
 from sweepax.errors import UserError, cli
-from sweepax.results.parse import (
-    ENV,
-    SCORES,
-    _nanmean,
-    add_study_arguments,
-    parse_study,
-    study_dirs,
-)
+from sweepax.results.parse import ENV, SCORES, add_study_arguments, parse_study, study_dirs
 from sweepax.results.plots import Curve, plot_curves, seed_mean_sem
-from sweepax.results.store import _jsonable, all_complete_stores, open_zarr, read_attrs
+from sweepax.results.store import all_complete_stores, open_zarr, read_attrs
+from sweepax.results.values import jsonable, nanmean
 
 MEASURES = ("auc", "final")
 
@@ -58,7 +52,7 @@ def per_seed_scores(scores: xr.Dataset, measure: str, discounted: bool) -> xr.Da
     var = scores[metric_names(measure, discounted)]
     if measure == "final":
         return var
-    values = _nanmean(var.transpose(..., "update").values, axis=-1)
+    values = nanmean(var.transpose(..., "update").values, axis=-1)
     dims = [d for d in var.transpose(..., "update").dims if d != "update"]
     return xr.DataArray(values, dims=dims, coords={d: scores[d] for d in dims})
 
@@ -93,58 +87,30 @@ def best(scores: xr.Dataset, measure: str = "auc", discounted: bool = False) -> 
     varying = [d for d in attrs.get("hparams", []) if d in scores.dims]
     fixed = dict(attrs.get("fixed") or {})
     stores = attrs.get("stores") or []
-    seed_scores = per_seed_scores(scores, measure, discounted).transpose(ENV, *varying, "seed")
-    store_index = scores["store_index"].transpose(ENV, *varying, "seed").values
-    config_index = scores["config_index"].transpose(ENV, *varying, "seed").values
+    order = (ENV, *varying, "seed")
+    seed_scores = per_seed_scores(scores, measure, discounted).transpose(*order).values
+    store_index = scores["store_index"].transpose(*order).values
+    config_index = scores["config_index"].transpose(*order).values
     seeds = scores["seed"].values.tolist()
+    common = {"measure": measure, "discounted": bool(discounted)}
     envs: dict[str, tp.Any] = {}
     for e, env in enumerate(scores[ENV].values.tolist()):
-        cells = seed_scores.values[e]  # (hparams..., seed)
-        flat = cells.reshape(-1, len(seeds))
-        ok = np.isfinite(flat)
-        n = ok.sum(axis=1)
-        mean = _nanmean(flat, axis=1)
-        candidates = np.where(n > 0, mean, -np.inf)
-        common = {"measure": measure, "discounted": bool(discounted)}
-        if not np.any(n > 0):
-            envs[str(env)] = {
-                "hparams": None,
-                "score": None,
-                "std": None,
-                "sem": None,
-                "n_seeds": 0,
-                "seeds": [],
-                "per_seed": [],
-                **common,
-                "store": None,
-                "config_index": None,
-                "reason": "no config has data for this measure",
-            }
+        cells = seed_scores[e]  # (hparams..., seed)
+        k = winning_row(cells.reshape(-1, len(seeds)))
+        if k is None:
+            envs[str(env)] = {**NO_WINNER, **common}
             continue
-        k = int(np.argmax(candidates))  # first maximum = first in sorted coordinate order
         idx = tuple(int(i) for i in np.unravel_index(k, cells.shape[:-1])) if varying else ()
-        win = flat[k]
-        per_seed = win[ok[k]]
-        std = float(np.std(per_seed, ddof=1)) if per_seed.size > 1 else 0.0
         hparams = {d: scores[d].values.tolist()[i] for d, i in zip(varying, idx, strict=True)}
-        hparams.update(fixed)
-        src = store_index[e][idx].reshape(-1)
-        rows = config_index[e][idx].reshape(-1)
-        have = [(int(s), int(r)) for s, r in zip(src, rows, strict=True) if s >= 0]
-        store, row = collections.Counter(have).most_common(1)[0][0] if have else (-1, -1)
+        store, row = source_row(store_index[e][idx], config_index[e][idx])
         envs[str(env)] = {
-            "hparams": hparams,
-            "score": float(mean[k]),
-            "std": std,
-            "sem": std / float(np.sqrt(per_seed.size)),
-            "n_seeds": int(per_seed.size),
-            "seeds": [int(s) for s, good in zip(seeds, ok[k], strict=True) if good],
-            "per_seed": [float(x) for x in per_seed],
+            "hparams": {**hparams, **fixed},
+            **seed_summary(cells[idx], seeds),
             **common,
-            "store": stores[store]["path"] if 0 <= store < len(stores) else None,
-            "config_index": row if row >= 0 else None,
+            "store": stores[store]["path"] if store is not None and store < len(stores) else None,
+            "config_index": row,
         }
-    return _jsonable(
+    return jsonable(
         {
             "study": attrs.get("study"),
             "measure": measure,
@@ -154,6 +120,57 @@ def best(scores: xr.Dataset, measure: str = "auc", discounted: bool = False) -> 
             "envs": envs,
         }
     )
+
+
+NO_WINNER = {
+    "hparams": None,
+    "score": None,
+    "std": None,
+    "sem": None,
+    "n_seeds": 0,
+    "seeds": [],
+    "per_seed": [],
+    "store": None,
+    "config_index": None,
+    "reason": "no config has data for this measure",
+}
+
+
+def winning_row(scores: np.ndarray) -> int | None:
+    """The row of ``scores`` (config, seed) with the highest mean over its finite seeds; the
+    first such row on ties; None when no row has a finite score."""
+    n = np.isfinite(scores).sum(axis=1)
+    if not np.any(n > 0):
+        return None
+    return int(np.argmax(np.where(n > 0, nanmean(scores, axis=1), -np.inf)))
+
+
+def seed_summary(scores: np.ndarray, seeds: list[int]) -> dict[str, tp.Any]:
+    """Mean, std (ddof=1, 0 for one seed), sem and the per-seed values of one config's
+    (seed,) scores, over the seeds that have a finite score."""
+    ok = np.isfinite(scores)
+    per_seed = scores[ok]
+    std = float(np.std(per_seed, ddof=1)) if per_seed.size > 1 else 0.0
+    return {
+        "score": float(nanmean(scores, axis=-1)),
+        "std": std,
+        "sem": std / float(np.sqrt(per_seed.size)),
+        "n_seeds": int(per_seed.size),
+        "seeds": [int(s) for s, good in zip(seeds, ok, strict=True) if good],
+        "per_seed": [float(x) for x in per_seed],
+    }
+
+
+def source_row(store_index: np.ndarray, config_index: np.ndarray) -> tuple[int | None, int | None]:
+    """``(store, config row)`` that provided most of one config's seeds, or (None, None)."""
+    have = [
+        (int(s), int(r))
+        for s, r in zip(store_index.reshape(-1), config_index.reshape(-1), strict=True)
+        if s >= 0
+    ]
+    if not have:
+        return None, None
+    return collections.Counter(have).most_common(1)[0][0]
 
 
 def winner_curve(

@@ -12,11 +12,8 @@ See https://zarr.readthedocs.io and https://docs.xarray.dev/en/stable/user-guide
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
-import math
 import os
-import shutil
 import typing as tp
 import warnings
 from pathlib import Path
@@ -25,56 +22,13 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from sweepax import files
+from sweepax.results.values import coord_values, jsonable
+
 STORE_SUFFIX = ".zarr"
+SCRATCH_PREFIX = "reproduce-"
 DIMS = ("config", "seed", "update")
-# Written by ``write_task_store`` itself; everything else in the attrs comes from the caller.
-_OWN_ATTRS = ("hparams_vmapped", "arrays", "complete", "completed_at")
 _CHUNK_BYTES = 8 * 2**20
-
-
-def utc_now() -> str:
-    """The current UTC time as ISO 8601 with microseconds (sorts as text)."""
-    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
-
-
-def _jsonable(value: tp.Any) -> tp.Any:
-    """``value`` as plain JSON types (numpy scalars, tuples, paths, non-finite floats)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return _jsonable(value.item())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    return str(value)
-
-
-def _coord_values(values: tp.Sequence[tp.Any]) -> np.ndarray:
-    """A coordinate array: float64 / int64 / bool, or object dtype for strings (no ``<U``)."""
-    # float32 values (e.g. from a traced config) keep their shortest decimal form: 2.5e-4, not
-    # 0.0002500000118743628, so labels match the sweep file and the manifest.
-    values = [
-        float(str(v))
-        if isinstance(v, np.floating) and v.itemsize < 8
-        else v.item()
-        if isinstance(v, np.generic)
-        else v
-        for v in values
-    ]
-    if all(isinstance(v, bool) for v in values):
-        return np.asarray(values, dtype=bool)
-    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        return np.asarray(values, dtype=np.int64)
-    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        return np.asarray(values, dtype=np.float64)
-    return np.asarray([str(v) for v in values], dtype=object)
 
 
 def _chunks(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
@@ -111,7 +65,7 @@ def build_dataset(
             raise ValueError(f"metric {name!r} has shape {arr.shape}, expected {want} {dims}")
         data_vars[name] = (dims, arr)
     coords: dict[str, tp.Any] = {
-        name: ("config", _coord_values(values)) for name, values in vmapped.items()
+        name: ("config", coord_values(values)) for name, values in vmapped.items()
     }
     coords["seed"] = ("seed", np.asarray(seeds, dtype=np.int64))
     coords["update"] = ("update", np.arange(n_update, dtype=np.int64))
@@ -124,7 +78,7 @@ def _final_name(study_dir: Path, task_id: str) -> Path:
     path = study_dir / f"{task_id}{STORE_SUFFIX}"
     if not path.exists():
         return path
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
+    stamp = files.utc_stamp().removesuffix("Z")
     return study_dir / f"{task_id}.{stamp}{STORE_SUFFIX}"
 
 
@@ -166,29 +120,27 @@ def write_task_store(
         name: {"chunks": _chunks(var.shape, var.dtype.itemsize)}
         for name, var in ds.data_vars.items()
     }
-    tmp = study_dir / f".{task_id}{STORE_SUFFIX}.tmp-{os.getpid()}"
-    if tmp.exists():  # a leftover of this very process id: ours to replace
-        shutil.rmtree(tmp)
-    try:
+    with files.building(study_dir / f"{task_id}{STORE_SUFFIX}") as tmp:
         ds.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False, encoding=encoding)
         group = zarr.open_group(tmp, mode="r+", zarr_format=3)
-        meta = _jsonable(dict(attrs))
+        meta = jsonable(dict(attrs))
         meta.update(task_id=task_id, hparams_vmapped=list(vmapped), arrays=sorted(ds.variables))
         group.update_attributes(meta)
         # The marker that makes the store count as a result; only the consolidated copy of the
         # metadata (so a plain ``xr.open_zarr`` opens it quietly) and the rename come after.
-        group.update_attributes({"complete": True, "completed_at": utc_now()})
+        group.update_attributes({"complete": True, "completed_at": files.utc_now("microseconds")})
         consolidate(tmp)
-        final = _final_name(study_dir, task_id)
         try:
-            os.rename(tmp, final)
+            final = files.publish(tmp, _final_name(study_dir, task_id))
         except OSError:  # another writer took the name in between
-            final = _final_name(study_dir, task_id)
-            os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            final = files.publish(tmp, _final_name(study_dir, task_id))
     return final
+
+
+def scratch_path(store_path: Path, task_id: str) -> Path:
+    """The default results root of ``reproduce --run``: a hidden folder beside the store, named
+    by this host and process (``files.temp_path``), so ``leftovers`` can tell when it is dead."""
+    return files.temp_path(Path(store_path).parent / f"{SCRATCH_PREFIX}{task_id}")
 
 
 def _root_attrs(path: Path) -> dict[str, tp.Any] | None:
