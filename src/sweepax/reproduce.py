@@ -38,15 +38,21 @@ TRAIN_MODULE = "sweepax.train"
 
 
 def load(path: str | os.PathLike) -> dict[str, tp.Any]:
-    """The attrs of a complete store, or a one-line ``UserError`` saying what is wrong."""
+    """The attrs of a complete store (checked in full against its completion record), or a
+    one-line ``UserError`` saying what is wrong."""
     p = Path(path)
     if not p.exists():
         raise UserError(f"{p}: no such store; give results/<study>/<task_id>.zarr")
     if not (p / "zarr.json").is_file():
         hint = " (a study folder? give one <task_id>.zarr in it)" if p.is_dir() else ""
         raise UserError(f"{p}: not a Zarr store{hint}")
-    if not store.is_complete(p):
+    state = store.store_state(p, full=True)
+    if state.state == store.INCOMPLETE:
         raise UserError(f"{p}: not a complete result store (its writer did not finish); re-run it")
+    if state.state == store.CORRUPT:
+        raise UserError(f"{p}: corrupt store ({state.reason}); re-run its task")
+    if not state.verified:
+        print(f"warning: {p}: {state.reason}", file=sys.stderr)
     attrs = store.read_attrs(p)
     if not isinstance(attrs.get("provenance"), dict) or not attrs["provenance"].get("argv"):
         raise UserError(f"{p}: the store records no command (provenance.argv); cannot re-run it")

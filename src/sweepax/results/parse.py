@@ -23,7 +23,15 @@ from rich.progress import track
 from sweepax import files
 from sweepax.console import make_console
 from sweepax.errors import UserError, cli
-from sweepax.results.store import all_complete_stores, consolidate, open_store
+from sweepax.results.store import (
+    CORRUPT,
+    UNVERIFIABLE,
+    StoreState,
+    all_complete_stores,
+    open_store,
+    seal,
+    study_stores,
+)
 from sweepax.results.values import coord_values, jsonable, nanmean
 
 SCORES = "scores.zarr"
@@ -72,20 +80,47 @@ class PlannedCell(tp.NamedTuple):
     task_id: str
 
 
-def read_stores(infos: list[dict], progress: bool = False) -> list[TaskStore]:
-    """Open every complete store (``all_complete_stores`` order) lazily and read its labels."""
-    out = []
-    for i, info in enumerate(
-        track(infos, description="reading stores", disable=not progress, transient=True)
-    ):
-        ds = open_store(info["path"])
-        env, rows = store_labels(ds, info["path"])
+def read_stores(
+    states: list[StoreState], progress: bool = False
+) -> tuple[list[TaskStore], list[StoreState]]:
+    """Open every complete store (oldest first) lazily with its coordinates and labels:
+    ``(stores, unreadable)``, a store that fails to decode being corrupt with the error."""
+    out, unreadable = [], []
+    for state in track(states, description="reading stores", disable=not progress, transient=True):
+        try:
+            ds = open_store(state.path)
+            for var in ds.coords.values():
+                var.load()
+        except Exception as err:  # any decode error: the store is damaged, not parse
+            unreadable.append(_unreadable(state, err))
+            continue
+        env, rows = store_labels(ds, state.path)
         out.append(
             TaskStore(
-                i, info["task_id"], info["path"], info["completed_at"], env, rows, ds, ds.attrs
+                len(out),
+                state.task_id,
+                state.path,
+                str(state.completed_at),
+                env,
+                rows,
+                ds,
+                ds.attrs,
             )
         )
-    return out
+    return out, unreadable
+
+
+def _unreadable(state: StoreState, err: Exception) -> StoreState:
+    reason = f"unreadable ({type(err).__name__}: {err})".replace("\n", " ")
+    return state._replace(state=CORRUPT, reason=reason)
+
+
+class UnreadableStoreError(Exception):
+    """A store's data failed to decode while filling the tensor."""
+
+    def __init__(self, store: TaskStore, err: Exception):
+        super().__init__(f"{store.path}: {err}")
+        self.store, self.err = store, err
 
 
 def store_labels(ds: xr.Dataset, path: Path) -> tuple[tp.Any, list[dict[str, tp.Any]]]:
@@ -253,13 +288,17 @@ def allocate(stores: list[TaskStore], grid: Grid) -> Tensor:
 
 def fill(stores: list[TaskStore], grid: Grid, tensor: Tensor) -> collections.Counter:
     """Copy every store's values into ``tensor``, newest ``completed_at`` first, so the newest
-    store providing a cell wins it; returns ``{(winner index, loser index): cells}``."""
+    store providing a cell wins it; returns ``{(winner index, loser index): cells}``. A store
+    whose data fails to decode raises ``UnreadableStoreError`` before it claims any cell."""
     superseded: collections.Counter = collections.Counter()
     owner: dict[tuple, int] = {}
     seed_pos = {s: i for i, s in enumerate(grid.seeds)}
     for s in sorted(stores, key=lambda s: (s.completed_at, s.path.name), reverse=True):
         store_seeds = [int(x) for x in s.ds["seed"].values.tolist()]
-        arrays = {n: np.asarray(s.ds[n].values) for n in s.ds.data_vars}
+        try:
+            arrays = {n: np.asarray(s.ds[n].values) for n in s.ds.data_vars}
+        except Exception as err:  # any decode error: the store is damaged, not parse
+            raise UnreadableStoreError(s, err) from err
         u = s.ds.sizes.get("update", 0)
         for c, row in enumerate(s.rows):
             head = grid.head({ENV: s.env, **row})
@@ -282,10 +321,15 @@ def fill(stores: list[TaskStore], grid: Grid, tensor: Tensor) -> collections.Cou
 
 
 def missing_cells(
-    grid: Grid, store_index: np.ndarray, planned: list[PlannedCell]
+    grid: Grid,
+    store_index: np.ndarray,
+    planned: list[PlannedCell],
+    corrupt: tp.Mapping[str, str] | None = None,
 ) -> list[dict[str, tp.Any]]:
     """Cells no store filled, one entry per (labels, task) with its seeds; the task is the
-    manifest's where it planned the cell, else None (not planned)."""
+    manifest's where it planned the cell, else None (not planned). ``corrupt`` maps a task id
+    to the reason its cells are missing when its only store is corrupt."""
+    corrupt = corrupt or {}
     task_of = {}
     for cell in planned:
         labels = cell.labels
@@ -303,7 +347,12 @@ def missing_cells(
         entry = {ENV: grid.coords[ENV][head[0]]}
         entry.update({n: grid.coords[n][i] for n, i in zip(grid.varying, head[1:], strict=True)})
         entry.update(seeds=sorted(seeds), task_id=task_id)
-        entry["reason"] = REASON_MISSING.format(task_id=task_id) if task_id else REASON_NOT_PLANNED
+        if task_id in corrupt:
+            entry["reason"] = corrupt[task_id]
+        elif task_id:
+            entry["reason"] = REASON_MISSING.format(task_id=task_id)
+        else:
+            entry["reason"] = REASON_NOT_PLANNED
         missing.append(entry)
     return missing
 
@@ -343,10 +392,11 @@ def assemble(grid: Grid, tensor: Tensor, attrs: dict[str, tp.Any]) -> xr.Dataset
 
 
 def write_scores(scores: xr.Dataset, final: Path) -> Path:
-    """Write ``scores`` under a hidden temporary name, then swap it in for ``final``."""
+    """Write ``scores`` under a hidden temporary name with its completion record (checked like
+    a task store's), then swap it in for ``final``."""
     with files.building(final) as tmp:
         scores.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False)
-        consolidate(tmp)
+        seal(tmp, sorted(scores.variables))
         return files.publish(tmp, final, replace=True)
 
 
@@ -362,7 +412,7 @@ def parse_study(
     Parameters
     ----------
     study_dir
-        ``results/<study>`` holding ``<task_id>.zarr`` stores; only complete stores are read.
+        ``results/<study>`` holding ``<task_id>.zarr`` stores; only intact stores are read.
     manifest
         Optional ``runs/<study>.json`` (default: that path relative to the cwd, if it exists); used
         only to name the task of a missing cell and to add planned values no store has yet.
@@ -382,9 +432,14 @@ def parse_study(
         ``final_*`` all but ``update``. Coords ``env_steps`` (on ``update`` when the same for every
         store, else also on ``env`` and the hyperparameter dims), ``store_index`` / ``config_index``
         (which store and config row filled each cell, -1 if none). Attrs: ``study``, ``stores``,
-        ``entries``, ``hparams``, ``fixed``, ``missing``, ``superseded``, ``discounted``.
-        Cells no store provides are NaN and listed in ``missing``; when two stores provide the
-        same cell the newest ``completed_at`` wins and the other is listed in ``superseded``.
+        ``entries``, ``hparams``, ``fixed``, ``missing``, ``corrupt``, ``unverified``,
+        ``superseded``, ``discounted``. Cells no store provides are NaN and listed in
+        ``missing``; when two stores provide the same cell the newest ``completed_at`` wins and
+        the other is listed in ``superseded``. Every store is checked against its completion
+        record (sha256 of every file) first: a corrupt one (or one whose data fails to decode)
+        is never read, but listed in ``corrupt`` with the reason, and the cells of its task are
+        missing with reason ``corrupt store ...`` unless an intact store of the same task
+        provides them. Stores written before checksums are read and listed in ``unverified``.
     """
     console = console or make_console()
     study_dir = Path(study_dir)
@@ -392,20 +447,28 @@ def parse_study(
         raise UserError(
             f"{study_dir}: no such study folder; pass results/<study> (see `ls results`)"
         )
-    infos = all_complete_stores(study_dir)
-    if not infos:
-        raise UserError(
-            f"{study_dir}: no complete task stores (<task_id>.zarr); run the tasks first "
-            "(`nox -s status` lists which are missing)"
-        )
-    stores = read_stores(infos, progress)
+    states = study_stores(study_dir, full=True)
+    stores, unreadable = read_stores([s for s in states if s.complete], progress)
+    corrupt = [s for s in states if s.state == CORRUPT] + unreadable
+    _need_stores(study_dir, stores, corrupt)
     study = str(stores[-1].attrs.get("study") or study_dir.name)
     names = label_names(stores)
     manifest_path = _find_manifest(study, manifest)
     planned = read_manifest(manifest_path, names) if manifest_path else []
-    grid = coordinate_values(stores, planned, names)
-    tensor = allocate(stores, grid)
-    superseded = fill(stores, grid, tensor)
+    while True:  # a store that fails to decode is corrupt: set it aside and fill again
+        grid = coordinate_values(stores, planned, names)
+        tensor = allocate(stores, grid)
+        try:
+            superseded = fill(stores, grid, tensor)
+            break
+        except UnreadableStoreError as err:
+            state = next(s for s in states if s.path == err.store.path)
+            corrupt.append(_unreadable(state, err.err))
+            kept = [s for s in stores if s.path != err.store.path]
+            stores = [s._replace(index=i) for i, s in enumerate(kept)]
+            _need_stores(study_dir, stores, corrupt)
+    corrupt_list = corrupt_records(corrupt, stores)
+    unverified = {s.path for s in states if s.complete and not s.verified}
     attrs = {
         "study": study,
         "entries": sorted({str(s.attrs.get("entry")) for s in stores if s.attrs.get("entry")}),
@@ -415,7 +478,9 @@ def parse_study(
             {"task_id": s.task_id, "path": str(s.path), "completed_at": s.completed_at}
             for s in stores
         ],
-        "missing": missing_cells(grid, tensor.store_index, planned),
+        "missing": missing_cells(grid, tensor.store_index, planned, _corrupt_reasons(corrupt_list)),
+        "corrupt": corrupt_list,
+        "unverified": [str(s.path) for s in stores if s.path in unverified],
         "superseded": superseded_records(stores, superseded),
         "discounted": bool(discounted),
         "manifest": str(manifest_path) if manifest_path else None,
@@ -427,12 +492,54 @@ def parse_study(
     return scores
 
 
+def _need_stores(study_dir: Path, stores: list[TaskStore], corrupt: list[StoreState]) -> None:
+    """A one-line ``UserError`` when no intact store is left to parse."""
+    if stores:
+        return
+    if not corrupt:
+        raise UserError(
+            f"{study_dir}: no complete task stores (<task_id>.zarr); run the tasks first "
+            "(`nox -s status` lists which are missing)"
+        )
+    first = corrupt[0]
+    raise UserError(
+        f"{study_dir}: no intact task stores, {len(corrupt)} corrupt ({first.path}: "
+        f"{first.reason}); `nox -s verify -- {study_dir}` lists them, "
+        f"`nox -s clean -- {study_dir} --corrupt` removes them so the tasks re-run"
+    )
+
+
+def corrupt_records(corrupt: list[StoreState], stores: list[TaskStore]) -> list[dict[str, tp.Any]]:
+    """``attrs["corrupt"]``: each corrupt store's task, path, reason, and the intact store of
+    the same task that provides its cells instead (``intact_copy``, None if there is none)."""
+    intact = {s.task_id: str(s.path) for s in stores}
+    return [
+        {
+            "task_id": c.task_id,
+            "path": str(c.path),
+            "reason": c.reason,
+            "intact_copy": intact.get(c.task_id),
+        }
+        for c in sorted(corrupt, key=lambda c: c.path.name)
+    ]
+
+
+def _corrupt_reasons(corrupt: list[dict[str, tp.Any]]) -> dict[str, str]:
+    """Task id -> why its cells are missing, for the tasks whose only stores are corrupt."""
+    return {
+        c["task_id"]: f"corrupt store {c['path']} ({c['reason']})"
+        for c in corrupt
+        if c["intact_copy"] is None
+    }
+
+
 def _labels_text(entry: dict[str, tp.Any], names: tp.Iterable[str]) -> str:
     return " ".join(f"{n}={entry[n]}" for n in names if n in entry)
 
 
 def _report(console: Console, study_dir: Path, scores: xr.Dataset, discounted: bool) -> None:
-    """Print what was parsed: dims, superseded stores, missing cells, a per-env summary."""
+    """Print what was parsed: dims, corrupt and unverified stores, superseded stores, missing
+    cells, a per-env summary."""
 
     def say(text: str, style: str | None = None) -> None:
         console.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
@@ -442,6 +549,18 @@ def _report(console: Console, study_dir: Path, scores: xr.Dataset, discounted: b
     say(f"{a['study']}: {len(a['stores'])} stores -> {study_dir / SCORES} ({sizes})", "bold")
     if a["fixed"]:
         say("fixed: " + ", ".join(f"{k}={v}" for k, v in a["fixed"].items()))
+    for c in a["corrupt"]:
+        instead = (
+            f"its cells come from {c['intact_copy']}"
+            if c["intact_copy"]
+            else "its cells are missing"
+        )
+        say(f"corrupt store: {c['path']} (task {c['task_id']}): {c['reason']}; {instead}", "red")
+    if a["unverified"]:
+        say(
+            f"warning: {len(a['unverified'])} stores {UNVERIFIABLE} (e.g. {a['unverified'][0]})",
+            "yellow",
+        )
     for sup in a["superseded"]:
         say(
             f"duplicate cells: {sup['superseded_by']['path']} won over {sup['path']} "
