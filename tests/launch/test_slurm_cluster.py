@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 import xarray as xr
 
-from sweepax.launch import slurm
+from sweepax.launch import records, slurm
+from sweepax.launch.records import Paths
 from sweepax.results import store
 
 
@@ -77,7 +78,7 @@ def sweepax(project: Path, env: dict, module: str, *args: str) -> subprocess.Com
 
 
 def job_ids(project: Path, study: str) -> list[str]:
-    return [r["job_id"] for r in slurm.read_submissions(project / "runs", study)]
+    return [r["job_id"] for r in records.read_submissions(Paths(project / "runs"), study)]
 
 
 def task_states(ids: list[str]) -> dict[str, str]:
@@ -151,7 +152,7 @@ def test_array_jobs_on_a_real_cluster_kill_status_missing_and_parse(tmp_path):
     sweepax(
         project, env, "launch.slurm", "hyperparams/boxed.py", "--image", str(image), "--gpus", "0"
     )
-    direct = slurm.read_submissions(project / "runs", "direct")
+    direct = records.read_submissions(Paths(project / "runs"), "direct")
     assert [(r["array"], r["offset"]) for r in direct] == [("0-1", 0), ("0", 2)]
     first, second = job_ids(project, "direct")
 
@@ -186,10 +187,10 @@ def test_array_jobs_on_a_real_cluster_kill_status_missing_and_parse(tmp_path):
 
     # 5. resubmit exactly the missing task, with parse queued after it
     sweepax(project, env, "launch.slurm", "direct", "--missing", "--parse", "--no-container")
-    records = slurm.read_submissions(project / "runs", "direct")[2:]
-    assert [(r["kind"], r["array"]) for r in records] == [("array", "1"), ("parse", "0")]
-    assert records[1]["dependency"] == f"afterany:{records[0]['job_id']}"
-    states = wait([r["job_id"] for r in records])
+    recs = records.read_submissions(Paths(project / "runs"), "direct")[2:]
+    assert [(r["kind"], r["array"]) for r in recs] == [("array", "1"), ("parse", "0")]
+    assert recs[1]["dependency"] == f"afterany:{recs[0]['job_id']}"
+    states = wait([r["job_id"] for r in recs])
     assert set(states.values()) == {"COMPLETED"}, states
 
     direct_manifest = json.loads((project / "runs" / "direct.json").read_text())
@@ -200,7 +201,7 @@ def test_array_jobs_on_a_real_cluster_kill_status_missing_and_parse(tmp_path):
     assert list(scores["hidden_size"].values) == [8, 16, 24]
     task1 = direct_manifest["tasks"][1]["task_id"]
     attrs = store.read_attrs(store.complete_stores(project / "results" / "direct")[task1])
-    assert f'"array_job_id": "{records[0]["job_id"]}"' in json.dumps(attrs)  # provenance: SLURM ids
+    assert f'"array_job_id": "{recs[0]["job_id"]}"' in json.dumps(attrs)  # provenance: SLURM ids
 
     # 6. bare submit: every planned study has a submission, so nothing goes out
     assert "nothing to submit" in sweepax(project, env, "launch.slurm", "--no-container").stdout

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from sweepax.launch import onager, slurm, status, sync
+from sweepax.files import sha256_file
+from sweepax.launch import onager, records, slurm, status, sync
+from sweepax.launch.records import Paths
 
 GOLDEN = Path(__file__).parent / "golden"
 ODD_PROJECT = Path('/home/o\'neil/my "sweeps" $HOME')
@@ -120,7 +122,7 @@ def test_rendered_script_runs_the_right_line_in_an_odd_project_dir(tmp_path, con
         project=project,
         study="s",
         lines="runs/s.txt",
-        lines_sha256=slurm.sha256_file(project / "runs" / "s.txt"),
+        lines_sha256=sha256_file(project / "runs" / "s.txt"),
         offset=2,
         opts=opts,
     )
@@ -154,6 +156,69 @@ def test_rendered_script_runs_the_right_line_in_an_odd_project_dir(tmp_path, con
     assert proc.returncode == 2 and "changed after this array was submitted" in proc.stderr
 
 
+def test_moved_results_dir_reaches_the_task_command(tmp_path):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "s.txt").write_text("./show-args\n")
+    (tmp_path / "show-args").write_text('#!/bin/bash\nprintf "%s|" "$@" > args.txt\n')
+    (tmp_path / "show-args").chmod(0o755)
+    text = slurm.script_text(
+        (slurm.REPO / slurm.TEMPLATE).read_text(),
+        project=tmp_path,
+        study="s",
+        lines="runs/s.txt",
+        lines_sha256=sha256_file(tmp_path / "runs" / "s.txt"),
+        offset=0,
+        opts=slurm.Options(container=False),
+        paths=Paths(results_dir=Path("/scratch/o'neil/my results")),
+    )
+    assert "RESULTS_DIR='/scratch/o'\"'\"'neil/my results'" in text
+    proc = subprocess.run(
+        ["bash", "-c", text],
+        cwd=tmp_path,
+        env={**os.environ, "SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_JOB_ID": "5"},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "args.txt").read_text() == "--results_dir|/scratch/o'neil/my results|"
+
+
+def test_template_fields_unknown_is_an_error_unused_is_not():
+    assert slurm.render("a {{ study }} b", {"study": "s", "offset": "3"}) == "a s b"
+    with pytest.raises(slurm.UserError, match=r"unknown template fields \['nosuch'\]"):
+        slurm.render("{{ nosuch }}", {"study": "s"})
+    site_template = "#!/bin/bash\n#SBATCH --output={{ log_dir }}/%A_%a.out\n"
+    with pytest.raises(slurm.UserError, match="no {{ results_dir }} field"):
+        slurm.script_text(
+            site_template,
+            project=Path("/p"),
+            study="s",
+            lines="runs/s.txt",
+            lines_sha256="0" * 64,
+            offset=0,
+            opts=slurm.Options(container=False),
+            paths=Paths(results_dir=Path("elsewhere")),
+        )
+
+
+def test_a_dependency_is_rendered_into_the_command_and_plans_stay_as_planned():
+    sub = slurm.Submission(
+        "s", "parse", 0, "0", Path("runs/s.slurm/x.sbatch"), "", "l", "0", ("--qos=low",)
+    )
+    later = sub.after(["41", "42"])
+    assert later.command == [
+        "sbatch",
+        "--parsable",
+        "--dependency=afterany:41:42",
+        "--array=0",
+        "--qos=low",
+        "runs/s.slurm/x.sbatch",
+    ]
+    assert sub.dependency is None and "--dependency" not in " ".join(sub.command)
+    with pytest.raises(AttributeError):
+        sub.dependency = "afterok:1"  # type: ignore[misc]
+
+
 def test_gpu_check_fails_fast_when_jax_sees_no_gpu(tmp_path):
     (tmp_path / "runs").mkdir()
     (tmp_path / "runs" / "s.txt").write_text("echo should-not-run\n")
@@ -162,7 +227,7 @@ def test_gpu_check_fails_fast_when_jax_sees_no_gpu(tmp_path):
         project=tmp_path,
         study="s",
         lines="runs/s.txt",
-        lines_sha256=slurm.sha256_file(tmp_path / "runs" / "s.txt"),
+        lines_sha256=sha256_file(tmp_path / "runs" / "s.txt"),
         offset=0,
         opts=slurm.Options(container=False, gpus="1"),
     )
@@ -182,17 +247,17 @@ def test_gpu_check_fails_fast_when_jax_sees_no_gpu(tmp_path):
 
 # --- array specs, MaxArraySize --------------------------------------------------------------------
 def test_condense_expand_and_split():
-    assert slurm.condense([9, 0, 1, 2, 5, 7, 8, 2]) == "0-2,5,7-9"
-    assert slurm.expand("0-2,5,7-9%3") == [0, 1, 2, 5, 7, 8, 9]
-    assert slurm.expand("0-6:3") == [0, 3, 6]
-    assert slurm.split(range(5), 1001) == [(0, [0, 1, 2, 3, 4])]
-    assert slurm.split(range(2500), 1001) == [
+    assert records.condense([9, 0, 1, 2, 5, 7, 8, 2]) == "0-2,5,7-9"
+    assert records.expand("0-2,5,7-9%3") == [0, 1, 2, 5, 7, 8, 9]
+    assert records.expand("0-6:3") == [0, 3, 6]
+    assert records.split(range(5), 1001) == [(0, [0, 1, 2, 3, 4])]
+    assert records.split(range(2500), 1001) == [
         (0, list(range(1001))),
         (1001, list(range(1001))),
         (2002, list(range(498))),
     ]
-    assert slurm.split([3, 1005, 1999], 1000) == [(0, [3]), (1000, [5, 999])]
-    assert slurm.array_spec(range(10), 4) == "0-9%4"
+    assert records.split([3, 1005, 1999], 1000) == [(0, [3]), (1000, [5, 999])]
+    assert records.array_spec(range(10), 4) == "0-9%4"
 
 
 SCONTROL = """Configuration data as of 2026-11-24T10:00:00
@@ -319,12 +384,7 @@ def test_status_and_missing_resubmission(fake_cluster, monkeypatch, capsys):
 
     monkeypatch.setattr(store, "complete_stores", lambda d: {"id0": d / "id0.zarr"})
     (fake_cluster / "results" / "s").mkdir(parents=True)
-    rows = status.study_status(
-        json.loads((fake_cluster / "runs" / "s.json").read_text()),
-        Path("runs"),
-        Path("results"),
-        Path("logs"),
-    )
+    rows = status.study_status(json.loads((fake_cluster / "runs" / "s.json").read_text()), Paths())
     assert [r.state for r in rows] == ["complete", "failed", "running"]
     assert rows[1].last_line == "ValueError: boom" and rows[1].err == "logs/s/41_1.err"
     assert status.main(["s"]) == 0
@@ -339,18 +399,44 @@ def test_status_and_missing_resubmission(fake_cluster, monkeypatch, capsys):
     # the resubmitted task 1 (job 42) is pending; task 2's array job aged out of squeue with a log
     (fake_cluster.parent / "squeue.out").write_text("42|1|PENDING\n")
     (logs / "41_2.err").write_text("slurmstepd: error: *** JOB 44 ON vm CANCELLED AT now ***\n")
-    rows = status.study_status(
-        json.loads((fake_cluster / "runs" / "s.json").read_text()),
-        Path("runs"),
-        Path("results"),
-        Path("logs"),
-    )
+    rows = status.study_status(json.loads((fake_cluster / "runs" / "s.json").read_text()), Paths())
     assert [(r.state, r.job) for r in rows] == [
         ("complete", "41_0"),
         ("pending", "42_1"),
         ("failed", "41_2"),
     ]
     assert "CANCELLED" in rows[2].last_line
+
+
+def test_submit_and_status_use_moved_runs_results_and_logs_folders(fake_cluster, capsys):
+    (fake_cluster / "runs").rename(fake_cluster / "plans")
+    dirs = ["--runs-dir", "plans", "--results-dir", "out/res", "--logs-dir", "out/logs"]
+    assert slurm.main(["s", "--no-container", "--parse", *dirs]) == 0
+    recs = records.read_submissions(Paths(Path("plans")), "s")
+    assert [(r["kind"], r["job_id"]) for r in recs] == [("array", "41"), ("parse", "42")]
+    script = (fake_cluster / recs[0]["script"]).read_text()
+    assert recs[0]["script"].startswith("plans/s.slurm/") and "LINES=plans/s.txt" in script
+    assert "#SBATCH --output=out/logs/s/%A_%a.out" in script and "RESULTS_DIR=out/res" in script
+    parse_line = (fake_cluster / recs[1]["lines"]).read_text()
+    assert parse_line == "python -m sweepax.results.parse out/res/s\n"
+    assert (fake_cluster / "out" / "logs" / "s").is_dir()
+    assert "recorded in plans/s.submissions.json; logs: out/logs/s/" in capsys.readouterr().out
+
+    (fake_cluster / "out" / "logs" / "s" / "41_1.err").write_text("ValueError: boom\n")
+    (fake_cluster.parent / "squeue.out").write_text("41|0|RUNNING\n41|1|FAILED\n41|2|PENDING\n")
+    assert status.main(["s", "--json", *dirs]) == 0
+    rows = json.loads(capsys.readouterr().out)["s"]
+    assert [r["state"] for r in rows] == ["running", "failed", "pending"]
+    assert rows[1]["err"] == "out/logs/s/41_1.err" and rows[1]["last_line"] == "ValueError: boom"
+    assert slurm.main(["s", "--no-container", "--missing", *dirs]) == 0
+    assert sbatch_calls(fake_cluster)[-1].startswith("--parsable --array=1 plans/s.slurm/")
+
+
+def test_a_logs_dir_that_sbatch_cannot_take_is_one_line(fake_cluster, capsys):
+    assert slurm.main(["s", "--no-container", "--logs-dir", "my logs"]) == 2
+    err = capsys.readouterr().err
+    assert "error: --logs-dir my logs: SLURM log paths" in err and len(err.splitlines()) == 1
+    assert not (fake_cluster.parent / "sbatch.calls").exists()
 
 
 @pytest.mark.parametrize(

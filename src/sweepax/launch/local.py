@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import re
 import shlex
@@ -20,8 +19,9 @@ from rich.table import Table
 
 from sweepax.console import make_console
 from sweepax.errors import UserError, cli
-from sweepax.sweep import plan as planning
-from sweepax.sweep.write_jobs import plan_targets
+from sweepax.launch import records
+from sweepax.launch.records import Paths
+from sweepax.results import store
 
 PROGRESS_RE = re.compile(r"progress: task \S+ update (\d+)/(\d+)")
 
@@ -41,39 +41,8 @@ class Job:
     status: str = "pending"
 
 
-def load_manifests(targets: tp.Sequence[str], runs_dir: Path, max_vmap: int | None) -> list[dict]:
-    """Manifests for targets: sweep files/folders are (re)planned into runs/, names read from it."""
-    paths = [t for t in targets if Path(t).exists()]
-    names = [t for t in targets if not Path(t).exists()]
-    manifests = []
-    for p in plan_targets(paths, max_vmap) if paths else []:
-        planning.write(p, runs_dir)
-        manifests.append(p.manifest())
-    for name in names:
-        path = runs_dir / f"{name}.json"
-        if not path.is_file():
-            raise UserError(
-                f"{name}: no such sweep file, folder or planned study ({path} is missing); "
-                "give the sweep file or run `nox -s write_jobs -- <sweep file>` first"
-            )
-        manifests.append(json.loads(path.read_text()))
-    return manifests
-
-
-def last_line(log: Path, pattern: str = "") -> str:
-    """The last non-empty line of a log (containing ``pattern``), for status displays."""
-    try:
-        with log.open("rb") as f:
-            f.seek(max(0, log.stat().st_size - 8192))
-            lines = f.read().decode(errors="replace").splitlines()
-    except OSError:
-        return ""
-    lines = [ln.strip() for ln in lines if ln.strip() and pattern in ln]
-    return lines[-1] if lines else ""
-
-
 def _progress_of(log: Path) -> float:
-    match = PROGRESS_RE.search(last_line(log, "progress:"))
+    match = PROGRESS_RE.search(records.last_line(log, "progress:"))
     return int(match[1]) / int(match[2]) if match else 0.0
 
 
@@ -128,7 +97,8 @@ def run_jobs(jobs: list[Job], parallel: int, console: Console) -> None:
                     if job.status == "failed":
                         console.print(
                             f"[red]failed[/red] {job.study}[{job.index}] {job.task_id} "
-                            f"(exit {job.proc.returncode}): {last_line(job.log)}  log: {job.log}",
+                            f"(exit {job.proc.returncode}): {records.last_line(job.log)}  "
+                            f"log: {job.log}",
                             soft_wrap=True,
                         )
                 time.sleep(0.25)
@@ -140,30 +110,24 @@ def run_jobs(jobs: list[Job], parallel: int, console: Console) -> None:
 
 
 def select_jobs(
-    manifests: tp.Sequence[dict],
-    results_dir: Path,
-    logs_dir: Path,
-    rerun: bool,
+    manifests: tp.Sequence[dict], paths: Paths, rerun: bool
 ) -> tuple[list[Job], list[Job]]:
     """(jobs to run, jobs skipped because a complete result store exists)."""
-    from sweepax.results import store
-
     todo, skipped = [], []
     for manifest in manifests:
         study = manifest["study"]
-        complete = (
-            store.complete_stores(results_dir / study) if (results_dir / study).is_dir() else {}
-        )
+        study_dir = paths.results(study)
+        complete = store.complete_stores(study_dir) if study_dir.is_dir() else {}
         for task in manifest["tasks"]:
             command = task["command"]
-            if results_dir != Path("results"):
-                command += " --results_dir " + shlex.quote(str(results_dir))
+            if paths.results_dir != Paths().results_dir:
+                command += " --results_dir " + shlex.quote(str(paths.results_dir))
             job = Job(
                 study,
                 task["index"],
                 task["task_id"],
                 command,
-                logs_dir / study / f"{task['index']}_{task['task_id']}.log",
+                paths.logs(study) / f"{task['index']}_{task['task_id']}.log",
             )
             if task["task_id"] in complete and not rerun:
                 job.status = "skipped"
@@ -208,21 +172,20 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--rerun", action="store_true", help="also rerun tasks that are complete")
     parser.add_argument("--max-vmap", type=int, default=None, help="when planning: N configs/task")
-    parser.add_argument("--runs-dir", type=Path, default=Path("runs"))
-    parser.add_argument("--results-dir", type=Path, default=Path("results"))
-    parser.add_argument("--logs-dir", type=Path, default=Path("logs"))
+    records.add_arguments(parser)
     args = parser.parse_args(argv)
+    paths = Paths.from_args(args)
     if args.parallel < 1:
         raise UserError(f"--parallel {args.parallel}: must be at least 1")
     if args.missing and args.rerun:
         raise UserError("--missing and --rerun contradict each other; pick one")
     console = make_console()
-    manifests = load_manifests(args.targets, args.runs_dir, args.max_vmap)
-    todo, skipped = select_jobs(manifests, args.results_dir, args.logs_dir, args.rerun)
+    manifests = records.plan_manifests(args.targets, paths, args.max_vmap)
+    todo, skipped = select_jobs(manifests, paths, args.rerun)
     if skipped:
         console.print(f"skipping {len(skipped)} task(s) with a complete result store")
     console.print(
-        f"running {len(todo)} task(s), {args.parallel} at a time; logs under {args.logs_dir}/"
+        f"running {len(todo)} task(s), {args.parallel} at a time; logs under {paths.logs_dir}/"
     )
     run_jobs(todo, args.parallel, console)
     console.print(summary_table(todo + skipped))

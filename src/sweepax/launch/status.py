@@ -23,6 +23,9 @@ from rich.table import Table
 
 from sweepax.console import make_console
 from sweepax.errors import cli
+from sweepax.launch import records
+from sweepax.launch.records import Paths
+from sweepax.results import store
 
 STATES = ("complete", "running", "pending", "failed", "missing")
 RUNNING = {"RUNNING", "COMPLETING", "CONFIGURING", "STAGE_OUT", "SIGNALING", "RESIZING"}
@@ -91,31 +94,26 @@ def query_slurm(job_ids: tp.Sequence[str]) -> dict[tuple[str, int], str]:
 
 def error_line(err: Path, out: Path) -> str:
     """The line that best says why a task failed: the last of stderr, else of stdout."""
-    from sweepax.launch.local import last_line
-
-    return last_line(err) or last_line(out)
+    return records.last_line(err) or records.last_line(out)
 
 
-def study_status(
-    manifest: dict,
-    runs_dir: Path,
-    results_dir: Path,
-    logs_dir: Path,
-    query: Query = query_slurm,
-) -> list[TaskStatus]:
-    """One ``TaskStatus`` per task of the study, in index order."""
-    from sweepax.launch.slurm import expand, read_submissions
-    from sweepax.results import store
-
-    study = manifest["study"]
-    study_dir = results_dir / study
-    complete = store.complete_stores(study_dir) if study_dir.is_dir() else {}
-    newest: dict[int, tuple[str, int]] = {}  # index -> (job id, array task id)
-    for rec in read_submissions(runs_dir, study):
+def newest_submissions(paths: Paths, study: str) -> dict[int, tuple[str, int]]:
+    """index -> (array job id, array task id) of the newest array submission of each task."""
+    newest: dict[int, tuple[str, int]] = {}
+    for rec in records.read_submissions(paths, study):
         if rec.get("kind", "array") != "array" or not rec.get("job_id"):
             continue
-        for local in expand(rec["array"]):
+        for local in records.expand(rec["array"]):
             newest[local + rec["offset"]] = (str(rec["job_id"]), local)
+    return newest
+
+
+def study_status(manifest: dict, paths: Paths, query: Query = query_slurm) -> list[TaskStatus]:
+    """One ``TaskStatus`` per task of the study, in index order."""
+    study = manifest["study"]
+    study_dir = paths.results(study)
+    complete = store.complete_stores(study_dir) if study_dir.is_dir() else {}
+    newest = newest_submissions(paths, study)
     states = query(sorted({job for job, _ in newest.values()}, key=int)) if newest else {}
 
     rows = []
@@ -126,8 +124,8 @@ def study_status(
             job, local = sub
             row.job = f"{job}_{local}"
             row.slurm_state = states.get(sub)
-            out = logs_dir / study / f"{job}_{local}.out"
-            err = logs_dir / study / f"{job}_{local}.err"
+            out = paths.slurm_log(study, job, local, "out")
+            err = paths.slurm_log(study, job, local, "err")
             row.out, row.err = str(out), str(err)
         if row.task_id in complete:
             row.state = "complete"
@@ -150,19 +148,6 @@ def counts(rows: tp.Sequence[TaskStatus]) -> dict[str, int]:
     return {s: sum(r.state == s for r in rows) for s in STATES}
 
 
-def studies_of(targets: tp.Sequence[str], runs_dir: Path) -> list[dict]:
-    """Manifests of the named studies (sweep files/folders name theirs), or of all in runs/."""
-    from sweepax.launch.local import load_manifests
-    from sweepax.launch.slurm import planned_studies
-    from sweepax.sweep.write_jobs import plan_targets
-
-    names = [t for t in targets if not Path(t).exists()]
-    paths = [t for t in targets if Path(t).exists()]
-    if paths:  # never re-plan here: only the names matter
-        names += [p.study.name for p in plan_targets(paths, None)]
-    return load_manifests(names or planned_studies(runs_dir), runs_dir, None)
-
-
 @cli
 def main(argv: tp.Sequence[str] | None = None) -> int:
     """Show the state of every task of studies."""
@@ -174,15 +159,14 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
         "studies", nargs="*", help="study names or sweep files (default: all in runs/)"
     )
     parser.add_argument("--json", action="store_true", help="print every task as JSON")
-    parser.add_argument("--runs-dir", type=Path, default=Path("runs"))
-    parser.add_argument("--results-dir", type=Path, default=Path("results"))
-    parser.add_argument("--logs-dir", type=Path, default=Path("logs"))
+    records.add_arguments(parser)
     args = parser.parse_args(argv)
+    paths = Paths.from_args(args)
     console = make_console()
-    report = {}
-    for manifest in studies_of(args.studies, args.runs_dir):
-        rows = study_status(manifest, args.runs_dir, args.results_dir, args.logs_dir)
-        report[manifest["study"]] = rows
+    report = {
+        manifest["study"]: study_status(manifest, paths)
+        for manifest in records.read_manifests(args.studies, paths)
+    }
     if args.json:
         print(json.dumps({s: [dataclasses.asdict(r) for r in rows] for s, rows in report.items()}))
         return 0
