@@ -300,14 +300,22 @@ echo "$n"
 [ "$1 $2" = "show config" ] && printf 'MaxArraySize            = %s\\n' "${FAKE_MAX:-1001}"
 """,
     "squeue": """#!/bin/bash
-cat "$FAKE_DIR/squeue.out" 2>/dev/null
+cat "$FAKE_DIR/squeue.out" 2>/dev/null || true  # a cluster that knows none of the jobs
+""",
+    # as on a cluster without slurmdbd
+    "sacct": """#!/bin/bash
+echo "Slurm accounting storage is disabled" >&2; exit 1
 """,
 }
+UNREACHABLE = """#!/bin/bash
+echo "slurm_load_jobs error: Unable to contact slurm controller (connect failure)" >&2
+exit 1
+"""
 
 
 @pytest.fixture
 def fake_cluster(tmp_path, monkeypatch):
-    """A project with a 3-task study in runs/, and stand-in sbatch/scontrol/squeue on PATH."""
+    """A project with a 3-task study in runs/, and stand-in sbatch/scontrol/squeue/sacct on PATH."""
     project = tmp_path / "proj ect"
     (project / "runs").mkdir(parents=True)
     tasks = [{"index": i, "task_id": f"id{i}", "command": f"echo {i}"} for i in range(3)]
@@ -406,6 +414,96 @@ def test_status_and_missing_resubmission(fake_cluster, monkeypatch, capsys):
         ("failed", "41_2"),
     ]
     assert "CANCELLED" in rows[2].last_line
+
+
+def stand_in(project: Path, name: str, text: str) -> None:
+    """Replace the fake cluster's stand-in ``name``."""
+    (project.parent / "bin" / name).write_text(text)
+
+
+def test_unreachable_slurm_makes_tasks_unknown_and_missing_refuses(
+    fake_cluster, monkeypatch, capsys
+):
+    assert slurm.main(["s", "--no-container"]) == 0  # job 41, tasks 0-2
+    (fake_cluster / "logs" / "s" / "41_1.out").write_text("sweepax: s task 1\nprogress: 3/20\n")
+    from sweepax.results import store
+
+    monkeypatch.setattr(store, "complete_stores", lambda d: {"id0": d / "id0.zarr"})
+    (fake_cluster / "results" / "s").mkdir(parents=True)
+    stand_in(fake_cluster, "squeue", UNREACHABLE)
+    rows = status.study_status(json.loads((fake_cluster / "runs" / "s.json").read_text()), Paths())
+    assert [r.state for r in rows] == ["complete", "unknown", "unknown"]
+    assert rows[1].last_line == (
+        "squeue failed: slurm_load_jobs error: Unable to contact slurm controller (connect failure)"
+    )
+    assert status.main(["s"]) == 0
+    out = capsys.readouterr().out
+    assert "failed s[" not in out and "without a result" not in out
+    assert "warning: s: SLURM could not be asked about 2 task(s) (1-2): squeue failed:" in out
+    header = next(ln for ln in out.splitlines() if "complete" in ln)
+    row = next(ln for ln in out.splitlines() if ln.startswith("│ s "))
+    assert header.split()[1:-1:2] == ["study", "tasks", *status.STATES]
+    assert row.split()[1:-1:2] == ["s", "3", "1", "0", "0", "0", "2", "0"]
+    assert status.main(["s", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert [r["state"] for r in json.loads(captured.out)["s"]] == ["complete", "unknown", "unknown"]
+    assert "warning: s: SLURM could not be asked" in captured.err
+
+    assert slurm.main(["s", "--missing", "--no-container"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "error: s: SLURM cannot tell the state of 2 task(s) (1-2): squeue failed:" in err
+    assert "add --force to resubmit them anyway" in err
+    assert len(sbatch_calls(fake_cluster)) == 1  # nothing resubmitted
+    assert slurm.main(["s", "--force", "--no-container"]) == 2
+    assert "--force only applies to --missing" in capsys.readouterr().err
+
+    assert slurm.main(["s", "--missing", "--force", "--no-container"]) == 0
+    assert sbatch_calls(fake_cluster)[-1].startswith("--parsable --array=1-2 ")
+
+
+def test_sacct_failing_for_jobs_gone_from_squeue_makes_them_unknown(fake_cluster, capsys):
+    assert slurm.main(["s", "--no-container"]) == 0  # job 41, tasks 0-2
+    (fake_cluster / "logs" / "s" / "41_0.err").write_text("ValueError: boom\n")
+    manifest = json.loads((fake_cluster / "runs" / "s.json").read_text())
+    # squeue answers but no longer knows job 41; the cluster keeps no accounting: gone
+    assert [r.state for r in status.study_status(manifest, Paths())] == [
+        "failed",
+        "missing",
+        "missing",
+    ]
+    # accounting is kept but slurmdbd does not answer: SLURM cannot tell
+    stand_in(fake_cluster, "sacct", UNREACHABLE.replace("slurm_load_jobs", "sacct"))
+    rows = status.study_status(manifest, Paths())
+    assert [r.state for r in rows] == ["unknown"] * 3
+    assert "Unable to contact slurm controller" in rows[0].last_line
+    # squeue says "Invalid job id" for one job it forgot: an answer, not a failure
+    stand_in(
+        fake_cluster,
+        "squeue",
+        '#!/bin/bash\necho "slurm_load_jobs error: Invalid job id specified" >&2; exit 1\n',
+    )
+    stand_in(fake_cluster, "sacct", FAKE_BIN["sacct"])
+    assert [r.state for r in status.study_status(manifest, Paths())][0] == "failed"
+
+
+def test_without_squeue_a_submitted_study_is_unknown_and_an_unsubmitted_one_runs_here(
+    fake_cluster, monkeypatch, capsys
+):
+    (fake_cluster.parent / "bin" / "squeue").unlink()
+    monkeypatch.setenv("PATH", str(fake_cluster.parent / "bin"))
+    assert status.main(["s"]) == 0  # never submitted: not a SLURM study
+    out = capsys.readouterr().out
+    assert "s: 3 task(s) without a result: `nox -s run_local -- s` runs them here" in out
+    assert "warning" not in out and "--missing" not in out
+
+    assert slurm.main(["s", "--no-container"]) == 0
+    capsys.readouterr()
+    rows = status.study_status(json.loads((fake_cluster / "runs" / "s.json").read_text()), Paths())
+    assert [r.state for r in rows] == ["unknown"] * 3
+    assert rows[0].last_line.startswith("squeue not found on PATH")
+    assert slurm.main(["s", "--missing", "--no-container"]) == 2
+    assert "squeue not found on PATH" in capsys.readouterr().err
 
 
 def test_submit_and_status_use_moved_runs_results_and_logs_folders(fake_cluster, capsys):

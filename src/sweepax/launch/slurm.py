@@ -423,12 +423,26 @@ def submit(
 
 
 # --- choosing studies and tasks -------------------------------------------------------------------
-def missing_indices(manifest: dict, paths: Paths) -> tuple[list[int], list[int]]:
-    """(indices with no complete store and no live task, indices pending/running now)."""
+def missing_indices(
+    manifest: dict, paths: Paths, *, force: bool = False
+) -> tuple[list[int], list[int]]:
+    """(indices with no complete store and no live task, indices pending/running now).
+
+    A task SLURM cannot be asked about may still be running: it is an error to resubmit it
+    unless ``force``.
+    """
     rows = status.study_status(manifest, paths)
     live = [r.index for r in rows if r.state in ("pending", "running")]
     todo = [r.index for r in rows if r.state in ("failed", "missing")]
-    return todo, live
+    unknown = [r for r in rows if r.state == "unknown"]
+    if unknown and not force:
+        raise UserError(
+            f"{manifest['study']}: SLURM cannot tell the state of {len(unknown)} task(s) "
+            f"({records.condense(r.index for r in unknown)}): {unknown[0].last_line}; "
+            "resubmitting them could run them twice: retry when `squeue` answers, "
+            "or add --force to resubmit them anyway"
+        )
+    return sorted(todo + [r.index for r in unknown]), live
 
 
 def choose_studies(
@@ -456,8 +470,11 @@ def choose_studies(
     return [records.load_manifest(paths, n) for n in names]
 
 
-def choose_indices(manifest: dict, paths: Paths, *, missing: bool, console: Console) -> list[int]:
-    """The task indices to submit: all, or with ``missing`` those without a result or live job."""
+def choose_indices(
+    manifest: dict, paths: Paths, *, missing: bool, force: bool, console: Console
+) -> list[int]:
+    """The task indices to submit: all, or with ``missing`` those without a result or live job
+    (and, with ``force``, those SLURM cannot be asked about)."""
     study = manifest["study"]
     if not missing:
         if records.read_submissions(paths, study):
@@ -466,7 +483,7 @@ def choose_indices(manifest: dict, paths: Paths, *, missing: bool, console: Cons
                 "(`--missing` submits only those without a result)"
             )
         return [t["index"] for t in manifest["tasks"]]
-    todo, live = missing_indices(manifest, paths)
+    todo, live = missing_indices(manifest, paths, force=force)
     if live:
         console.print(f"{study}: {len(live)} task(s) pending or running are left alone")
     if not todo:
@@ -519,6 +536,12 @@ def parse_args(argv: tp.Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--missing", action="store_true", help="only tasks with no complete result")
     parser.add_argument(
+        "--force",
+        action="store_true",
+        help="with --missing: also resubmit tasks whose SLURM state cannot be asked (they may "
+        "still be running)",
+    )
+    parser.add_argument(
         "--parse", action="store_true", help="queue `parse` after the arrays (afterany)"
     )
     parser.add_argument("--dry-run", action="store_true", help="print scripts and commands only")
@@ -546,6 +569,8 @@ def resolve_image(opts: Options, project: Path, dry_run: bool) -> Options:
 def main(argv: tp.Sequence[str] | None = None) -> int:
     """Submit studies as SLURM job arrays."""
     args = parse_args(argv)
+    if args.force and not args.missing:
+        raise UserError("--force only applies to --missing (resubmit tasks of unknown state)")
     console = Console(soft_wrap=True)
     project = Path.cwd().resolve()
     paths = Paths.from_args(args)
@@ -565,9 +590,14 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
         args.max_array_size or max_array_size(),
         utc_stamp(),
     )
-    for manifest in manifests:
-        study = manifest["study"]
-        indices = choose_indices(manifest, paths, missing=args.missing, console=console)
+    # every study's tasks are chosen (and refused) before anything is submitted
+    chosen = {
+        m["study"]: choose_indices(
+            m, paths, missing=args.missing, force=args.force, console=console
+        )
+        for m in manifests
+    }
+    for study, indices in chosen.items():
         if not indices:
             continue
         subs = plan_arrays(study, indices, target)
