@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime as dt
 import os
 import re
 import shlex
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +21,7 @@ from rich.table import Table
 
 from sweepax.console import make_console
 from sweepax.errors import UserError, cli
+from sweepax.files import remove, temp_path, utc_now, utc_stamp
 from sweepax.launch import records
 from sweepax.launch.records import Paths
 from sweepax.results import store
@@ -34,35 +37,106 @@ class Job:
     index: int
     task_id: str
     command: str
-    log: Path
+    paths: Paths
+    store_before: Path | None = None  # its complete store when the run began (with --rerun)
+    log: Path | None = None  # this run's log, once started
+    claim: records.Claim | None = None
     proc: subprocess.Popen | None = None
     started: float = 0.0
     seconds: float = 0.0
-    status: str = "pending"
+    status: str = "pending"  # running | done | failed | skipped | held
+    note: str = ""  # why it was skipped or who holds it
+
+    @property
+    def name(self) -> str:
+        return f"{self.study}[{self.index}] {self.task_id}"
 
 
-def _progress_of(log: Path) -> float:
-    match = PROGRESS_RE.search(records.last_line(log, "progress:"))
+def _progress_of(log: Path | None) -> float:
+    match = PROGRESS_RE.search(records.last_line(log, "progress:")) if log else None
     return int(match[1]) / int(match[2]) if match else 0.0
 
 
-def _start(job: Job, env: dict[str, str]) -> None:
+def take(job: Job) -> bool:
+    """Claim ``job`` for this run; False (with the reason in ``job.note``) when another run
+    holds it or its store became complete since this run chose its tasks."""
+    holder = {"host": socket.gethostname(), "pid": os.getpid(), "started": utc_now()}
+    got = records.claim(job.paths.claim(job.study, job.index, job.task_id), holder)
+    if not isinstance(got, records.Claim):
+        job.status, job.note = (
+            "held",
+            f"another run_local holds it ({records.describe_holder(got)})",
+        )
+        return False
+    study_dir = job.paths.results(job.study)
+    now = store.complete_stores(study_dir).get(job.task_id) if study_dir.is_dir() else None
+    if now is not None and now != job.store_before:
+        got.release()
+        job.status, job.note = "skipped", f"completed meanwhile: {now}"
+        return False
+    job.claim = got
+    return True
+
+
+def link_latest(log: Path, link: Path) -> None:
+    """Point ``link`` at ``log`` (same folder); a plain file already there is kept, renamed."""
+    if link.exists() and not link.is_symlink():
+        mtime = dt.datetime.fromtimestamp(link.stat().st_mtime, dt.UTC)
+        os.rename(link, link.with_name(f"{link.stem}.{mtime:%Y%m%dT%H%M%S%fZ}.log"))
+    tmp = temp_path(link)
+    remove(tmp)
+    os.symlink(log.name, tmp)
+    os.replace(tmp, link)
+
+
+def start(job: Job, env: dict[str, str]) -> None:
+    """Start the claimed ``job`` with a log of its own; the task's process shares the claim."""
+    assert job.claim is not None
+    job.log = job.paths.run_log(job.study, job.index, job.task_id, utc_stamp())
     job.log.parent.mkdir(parents=True, exist_ok=True)
-    with job.log.open("w") as log:
+    with job.log.open("x") as log:
         log.write(f"$ {job.command}\n")
+        log.write(f"# run_local on {socket.gethostname()}, pid {os.getpid()}, at {utc_now()}\n")
         log.flush()
         job.proc = subprocess.Popen(
-            ["bash", "-c", job.command], stdout=log, stderr=subprocess.STDOUT, env=env
+            ["bash", "-c", job.command],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            pass_fds=(job.claim.fd,),
         )
+    link_latest(job.log, job.paths.latest_log(job.study, job.index, job.task_id))
     job.started = time.perf_counter()
     job.status = "running"
 
 
-def run_jobs(jobs: list[Job], parallel: int, console: Console) -> None:
-    """Run ``jobs``, at most ``parallel`` at a time, showing one bar per running task."""
+def finish(job: Job) -> bool:
+    """If ``job``'s process ended: record how, release its claim, True."""
+    if job.proc is None or job.proc.poll() is None:
+        return False
+    job.seconds = time.perf_counter() - job.started
+    job.status = "done" if job.proc.returncode == 0 else "failed"
+    if job.claim is not None:
+        job.claim.release()
+        job.claim = None
+    return True
+
+
+def task_environment() -> dict[str, str]:
+    """The tasks' environment: this Python's folder first on PATH, unbuffered output."""
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def run_jobs(jobs: list[Job], parallel: int, console: Console) -> None:
+    """Run ``jobs``, at most ``parallel`` at a time, showing one bar per running task.
+
+    Each task is claimed just before it starts: tasks another run holds, or that became
+    complete meanwhile, are skipped, so several runs of one study share its tasks.
+    """
+    env = task_environment()
     pending, running = list(jobs), []
     columns = (
         TextColumn("{task.description}"),
@@ -73,32 +147,34 @@ def run_jobs(jobs: list[Job], parallel: int, console: Console) -> None:
     with Progress(*columns, console=console, transient=False) as bar:
         overall = bar.add_task(f"tasks (0/{len(jobs)} done)", total=len(jobs))
         rows: dict[int, int] = {}
+
+        def count_done() -> None:
+            done = sum(j.status not in ("pending", "running") for j in jobs)
+            bar.update(overall, completed=done, description=f"tasks ({done}/{len(jobs)} done)")
+
         try:
             while pending or running:
                 while pending and len(running) < parallel:
                     job = pending.pop(0)
-                    _start(job, env)
+                    if not take(job):
+                        console.print(f"skipping {job.name}: {job.note}", soft_wrap=True)
+                        count_done()
+                        continue
+                    start(job, env)
                     running.append(job)
-                    rows[id(job)] = bar.add_task(
-                        f"{job.study}[{job.index}] {job.task_id}", total=1.0
-                    )
+                    rows[id(job)] = bar.add_task(job.name, total=1.0)
                 for job in list(running):
                     bar.update(rows[id(job)], completed=_progress_of(job.log))
-                    if job.proc is None or job.proc.poll() is None:
+                    if not finish(job):
                         continue
                     running.remove(job)
-                    job.seconds = time.perf_counter() - job.started
-                    job.status = "done" if job.proc.returncode == 0 else "failed"
                     bar.update(rows[id(job)], completed=1.0, visible=job.status == "failed")
-                    done = sum(j.status in ("done", "failed") for j in jobs)
-                    bar.update(
-                        overall, completed=done, description=f"tasks ({done}/{len(jobs)} done)"
-                    )
+                    count_done()
                     if job.status == "failed":
+                        assert job.proc is not None and job.log is not None
                         console.print(
-                            f"[red]failed[/red] {job.study}[{job.index}] {job.task_id} "
-                            f"(exit {job.proc.returncode}): {records.last_line(job.log)}  "
-                            f"log: {job.log}",
+                            f"[red]failed[/red] {job.name} (exit {job.proc.returncode}): "
+                            f"{records.last_line(job.log)}  log: {job.log}",
                             soft_wrap=True,
                         )
                 time.sleep(0.25)
@@ -122,14 +198,9 @@ def select_jobs(
             command = task["command"]
             if paths.results_dir != Paths().results_dir:
                 command += " --results_dir " + shlex.quote(str(paths.results_dir))
-            job = Job(
-                study,
-                task["index"],
-                task["task_id"],
-                command,
-                paths.logs(study) / f"{task['index']}_{task['task_id']}.log",
-            )
-            if task["task_id"] in complete and not rerun:
+            job = Job(study, task["index"], task["task_id"], command, paths)
+            job.store_before = complete.get(job.task_id)
+            if job.store_before is not None and not rerun:
                 job.status = "skipped"
                 skipped.append(job)
             else:
@@ -138,11 +209,11 @@ def select_jobs(
 
 
 def summary_table(jobs: tp.Sequence[Job]) -> Table:
-    """study | task | task id | status | seconds | log."""
+    """study | task | task id | status | seconds | log (or why it was skipped)."""
     table = Table(title="run_local")
     for col in ("study", "task", "task id", "status", "seconds", "log"):
         table.add_column(col, no_wrap=col != "log")
-    colour = {"done": "green", "failed": "red", "skipped": "dim"}
+    colour = {"done": "green", "failed": "red", "skipped": "dim", "held": "yellow"}
     for j in jobs:
         table.add_row(
             j.study,
@@ -150,7 +221,7 @@ def summary_table(jobs: tp.Sequence[Job]) -> Table:
             j.task_id,
             f"[{colour.get(j.status, '')}]{j.status}[/]",
             f"{j.seconds:.0f}" if j.seconds else "",
-            str(j.log) if j.status != "skipped" else "",
+            str(j.log) if j.log else j.note,
         )
     return table
 

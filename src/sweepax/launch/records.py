@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import fcntl
 import json
+import os
 import typing as tp
 from pathlib import Path
 
@@ -60,6 +62,18 @@ class Paths:
     def slurm_log(self, study: str, job_id: str, task: int, stream: str) -> Path:
         """``logs/<study>/<array job id>_<array task id>.<out|err>`` of one SLURM array task."""
         return self.logs(study) / f"{job_id}_{task}.{stream}"
+
+    def run_log(self, study: str, index: int, task_id: str, stamp: str) -> Path:
+        """``logs/<study>/<index>_<task_id>.<utc stamp>.log``: one local run of a task."""
+        return self.logs(study) / f"{index}_{task_id}.{stamp}.log"
+
+    def latest_log(self, study: str, index: int, task_id: str) -> Path:
+        """``logs/<study>/<index>_<task_id>.log``: a link to the task's newest local run log."""
+        return self.logs(study) / f"{index}_{task_id}.log"
+
+    def claim(self, study: str, index: int, task_id: str) -> Path:
+        """``logs/<study>/.locks/<index>_<task_id>.lock``: whoever locks it runs the task."""
+        return self.logs(study) / ".locks" / f"{index}_{task_id}.lock"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -182,6 +196,50 @@ def split(indices: tp.Iterable[int], max_array_size: int) -> list[tuple[int, lis
 def array_spec(local: tp.Iterable[int], max_parallel: int | None) -> str:
     """``condense(local)``, with ``%max_parallel`` when given."""
     return condense(local) + (f"%{max_parallel}" if max_parallel else "")
+
+
+# --- claims on tasks ------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """This process's exclusive claim on one task: an ``flock`` on its claim file.
+
+    The kernel drops the lock when every process holding the descriptor has exited (give it to
+    the task's process, ``pass_fds``, to keep the claim while the task runs), so a claim never
+    outlives its holder.
+    """
+
+    path: Path
+    fd: int
+
+    def release(self) -> None:
+        os.close(self.fd)
+
+
+def claim(path: Path, holder: tp.Mapping[str, tp.Any]) -> Claim | dict[str, tp.Any]:
+    """Take the claim at ``path`` and record ``holder`` in it; if another process holds it,
+    what that process recorded (``{}`` if it has not written it yet)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        try:
+            held = json.loads(os.pread(fd, 1 << 16, 0) or b"{}")
+        except ValueError:
+            held = {}
+        os.close(fd)
+        return held if isinstance(held, dict) else {}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(dict(holder)).encode(), 0)
+    return Claim(path, fd)
+
+
+def describe_holder(held: tp.Mapping[str, tp.Any]) -> str:
+    """``host vm, pid 123, since 2026-12-03T08:00:00+00:00`` (what is known of it)."""
+    parts = [f"{key} {held[key]}" for key in ("host", "pid") if key in held]
+    if "started" in held:
+        parts.append(f"since {held['started']}")
+    return ", ".join(parts) or "a process that has not recorded itself yet"
 
 
 # --- logs -----------------------------------------------------------------------------------------
