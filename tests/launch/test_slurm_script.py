@@ -416,6 +416,33 @@ def test_status_and_missing_resubmission(fake_cluster, monkeypatch, capsys):
     assert "CANCELLED" in rows[2].last_line
 
 
+def test_submit_plans_without_writing_or_submitting(fake_cluster, capsys):
+    target = slurm.Target(
+        fake_cluster,
+        Paths(),
+        slurm.Options(container=False, max_parallel=2, sbatch_args=["--qos=low"]),
+        (slurm.REPO / slurm.TEMPLATE).read_text(),
+        max_array_size=2,
+        stamp="STAMP",
+    )
+    subs = [*slurm.plan_arrays("s", [0, 2], target), slurm.plan_parse("s", target)]
+    assert [(s.kind, s.array, s.offset, str(s.script)) for s in subs] == [
+        ("array", "0%2", 0, "runs/s.slurm/STAMP-0.sbatch"),
+        ("array", "0%2", 2, "runs/s.slurm/STAMP-1.sbatch"),
+        ("parse", "0", 0, "runs/s.slurm/STAMP-parse.sbatch"),
+    ]
+    assert "OFFSET=2" in subs[1].text and subs[2].lines_text.endswith("parse results/s\n")
+    slurm.print_dry_run(subs, slurm.Console(soft_wrap=True))
+    out = capsys.readouterr().out
+    assert "$ sbatch --parsable --array=0%2 --qos=low runs/s.slurm/STAMP-1.sbatch" in out
+    assert (
+        "$ sbatch --parsable '--dependency=afterany:<ids of the arrays above>' --array=0 "
+        "--qos=low runs/s.slurm/STAMP-parse.sbatch" in out
+    )
+    assert not (fake_cluster / "runs" / "s.slurm").exists()
+    assert not (fake_cluster.parent / "sbatch.calls").exists()
+
+
 def stand_in(project: Path, name: str, text: str) -> None:
     """Replace the fake cluster's stand-in ``name``."""
     (project.parent / "bin" / name).write_text(text)
