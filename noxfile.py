@@ -237,5 +237,17 @@ def reproduce(session: nox.Session) -> None:
     sweepax(session, "reproduce")
 
 
+@nox.session(python=False, default=False)
+def verify(session: nox.Session) -> None:
+    """Check every result store against its checksums: results/<study> ... (exit 1 if corrupt)."""
+    sweepax(session, "results.verify")
+
+
+@nox.session(python=False, default=False)
+def clean(session: nox.Session) -> None:
+    """Remove provably dead leftovers (killed writers, finished re-runs): results/<study> ..."""
+    sweepax(session, "results.clean")
+
+
 if __name__ == "__main__":
     nox.main()

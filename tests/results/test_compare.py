@@ -218,3 +218,24 @@ def test_aggregate_uses_the_envs_every_study_has_and_leaves_out_flat_ones():
     stated = aggregate(chosen, {"e1": (0.0, 8.0), "e2": (0.0, 10.0)}, Settings(n_resamples=1000))
     assert stated.envs == ["e1", "e2"] and stated.left_out == ["e3 (only in a)"]
     assert stated.rows[1].iqm.value == pytest.approx(iqm([0.25, 0.0, 0.5, 0.5]))
+
+
+def test_compare_refuses_planned_cells_that_never_ran_unless_partial(
+    two_studies, stores, tmp_path, capsys
+):
+    stores.plan("tmaze_5_h64", hidden_size=64)
+    stores.write_manifest(tmp_path / "runs" / "tmaze_ppo.json")
+    args = ["tmaze_ppo", "tmaze_confirm", "--no-progress", "--resamples", str(RESAMPLES)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "error: results/tmaze_ppo: 12 planned (config, seed) cells missing (tasks tmaze_5_h64); "
+    )
+    assert err.count("\n") == 1 and "--partial" in err
+    assert not (tmp_path / "results" / "compare").exists()
+    assert main([*args, "--partial"]) == 0
+    text = (tmp_path / "results" / "compare" / "compare_final.md").read_text()
+    assert text.endswith(
+        "\nPartial: results/tmaze_ppo: 12 planned (config, seed) cells missing "
+        "(tasks tmaze_5_h64).\n"
+    )

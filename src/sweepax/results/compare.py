@@ -29,13 +29,15 @@ from sweepax.console import make_console
 from sweepax.errors import UserError, cli
 from sweepax.results.best import (
     MEASURES,
-    _is_stale,
     best,
+    current_scores,
+    describe_gaps,
     metric_names,
-    open_scores,
     per_seed_scores,
+    refusal,
+    study_gaps,
 )
-from sweepax.results.parse import ENV, SCORES, add_study_arguments, parse_study, study_dirs
+from sweepax.results.parse import ENV, SCORES, add_study_arguments, study_dirs
 from sweepax.results.stats import (
     CONFIDENCE,
     MIN_RESAMPLES,
@@ -80,13 +82,6 @@ class Settings(tp.NamedTuple):
 def stem(settings: Settings) -> str:
     """``compare_<measure>[_discounted]``."""
     return f"compare_{settings.measure}" + ("_discounted" if settings.discounted else "")
-
-
-def load_scores(study_dir: Path, progress: bool, console: Console) -> xr.Dataset:
-    """A study's ``scores.zarr``, parsed first when missing or older than the stores."""
-    if _is_stale(study_dir):
-        parse_study(study_dir, progress=progress, console=console)
-    return open_scores(study_dir)
 
 
 def select(scores: xr.Dataset, settings: Settings) -> dict[str, Selected]:
@@ -419,6 +414,38 @@ def read_reference(path: Path, envs: tp.Iterable[str]) -> dict[str, tuple[float,
     return out
 
 
+def reference_ranges(
+    reference: Path | None, chosen: tp.Mapping[str, dict[str, Selected]]
+) -> tuple[dict[str, tuple[float, float]] | None, str]:
+    """The stated reference scores of the envs every study has (None: the observed range), and
+    how the table names them."""
+    if reference is None:
+        return None, "0 and 1: the lowest and highest run of any study in that env"
+    shared = set.intersection(*(set(by_env) for by_env in chosen.values()))
+    return read_reference(
+        reference, sorted(shared)
+    ), f"0 and 1: the reference scores in {reference}"
+
+
+def write_figures(
+    base: Path,
+    chosen: tp.Mapping[str, dict[str, Selected]],
+    envs: list[str],
+    agg: Aggregate,
+    settings: Settings,
+) -> list[Path]:
+    """``<base>_curves`` and ``<base>_aggregate``, each as PNG and SVG."""
+    what = metric_names(settings.measure, settings.discounted)
+    level = f"{settings.confidence:.0%}"
+    title = f"mean, {level} CI over seeds (Student's t)\n* = best of several configs by "
+    title += f"{settings.measure} ({what})"
+    curves = curves_figure(chosen, envs, title, metric_names("auc", settings.discounted))
+    written = save_figure(curves, base.with_name(base.name + "_curves"))
+    title = f"IQM of normalised {what}\n{level} CI, stratified bootstrap (runs within each env)"
+    fig = aggregate_figure(agg.rows, list(chosen), title)
+    return written + save_figure(fig, base.with_name(base.name + "_aggregate"))
+
+
 def run_compare(
     dirs: tp.Sequence[Path],
     out: Path,
@@ -426,37 +453,36 @@ def run_compare(
     reference: Path | None = None,
     console: Console | None = None,
     progress: bool = True,
+    partial: bool = False,
 ) -> str:
     """Parse where needed, compare, write the Markdown table and the figures; returns the
-    Markdown (also printed)."""
+    Markdown (also printed).
+
+    A study with corrupt stores or planned cells without data stops everything with a one-line
+    ``UserError`` before anything is written, unless ``partial``: then the table names its gaps.
+    """
     console = console or make_console()
     studies = {Path(d).name: Path(d) for d in dirs}
-    chosen = {s: select(load_scores(d, progress, console), settings) for s, d in studies.items()}
+    scores = {
+        s: current_scores(d, settings.discounted, console, progress) for s, d in studies.items()
+    }
+    gaps = {studies[s]: study_gaps(ds) for s, ds in scores.items()}
+    gaps = {d: g for d, g in gaps.items() if g["missing"] or g["corrupt"]}
+    if gaps and not partial:
+        raise UserError(refusal(gaps))
+    chosen = {s: select(ds, settings) for s, ds in scores.items()}
     envs = sorted({e for by_env in chosen.values() for e in by_env})
     per_env = {env: env_table(env, chosen, settings) for env in envs}
-    if reference is None:
-        note = "0 and 1: the lowest and highest run of any study in that env"
-        ranges = None
-    else:
-        note = f"0 and 1: the reference scores in {reference}"
-        shared = set.intersection(*(set(by_env) for by_env in chosen.values()))
-        ranges = read_reference(reference, sorted(shared))
+    ranges, note = reference_ranges(reference, chosen)
     agg = aggregate(chosen, ranges, settings)
     text = markdown(studies, per_env, agg, note, settings)
+    if gaps:
+        text += "\nPartial: " + "; ".join(f"{d}: {describe_gaps(g)}" for d, g in gaps.items())
+        text += ".\n"
     out.mkdir(parents=True, exist_ok=True)
     base = out / stem(settings)
     written = [files.write_text(base.with_name(base.name + ".md"), text)]
-    what = metric_names(settings.measure, settings.discounted)
-    title = (
-        f"mean, {settings.confidence:.0%} CI over seeds (Student's t)\n"
-        f"* = best of several configs by {settings.measure} ({what})"
-    )
-    curves = curves_figure(chosen, envs, title, metric_names("auc", settings.discounted))
-    written += save_figure(curves, base.with_name(base.name + "_curves"))
-    level = f"{settings.confidence:.0%}"
-    title = f"IQM of normalised {what}\n{level} CI, stratified bootstrap (runs within each env)"
-    fig = aggregate_figure(agg.rows, list(studies), title)
-    written += save_figure(fig, base.with_name(base.name + "_aggregate"))
+    written += write_figures(base, chosen, envs, agg, settings)
     console.print(text, markup=False, highlight=False, soft_wrap=True)
     console.print("wrote " + ", ".join(str(p) for p in written), highlight=False, soft_wrap=True)
     return text
@@ -498,6 +524,12 @@ def _parser() -> argparse.ArgumentParser:
         help=f"bootstrap resamples, at least {MIN_RESAMPLES} (default: {N_RESAMPLES})",
     )
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    p.add_argument(
+        "--partial",
+        action="store_true",
+        help="compare what is there even if planned cells are missing or stores are corrupt; "
+        "the table then names them (default: refuse, exit 2)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar while parsing")
     return p
 
@@ -525,7 +557,9 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--resamples {args.resamples}: use at least {MIN_RESAMPLES}")
     settings = Settings(args.measure, args.discounted, args.resamples, args.seed)
     out = args.out if args.out is not None else args.results_dir / "compare"
-    run_compare(dirs, out, settings, args.reference, progress=not args.no_progress)
+    run_compare(
+        dirs, out, settings, args.reference, progress=not args.no_progress, partial=args.partial
+    )
     return 0
 
 

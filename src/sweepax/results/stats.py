@@ -18,6 +18,8 @@ import warnings
 import numpy as np
 import scipy.stats as st
 
+from sweepax.results.values import nanmean
+
 CONFIDENCE = 0.95
 N_RESAMPLES = 10_000
 MIN_RESAMPLES = 1000
@@ -237,10 +239,8 @@ def bootstrap_best(
     if scores.ndim != 2:
         raise ValueError(f"per_seed must have dims (config, seed), not shape {scores.shape}")
     _check(n_resamples, confidence, ci_method, MEAN_CI_METHODS)
-    ok = np.isfinite(scores)
-    n = ok.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(n > 0, np.where(ok, scores, 0.0).sum(axis=1) / n, np.nan)
+    n = np.isfinite(scores).sum(axis=1)
+    mean = nanmean(scores, axis=1)
     probability = np.zeros(scores.shape[0])
     best = None
     if np.any(n > 0):
