@@ -183,6 +183,7 @@ def test_compare_auc_discounted_and_stated_reference(two_studies, tmp_path):
         (["tmaze_ppo"], "error: compare needs two or more studies, got 1 (results/tmaze_ppo); "),
         (["tmaze_ppo", "tmaze_confirm", "--resamples", "10"], "error: --resamples 10: use at "),
         (["tmaze_ppo", "nope"], "error: nope: no such study folder"),
+        (["tmaze_ppo", "results/tmaze_ppo"], "error: two study folders share a name (results/"),
         (["tmaze_ppo", "tmaze_confirm", "--reference", "ref.json"], "error: ref.json: no refer"),
     ],
 )
