@@ -127,13 +127,17 @@ def test_iqm_ci_resamples_within_each_env():
     # every stratified resample keeps 4 zeros and 4 ones: the IQM is 0.5 in all of them
     # (resampling the 8 runs together would not)
     assert iqm_ci([np.zeros(4), np.ones(4)], n_resamples=2000) == (0.5, 0.5, 0.5)
-    runs = [[0.1, 0.4, 0.35, 0.8], [0.5, 0.9, 0.7], [0.2]]
+    runs = [[0.1, 0.4, 0.35, 0.8], [0.5, 0.9, 0.7], [0.2, 0.25]]
     a = iqm_ci(runs, n_resamples=2000, seed=3)
     assert a.value == pytest.approx(iqm(np.concatenate([np.asarray(r) for r in runs])))
     assert a.low < a.value < a.high
     assert iqm_ci(runs, n_resamples=2000, seed=3) == a
     p = iqm_ci(runs, n_resamples=2000, seed=3, method="percentile")
     assert p.value == a.value and p.low < p.value < p.high
+    # an env with a single run: its spread is unknown, so is the interval
+    one = iqm_ci([*runs[:2], [0.2]], n_resamples=2000)
+    assert one.value == pytest.approx(iqm([0.1, 0.4, 0.35, 0.8, 0.5, 0.9, 0.7, 0.2]))
+    assert math.isnan(one.low) and math.isnan(one.high)
 
 
 def test_normalise_per_env_min_max():
@@ -183,6 +187,8 @@ def test_probability_of_improvement_averages_envs_with_stratified_interval():
     # X always wins in one env and always loses in the other: every stratified resample says 0.5
     split = probability_of_improvement([[5, 6, 7], [0, 1]], [[1, 2], [3, 4, 5]], n_resamples=1000)
     assert split[:3] == (0.5, 0.5, 0.5) and split.per_env == (1.0, 0.0)
+    single = probability_of_improvement([[5.0, 6.0]], [[1.0]], n_resamples=1000)
+    assert single.value == 1.0 and math.isnan(single.low) and math.isnan(single.high)
     # certain everywhere: BCa is undefined, the interval is the point
     sure = probability_of_improvement([[5.0, 6.0, 7.0]], [[1.0, 2.0]], n_resamples=1000)
     assert sure[:3] == (1.0, 1.0, 1.0)

@@ -89,32 +89,28 @@ def bootstrap_interval(
     resampled with replacement on its own, keeping its size (``scipy.stats.bootstrap`` with
     ``paired=False``).
 
-    ``statistic(*samples, axis)`` must reduce the last axis and accept leading batch dims. A
-    sample of one value is held fixed (resampling it can only give it back). Where every
+    ``statistic(*samples, axis)`` must reduce the last axis and accept leading batch dims. The
+    interval is NaN when a sample has fewer than two values: resampling one run says nothing
+    about its spread, so the interval would be too narrow, down to zero width. Where every
     resample gives the same value the interval is that value. BCa is undefined where every
     jackknife value is equal (e.g. a probability of improvement of exactly 1 in every env): there
     the percentile interval of the same resamples is returned.
     """
     _check(n_resamples, confidence, method, BOOTSTRAP_METHODS)
     samples = [np.asarray(s, dtype=np.float64) for s in samples]
-    moving = [i for i, s in enumerate(samples) if s.size > 1]
-    if not moving:
-        value = float(statistic(*samples, axis=-1))
-        return value, value
+    if any(s.size < 2 for s in samples):
+        return np.nan, np.nan
 
-    def resampled(*drawn: np.ndarray, axis: int = -1) -> np.ndarray:
-        full = list(samples)
-        for i, d in zip(moving, drawn, strict=True):
-            full[i] = d
-        batch = np.broadcast_shapes(*(s.shape[:-1] for s in full))
-        return statistic(*(np.broadcast_to(s, batch + s.shape[-1:]) for s in full), axis=axis)
+    def batched(*drawn: np.ndarray, axis: int = -1) -> np.ndarray:
+        batch = np.broadcast_shapes(*(s.shape[:-1] for s in drawn))
+        return statistic(*(np.broadcast_to(s, batch + s.shape[-1:]) for s in drawn), axis=axis)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", st.DegenerateDataWarning)
         warnings.simplefilter("ignore", RuntimeWarning)  # BCa's 0/0 where it is undefined
         res = st.bootstrap(
-            [samples[i] for i in moving],
-            resampled,
+            samples,
+            batched,
             n_resamples=n_resamples,
             vectorized=True,
             paired=False,
