@@ -256,7 +256,8 @@ def _preamble(studies: tp.Mapping[str, Path], settings: Settings) -> list[str]:
         "highest mean; set: how many configs win at least 5% of them. "
         f"Intervals are {settings.confidence:.0%}: a score's over its seeds by Student's t; "
         "P(> column), the probability that a run of the row's study beats one of the "
-        f"column's (ties count 1/2), and the IQM by {boot}.",
+        f"column's (ties count 1/2), and the IQM by {boot}; – where an interval is undefined "
+        "(a study with a single seed in an env).",
     ]
 
 
