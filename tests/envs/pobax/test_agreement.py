@@ -1,0 +1,109 @@
+"""Ours against POBAX 0.0.1 itself: the same keys and actions give the same episodes, step by step.
+
+POBAX runs in its own venv (build/pobax-venv, made by bench/pobax/pobax_venv.py) through
+``pobax_driver.py`` in a subprocess; this process never imports it. Run with
+``nox -s pobax_tests`` (or ``pytest -m pobax``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from sweepax.envs.pobax import classic, families
+
+pytestmark = pytest.mark.pobax
+
+ROOT = Path(__file__).resolve().parents[3]
+DRIVER = Path(__file__).with_name("pobax_driver.py")
+STEPS = 3000
+LONGER = {"hallway": 30_000, "fully_observable_hallway": 30_000}  # a random walk rarely ends there
+NEVER_ENDING = {"4x3_nonterminating", "cheese.95_nonterminating"}  # no terminal state
+FAMILIES = {fam.template: fam for fam in families()}
+
+
+def _family(env_id: str):
+    for fam in FAMILIES.values():
+        match = re.fullmatch(fam.pattern, env_id)
+        if match is not None:
+            return fam, match
+    raise AssertionError(f"no family for {env_id}")
+
+
+def _steps(env_id: str) -> int:
+    return LONGER.get(env_id, STEPS)
+
+
+@pytest.fixture(scope="module")
+def pobax_python() -> str:
+    """build/pobax-venv's python (created on first use, a few minutes)."""
+    venv = ROOT / "bench" / "pobax" / "pobax_venv.py"
+    done = subprocess.run([sys.executable, str(venv)], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])["python"]
+
+
+@pytest.fixture(scope="module")
+def recorded(pobax_python: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """POBAX's episodes of every classic id, recorded in one driver process."""
+    out = tmp_path_factory.mktemp("pobax")
+    jobs = [
+        {"env": env_id, "seed": seed, "steps": _steps(env_id), "out": str(out / f"{seed}.npz")}
+        for seed, env_id in enumerate(classic.IDS)
+    ]
+    request = out / "request.json"
+    request.write_text(json.dumps(jobs))
+    done = subprocess.run(
+        [pobax_python, str(DRIVER), str(request)], capture_output=True, text=True, cwd=out
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {job["env"]: Path(job["out"]) for job in jobs}
+
+
+def _replay(env_id: str, rec: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Our env from the same raw keys and actions; no time limit (POBAX's step has none)."""
+    fam, match = _family(env_id)
+    env, params = fam.build(match, max_steps_in_episode=2**31 - 1)
+    keys = jnp.asarray(rec["keys"])
+
+    def one(state, xs):
+        obs, state, reward, terminated, truncated, _ = env.step(xs[0], state, xs[1], params)
+        return state, (obs, reward, terminated, truncated)
+
+    obs0, state = env.reset(keys[0], params)
+    _, (obs, reward, terminated, truncated) = jax.jit(lambda s, xs: jax.lax.scan(one, s, xs))(
+        state, (keys[1:], jnp.asarray(rec["actions"]))
+    )
+    return {
+        "env": env,
+        "obs": np.concatenate([np.asarray(obs0)[None], np.asarray(obs)]),
+        "rewards": np.asarray(reward),
+        "terminated": np.asarray(terminated),
+        "truncated": np.asarray(truncated),
+    }
+
+
+@pytest.mark.parametrize("env_id", classic.IDS)
+def test_classic_env_agrees_with_pobax_step_by_step(env_id: str, recorded: dict[str, Path]) -> None:
+    rec = dict(np.load(recorded[env_id]))
+    ours = _replay(env_id, rec)
+    assert len(rec["actions"]) == _steps(env_id) and len(np.unique(rec["actions"])) > 1
+    np.testing.assert_array_equal(ours["obs"], rec["obs"])
+    np.testing.assert_array_equal(ours["rewards"], rec["rewards"])
+    np.testing.assert_array_equal(ours["terminated"], rec["dones"])
+    assert not ours["truncated"].any()
+    episodes = int(rec["dones"].sum())
+    print(f"{env_id}: {len(rec['actions'])} steps, {episodes} episodes ended, identical")
+    assert episodes == 0 if env_id in NEVER_ENDING else episodes >= 3, episodes
+    # the arrays sampled from are the same too, and POBAX's discount is env.gamma
+    model = ours["env"].model
+    for name in ("T", "R", "p0", "phi"):
+        np.testing.assert_array_equal(getattr(model, name), rec[f"model/{name}"], err_msg=name)
+    assert ours["env"].gamma == pytest.approx(float(rec["gamma"]))
