@@ -2,14 +2,16 @@
 
     build/pobax-venv/bin/python tests/envs/pobax/pobax_driver.py REQUEST.json
 
-REQUEST.json is a list of jobs ``{"env": id, "seed": int, "steps": int, "out": path.npz}``. Each job
-makes the env with ``pobax.envs.get_env`` (POBAX's ids, construction and discount), takes the
-unwrapped gymnax env under POBAX's wrappers, and runs ``reset`` then ``steps`` auto-resetting
+REQUEST.json is a list of jobs ``{"env": id, "seed": int, "steps": int, "out": path.npz}`` (and
+optionally ``"env_key"``: the raw key ``get_env`` gets, else ``PRNGKey(seed)``). Each job makes the
+env with ``pobax.envs.get_env`` (POBAX's ids, construction and discount), takes the unwrapped
+gymnax env under POBAX's wrappers, and runs ``reset`` then ``steps`` auto-resetting
 ``step`` calls with uniformly random actions. The npz holds the raw PRNG keys used (``keys``: row 0
 for reset, row t + 1 for step t), ``actions``, ``obs`` (steps + 1 rows: the reset's, then each
 step's), ``rewards``, ``dones``, ``gamma``, every leaf of the env state after reset and after each
-step (``state0/<path>``, ``states/<path>``) and, for classic ``.POMDP`` models, the arrays POBAX
-samples from (``model/T``, ``model/R``, ``model/p0``, ``model/phi``).
+step (``state0/<path>``, ``states/<path>``), RockSample's ``rock_positions`` and, for classic
+``.POMDP`` models, the arrays POBAX samples from (``model/T``, ``model/R``, ``model/p0``,
+``model/phi``).
 """
 
 import functools
@@ -52,20 +54,22 @@ def classic(env_id):
     return env, env, env.default_params, True
 
 
-def make(env_id, seed):
+def make(env_id, env_key):
     """(wrapped env, unwrapped gymnax env, params, static action?) as POBAX builds them."""
     from pobax.envs import get_env
 
     made = classic(env_id)
     if made is not None:
         return made
-    wrapped, params = get_env(env_id, jax.random.PRNGKey(seed), num_envs=1)
+    wrapped, params = get_env(env_id, env_key, num_envs=1)
     return wrapped, wrapped._unwrapped, params, False
 
 
 def run(job):
     seed, steps = int(job["seed"]), int(job["steps"])
-    wrapped, env, params, static_action = make(job["env"], seed)
+    env_key = job.get("env_key")
+    env_key = jax.random.PRNGKey(seed) if env_key is None else jnp.asarray(env_key, jnp.uint32)
+    wrapped, env, params, static_action = make(job["env"], env_key)
     n_actions = env.action_space(params).n
     keys = jax.random.split(jax.random.PRNGKey(seed + 1), steps + 1)
     actions = np.random.default_rng(seed).integers(0, n_actions, size=steps).astype(np.int32)
@@ -101,6 +105,8 @@ def run(job):
         **_leaves(state0, "state0/"),
         **_leaves(states, "states/"),
     }
+    if hasattr(env, "rock_positions"):
+        record["rock_positions"] = np.asarray(env.rock_positions)
     for name in ("T", "R", "p0", "phi"):
         if hasattr(env, name) and hasattr(env, "p0"):
             record[f"model/{name}"] = np.asarray(getattr(env, name))

@@ -18,20 +18,23 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sweepax.envs.pobax import classic, families
+from sweepax.envs.pobax import classic, families, rocksample
 
 pytestmark = pytest.mark.pobax
 
 ROOT = Path(__file__).resolve().parents[3]
 DRIVER = Path(__file__).with_name("pobax_driver.py")
 STEPS = 3000
-LONGER = {"hallway": 30_000, "fully_observable_hallway": 30_000}  # a random walk rarely ends there
+# a random walk rarely ends these
+LONGER = {"hallway": 30_000, "fully_observable_hallway": 30_000, "rocksample_11_11": 10_000,
+          "rocksample_15_15": 20_000}  # fmt: skip
 NEVER_ENDING = {"4x3_nonterminating", "cheese.95_nonterminating"}  # no terminal state
-FAMILIES = {fam.template: fam for fam in families()}
+IDS = classic.IDS + ("simple_chain",) + tuple(rocksample.CONFIGS)
+LAYOUT_SEED = 7  # RockSample: the rocks of POBAX's PPO at --seed 7
 
 
 def _family(env_id: str):
-    for fam in FAMILIES.values():
+    for fam in families():
         match = re.fullmatch(fam.pattern, env_id)
         if match is not None:
             return fam, match
@@ -40,6 +43,17 @@ def _family(env_id: str):
 
 def _steps(env_id: str) -> int:
     return LONGER.get(env_id, STEPS)
+
+
+def _options(env_id: str) -> dict:
+    return {"layout_seed": LAYOUT_SEED} if env_id in rocksample.CONFIGS else {}
+
+
+def _job(seed: int, env_id: str, out: Path) -> dict:
+    job = {"env": env_id, "seed": seed, "steps": _steps(env_id), "out": str(out / f"{seed}.npz")}
+    if env_id in rocksample.CONFIGS:  # get_env's key: the one POBAX's PPO derives from its seed
+        job["env_key"] = np.asarray(rocksample.layout_key(LAYOUT_SEED)).tolist()
+    return job
 
 
 @pytest.fixture(scope="module")
@@ -52,12 +66,9 @@ def pobax_python() -> str:
 
 @pytest.fixture(scope="module")
 def recorded(pobax_python: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """POBAX's episodes of every classic id, recorded in one driver process."""
+    """POBAX's episodes of every id, recorded in one driver process."""
     out = tmp_path_factory.mktemp("pobax")
-    jobs = [
-        {"env": env_id, "seed": seed, "steps": _steps(env_id), "out": str(out / f"{seed}.npz")}
-        for seed, env_id in enumerate(classic.IDS)
-    ]
+    jobs = [_job(seed, env_id, out) for seed, env_id in enumerate(IDS)]
     request = out / "request.json"
     request.write_text(json.dumps(jobs))
     done = subprocess.run(
@@ -70,7 +81,7 @@ def recorded(pobax_python: str, tmp_path_factory: pytest.TempPathFactory) -> dic
 def _replay(env_id: str, rec: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Our env from the same raw keys and actions; no time limit (POBAX's step has none)."""
     fam, match = _family(env_id)
-    env, params = fam.build(match, max_steps_in_episode=2**31 - 1)
+    env, params = fam.build(match, max_steps_in_episode=2**31 - 1, **_options(env_id))
     keys = jnp.asarray(rec["keys"])
 
     def one(state, xs):
@@ -90,11 +101,12 @@ def _replay(env_id: str, rec: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     }
 
 
-@pytest.mark.parametrize("env_id", classic.IDS)
-def test_classic_env_agrees_with_pobax_step_by_step(env_id: str, recorded: dict[str, Path]) -> None:
+@pytest.mark.parametrize("env_id", IDS)
+def test_env_agrees_with_pobax_step_by_step(env_id: str, recorded: dict[str, Path]) -> None:
     rec = dict(np.load(recorded[env_id]))
     ours = _replay(env_id, rec)
-    assert len(rec["actions"]) == _steps(env_id) and len(np.unique(rec["actions"])) > 1
+    assert len(rec["actions"]) == _steps(env_id)
+    assert len(np.unique(rec["actions"])) == ours["env"].num_actions
     np.testing.assert_array_equal(ours["obs"], rec["obs"])
     np.testing.assert_array_equal(ours["rewards"], rec["rewards"])
     np.testing.assert_array_equal(ours["terminated"], rec["dones"])
@@ -102,8 +114,31 @@ def test_classic_env_agrees_with_pobax_step_by_step(env_id: str, recorded: dict[
     episodes = int(rec["dones"].sum())
     print(f"{env_id}: {len(rec['actions'])} steps, {episodes} episodes ended, identical")
     assert episodes == 0 if env_id in NEVER_ENDING else episodes >= 3, episodes
-    # the arrays sampled from are the same too, and POBAX's discount is env.gamma
-    model = ours["env"].model
+
+
+@pytest.mark.parametrize("env_id", classic.IDS)
+def test_classic_models_and_discounts_are_pobax_s(env_id: str, recorded: dict[str, Path]) -> None:
+    rec = np.load(recorded[env_id])
+    fam, match = _family(env_id)
+    env, _ = fam.build(match)
     for name in ("T", "R", "p0", "phi"):
-        np.testing.assert_array_equal(getattr(model, name), rec[f"model/{name}"], err_msg=name)
-    assert ours["env"].gamma == pytest.approx(float(rec["gamma"]))
+        np.testing.assert_array_equal(getattr(env.model, name), rec[f"model/{name}"], name)
+    assert env.gamma == pytest.approx(float(rec["gamma"]))
+
+
+@pytest.mark.parametrize("env_id", tuple(rocksample.CONFIGS))
+def test_rocksample_rocks_samples_and_checks_are_pobax_s(
+    env_id: str, recorded: dict[str, Path]
+) -> None:
+    rec = np.load(recorded[env_id])
+    fam, match = _family(env_id)
+    env, _ = fam.build(match, **_options(env_id))
+    np.testing.assert_array_equal(env.rock_positions, rec["rock_positions"])
+    actions, rewards = rec["actions"], rec["rewards"]
+    # the agreement above covered paid samples and noisy checks, not only walking
+    assert np.any((actions == 4) & (rewards == 10.0)) and np.any(
+        (actions == 4) & (rewards == -10.0)
+    )
+    checked = rec["obs"][1:, 2 * env.size :][actions > 4]
+    assert np.any(checked == 1.0) and np.any(checked == -1.0)
+    assert env.gamma is None  # POBAX trains RockSample with the agent's gamma

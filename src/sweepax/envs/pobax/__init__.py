@@ -1,8 +1,9 @@
 """POBAX's environments under POBAX's ids (github.com/taodav/pobax, PyPI ``pobax==0.0.1``).
 
 Our own JAX implementations (gymnax 1.0 API, vmappable), each agreeing step for step with POBAX's:
-classic ``.POMDP`` models (``classic``). ``families()`` returns their registry families; every
-env exposes ``gamma``, the discount POBAX trains it with (POBAX replaces the agent's gamma by it).
+classic ``.POMDP`` models (``classic``), ``simple_chain`` and RockSample (``rocksample``).
+``families()`` returns their registry families. Every env has ``gamma``: the discount POBAX trains
+it with in place of the agent's (the ``.POMDP`` file's), or None where POBAX uses the agent's.
 """
 
 from __future__ import annotations
@@ -16,16 +17,36 @@ def _build_classic(
 ) -> tuple[tp.Any, tp.Any]:
     from sweepax.envs.pobax.classic import ClassicPOMDP
 
-    env = ClassicPOMDP.from_id(match.group(0))
+    return _with_time_limit(ClassicPOMDP.from_id(match.group(0)), max_steps_in_episode)
+
+
+def _with_time_limit(env: tp.Any, max_steps_in_episode: int | None) -> tuple[tp.Any, tp.Any]:
     params = env.default_params
     if max_steps_in_episode is not None:
         params = params.replace(max_steps_in_episode=int(max_steps_in_episode))
     return env, params
 
 
+def _build_simple_chain(
+    match: re.Match, max_steps_in_episode: int | None = None
+) -> tuple[tp.Any, tp.Any]:
+    from sweepax.envs.pobax.simple_chain import SimpleChain
+
+    return _with_time_limit(SimpleChain(n=10), max_steps_in_episode)
+
+
+def _build_rocksample(
+    match: re.Match, layout_seed: int = 0, max_steps_in_episode: int | None = None
+) -> tuple[tp.Any, tp.Any]:
+    from sweepax.envs.pobax.rocksample import RockSample
+
+    env = RockSample.from_id(match.group(0), layout_seed=int(layout_seed))
+    return _with_time_limit(env, max_steps_in_episode)
+
+
 def families() -> list[tp.Any]:
     """The registry families of POBAX's envs (``sweepax.envs.registry.Family`` objects)."""
-    from sweepax.envs.pobax import classic
+    from sweepax.envs.pobax import classic, rocksample
     from sweepax.envs.registry import Family  # here: the registry imports this package
 
     return [
@@ -35,5 +56,18 @@ def families() -> list[tp.Any]:
             examples=("tiger-alt-start", "4x3", "hallway", "fully_observable_tmaze5"),
             build=_build_classic,
             guesses=lambda env_id: list(classic.IDS),
+        ),
+        Family(
+            pattern="simple_chain",
+            template="simple_chain",
+            examples=("simple_chain",),
+            build=_build_simple_chain,
+        ),
+        Family(
+            pattern=rocksample.PATTERN,
+            template="rocksample_<5_5|7_8|11_11|15_15>",
+            examples=tuple(rocksample.CONFIGS),
+            build=_build_rocksample,
+            guesses=lambda env_id: list(rocksample.CONFIGS),
         ),
     ]
