@@ -113,8 +113,41 @@ def run(job):
     np.savez(job["out"], **record)
 
 
+def run_compass_world(job):
+    """POBAX's gymnasium CompassWorld (no ``get_env`` id), reset again whenever it terminates.
+
+    Recorded like a gymnax env's auto-resetting step (``obs`` after a terminal step is the next
+    episode's first), plus ``reset_keys``: the key each reset drew its start state with.
+    """
+    from pobax.envs.jax.compass_world import CompassWorld
+
+    seed, steps = int(job["seed"]), int(job["steps"])
+    env = CompassWorld(rand_key=jax.random.PRNGKey(seed))
+    actions = np.random.default_rng(seed).integers(0, 3, size=steps).astype(np.int32)
+    reset_keys = []
+
+    def reset():
+        reset_keys.append(np.asarray(jax.random.split(env.rand_key)[0]))  # what reset draws with
+        return env.reset()[0]
+
+    obs, rewards, dones = [reset()], [], []
+    for action in actions:
+        o, reward, terminal, _, _ = env.step(int(action))
+        obs.append(reset() if terminal else o)
+        rewards.append(reward)
+        dones.append(terminal)
+    np.savez(
+        job["out"],
+        actions=actions,
+        obs=np.asarray(obs, np.float32),
+        rewards=np.asarray(rewards, np.float32),
+        dones=np.asarray(dones, bool),
+        reset_keys=np.asarray(reset_keys),
+    )
+
+
 if __name__ == "__main__":
     with open(sys.argv[1]) as f:
         for job in json.load(f):
-            run(job)
+            (run_compass_world if job["env"] == "compass_world" else run)(job)
             print(f"{job['env']}: {job['steps']} steps -> {job['out']}", flush=True)

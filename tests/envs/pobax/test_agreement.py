@@ -27,9 +27,9 @@ DRIVER = Path(__file__).with_name("pobax_driver.py")
 STEPS = 3000
 # a random walk rarely ends these
 LONGER = {"hallway": 30_000, "fully_observable_hallway": 30_000, "rocksample_11_11": 10_000,
-          "rocksample_15_15": 20_000}  # fmt: skip
+          "rocksample_15_15": 20_000, "compass_world": 20_000}  # fmt: skip
 NEVER_ENDING = {"4x3_nonterminating", "cheese.95_nonterminating"}  # no terminal state
-IDS = classic.IDS + ("simple_chain",) + tuple(rocksample.CONFIGS)
+IDS = classic.IDS + ("simple_chain",) + tuple(rocksample.CONFIGS) + ("compass_world",)
 LAYOUT_SEED = 7  # RockSample: the rocks of POBAX's PPO at --seed 7
 
 
@@ -78,6 +78,36 @@ def recorded(pobax_python: str, tmp_path_factory: pytest.TempPathFactory) -> dic
     return {job["env"]: Path(job["out"]) for job in jobs}
 
 
+def _replay_with_resets(env_id: str, rec: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Ours where POBAX resets with keys of its own: each episode starts from POBAX's reset key."""
+    fam, match = _family(env_id)
+    env, params = fam.build(match, max_steps_in_episode=2**31 - 1)
+    reset_keys = jnp.asarray(rec["reset_keys"])
+    # the key of the reset that follows step t, should step t end an episode
+    after = np.minimum(np.cumsum(rec["dones"]), len(reset_keys) - 1)
+
+    def one(state, xs):
+        action, reset_key = xs
+        obs, state, reward, terminated, truncated, _ = env.step(
+            jax.random.PRNGKey(0), state, action, params
+        )
+        obs_re, state_re = env.reset(reset_key, params)
+        state = jax.tree.map(lambda x, y: jnp.where(terminated, x, y), state_re, state)
+        return state, (jnp.where(terminated, obs_re, obs), reward, terminated, truncated)
+
+    obs0, state = env.reset(reset_keys[0], params)
+    _, (obs, reward, terminated, truncated) = jax.jit(lambda s, xs: jax.lax.scan(one, s, xs))(
+        state, (jnp.asarray(rec["actions"]), reset_keys[after])
+    )
+    return {
+        "env": env,
+        "obs": np.concatenate([np.asarray(obs0)[None], np.asarray(obs)]),
+        "rewards": np.asarray(reward),
+        "terminated": np.asarray(terminated),
+        "truncated": np.asarray(truncated),
+    }
+
+
 def _replay(env_id: str, rec: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Our env from the same raw keys and actions; no time limit (POBAX's step has none)."""
     fam, match = _family(env_id)
@@ -104,7 +134,7 @@ def _replay(env_id: str, rec: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("env_id", IDS)
 def test_env_agrees_with_pobax_step_by_step(env_id: str, recorded: dict[str, Path]) -> None:
     rec = dict(np.load(recorded[env_id]))
-    ours = _replay(env_id, rec)
+    ours = (_replay_with_resets if "reset_keys" in rec else _replay)(env_id, rec)
     assert len(rec["actions"]) == _steps(env_id)
     assert len(np.unique(rec["actions"])) == ours["env"].num_actions
     np.testing.assert_array_equal(ours["obs"], rec["obs"])

@@ -1,7 +1,8 @@
 """POBAX's environments under POBAX's ids (github.com/taodav/pobax, PyPI ``pobax==0.0.1``).
 
 Our own JAX implementations (gymnax 1.0 API, vmappable), each agreeing step for step with POBAX's:
-classic ``.POMDP`` models (``classic``), ``simple_chain`` and RockSample (``rocksample``).
+classic ``.POMDP`` models (``classic``), ``simple_chain``, ``compass_world`` and RockSample
+(``rocksample``).
 ``families()`` returns their registry families. Every env has ``gamma``: the discount POBAX trains
 it with in place of the agent's (the ``.POMDP`` file's), or None where POBAX uses the agent's.
 """
@@ -35,6 +36,14 @@ def _build_simple_chain(
     return _with_time_limit(SimpleChain(n=10), max_steps_in_episode)
 
 
+def _build_compass_world(
+    match: re.Match, max_steps_in_episode: int | None = None
+) -> tuple[tp.Any, tp.Any]:
+    from sweepax.envs.pobax.compass_world import CompassWorld
+
+    return _with_time_limit(CompassWorld(size=8), max_steps_in_episode)
+
+
 def _build_rocksample(
     match: re.Match, layout_seed: int = 0, max_steps_in_episode: int | None = None
 ) -> tuple[tp.Any, tp.Any]:
@@ -62,6 +71,12 @@ def families() -> list[tp.Any]:
             template="simple_chain",
             examples=("simple_chain",),
             build=_build_simple_chain,
+        ),
+        Family(
+            pattern="compass_world",
+            template="compass_world",
+            examples=("compass_world",),
+            build=_build_compass_world,
         ),
         Family(
             pattern=rocksample.PATTERN,

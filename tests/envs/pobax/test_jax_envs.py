@@ -1,4 +1,4 @@
-"""simple_chain and RockSample: episodes by hand, check noise, rock layouts, jit/vmap."""
+"""simple_chain, compass_world, RockSample: episodes by hand, check noise, layouts, jit/vmap."""
 
 from __future__ import annotations
 
@@ -45,6 +45,35 @@ def test_simple_chain_pays_one_after_ten_steps_then_restarts() -> None:
     assert run["reward"] == [0.0] * 9 + [1.0, 0.0, 0.0]
     assert run["terminated"] == [False] * 9 + [True, False, False]
     assert all(o.tolist() == [1.0] for o in run["obs"]) and int(state.pos) == 2
+
+
+def test_compass_world_episodes_by_hand() -> None:
+    # inner cells rows/columns 1..6; headings 0 N, 1 E, 2 S, 3 W; actions 0 forward, 1 right, 2 left
+    env, params = _make("compass_world")
+    orange, yellow, red, blue, green = np.eye(5, dtype=np.float32).tolist()
+    none = [0.0] * 5
+    _, state = env.reset(jax.random.PRNGKey(0), params)
+
+    def start(row: int, col: int, heading: int):
+        return state.replace(position=jnp.array([row, col], jnp.int32), heading=jnp.int32(heading))
+
+    run, _ = _play(env, params, start(5, 5, 1), [0, 1, 0, 0, 1])
+    assert [o.tolist() for o in run["obs"]] == [yellow, none, red, red, none]
+    assert run["reward"] == [0.0] * 5 and not any(run["terminated"])
+    run, _ = _play(env, params, start(2, 2, 3), [0, 0, 1, 0, 1, 2, 2])
+    assert [o.tolist() for o in run["obs"]] == [blue, blue, none, orange, none, orange, green]
+    assert run["reward"] == [0.0] * 6 + [1.0]
+    assert run["terminated"] == [False] * 6 + [True]
+    assert env.gamma is None and env.num_actions == 3
+
+
+def test_compass_world_starts_anywhere_but_the_goal() -> None:
+    env, params = _make("compass_world")
+    keys = jax.random.split(jax.random.PRNGKey(0), 3000)
+    _, state = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
+    cells = np.concatenate([np.asarray(state.position), np.asarray(state.heading)[:, None]], -1)
+    distinct = {tuple(c) for c in cells}
+    assert len(distinct) == 6 * 6 * 4 - 1 and (1, 1, 3) not in distinct
 
 
 def _row_col(size: int, row: int, col: int) -> list[float]:
@@ -100,7 +129,7 @@ def test_rock_layouts_are_distinct_cells_off_the_exit_and_follow_the_seed(env_id
     assert not np.array_equal(_make(env_id, layout_seed=1)[0].rock_positions, rocks)
 
 
-@pytest.mark.parametrize("env_id", ["simple_chain", *rocksample.CONFIGS])
+@pytest.mark.parametrize("env_id", ["simple_chain", "compass_world", *rocksample.CONFIGS])
 def test_resets_and_steps_when_jitted_and_vmapped(env_id: str) -> None:
     env, params = _make(env_id, max_steps_in_episode=50)
     assert params.max_steps_in_episode == 50
