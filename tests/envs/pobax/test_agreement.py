@@ -27,9 +27,10 @@ DRIVER = Path(__file__).with_name("pobax_driver.py")
 STEPS = 3000
 # a random walk rarely ends these
 LONGER = {"hallway": 30_000, "fully_observable_hallway": 30_000, "rocksample_11_11": 10_000,
-          "rocksample_15_15": 20_000, "compass_world": 20_000}  # fmt: skip
+          "rocksample_15_15": 20_000, "compass_world": 20_000, "battleship_10": 6000}  # fmt: skip
 NEVER_ENDING = {"4x3_nonterminating", "cheese.95_nonterminating"}  # no terminal state
-IDS = classic.IDS + ("simple_chain",) + tuple(rocksample.CONFIGS) + ("compass_world",)
+BATTLESHIPS = ("battleship_3", "battleship_5", "battleship_10")
+IDS = classic.IDS + ("simple_chain",) + tuple(rocksample.CONFIGS) + ("compass_world",) + BATTLESHIPS
 LAYOUT_SEED = 7  # RockSample: the rocks of POBAX's PPO at --seed 7
 
 
@@ -116,14 +117,15 @@ def _replay(env_id: str, rec: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
     def one(state, xs):
         obs, state, reward, terminated, truncated, _ = env.step(xs[0], state, xs[1], params)
-        return state, (obs, reward, terminated, truncated)
+        return state, (obs, state, reward, terminated, truncated)
 
     obs0, state = env.reset(keys[0], params)
-    _, (obs, reward, terminated, truncated) = jax.jit(lambda s, xs: jax.lax.scan(one, s, xs))(
-        state, (keys[1:], jnp.asarray(rec["actions"]))
-    )
+    _, (obs, states, reward, terminated, truncated) = jax.jit(
+        lambda s, xs: jax.lax.scan(one, s, xs)
+    )(state, (keys[1:], jnp.asarray(rec["actions"])))
     return {
         "env": env,
+        "states": states,
         "obs": np.concatenate([np.asarray(obs0)[None], np.asarray(obs)]),
         "rewards": np.asarray(reward),
         "terminated": np.asarray(terminated),
@@ -172,3 +174,12 @@ def test_rocksample_rocks_samples_and_checks_are_pobax_s(
     checked = rec["obs"][1:, 2 * env.size :][actions > 4]
     assert np.any(checked == 1.0) and np.any(checked == -1.0)
     assert env.gamma is None  # POBAX trains RockSample with the agent's gamma
+
+
+@pytest.mark.parametrize("env_id", BATTLESHIPS)
+def test_battleship_boards_are_pobax_s(env_id: str, recorded: dict[str, Path]) -> None:
+    rec = dict(np.load(recorded[env_id]))
+    ours = _replay(env_id, rec)
+    np.testing.assert_array_equal(ours["states"].board, rec["states/.board"])
+    np.testing.assert_array_equal(ours["states"].hits_misses, rec["states/.hits_misses"])
+    assert ours["env"].gamma == float(rec["gamma"]) == 1.0

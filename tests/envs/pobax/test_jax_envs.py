@@ -1,4 +1,4 @@
-"""simple_chain, compass_world, RockSample: episodes by hand, check noise, layouts, jit/vmap."""
+"""simple_chain, compass_world, RockSample, Battleship: episodes by hand, layouts, jit/vmap."""
 
 from __future__ import annotations
 
@@ -76,6 +76,37 @@ def test_compass_world_starts_anywhere_but_the_goal() -> None:
     assert len(distinct) == 6 * 6 * 4 - 1 and (1, 1, 3) not in distinct
 
 
+def test_battleship_episode_by_hand() -> None:
+    env, params = _make("battleship_3")
+    _, state = env.reset(jax.random.PRNGKey(0), params)
+    board = jnp.array([[1, 1, 0], [0, 0, 0], [0, 0, 0]], jnp.int32)  # one ship: cells 0 and 1
+    run, _ = _play(env, params, state.replace(board=board), [8, 0, 0, 1])
+    assert run["reward"] == [-1.0, -1.0, -1.0, 9.0]
+    assert run["terminated"] == [False, False, False, True]
+    unfired = lambda *fired: [0.0 if c in fired else 1.0 for c in range(9)]  # noqa: E731
+    assert [o.tolist() for o in run["obs"]] == [
+        [0.0, *unfired(8)],  # miss
+        [1.0, *unfired(0, 8)],  # hit
+        [0.0, *unfired(0, 8)],  # the same cell again: no new hit
+        [1.0, *unfired(0, 1, 8)],  # the last ship cell
+    ]
+    assert env.gamma == 1.0 and env.num_actions == 9 and env.obs_dim == 10
+
+
+@pytest.mark.parametrize("size", [3, 5, 10])
+def test_battleship_boards_hold_every_ship_without_overlap(size: int) -> None:
+    env, params = _make(f"battleship_{size}")
+    keys = jax.random.split(jax.random.PRNGKey(2), 300)
+    _, state = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
+    boards = np.asarray(state.board)
+    lengths = {3: (2,), 5: (3, 2), 10: (5, 4, 3, 2)}[size]
+    np.testing.assert_array_equal(boards.sum((1, 2)), sum(lengths))
+    # the longest ship lies in one row or one column: both happen
+    rows_full = (boards.sum(2) >= lengths[0]).any(1)
+    cols_full = (boards.sum(1) >= lengths[0]).any(1)
+    assert rows_full.any() and cols_full.any() and (rows_full | cols_full).all()
+
+
 def _row_col(size: int, row: int, col: int) -> list[float]:
     eye = np.eye(size, dtype=np.float32)
     return [*eye[row], *eye[col]]
@@ -129,7 +160,10 @@ def test_rock_layouts_are_distinct_cells_off_the_exit_and_follow_the_seed(env_id
     assert not np.array_equal(_make(env_id, layout_seed=1)[0].rock_positions, rocks)
 
 
-@pytest.mark.parametrize("env_id", ["simple_chain", "compass_world", *rocksample.CONFIGS])
+@pytest.mark.parametrize(
+    "env_id",
+    ["simple_chain", "compass_world", *rocksample.CONFIGS, "battleship_3", "battleship_10"],
+)
 def test_resets_and_steps_when_jitted_and_vmapped(env_id: str) -> None:
     env, params = _make(env_id, max_steps_in_episode=50)
     assert params.max_steps_in_episode == 50

@@ -1,8 +1,8 @@
 """POBAX's environments under POBAX's ids (github.com/taodav/pobax, PyPI ``pobax==0.0.1``).
 
 Our own JAX implementations (gymnax 1.0 API, vmappable), each agreeing step for step with POBAX's:
-classic ``.POMDP`` models (``classic``), ``simple_chain``, ``compass_world`` and RockSample
-(``rocksample``).
+classic ``.POMDP`` models (``classic``), ``simple_chain``, ``compass_world``, RockSample
+(``rocksample``) and Battleship (``battleship``).
 ``families()`` returns their registry families. Every env has ``gamma``: the discount POBAX trains
 it with in place of the agent's (the ``.POMDP`` file's), or None where POBAX uses the agent's.
 """
@@ -42,6 +42,14 @@ def _build_compass_world(
     from sweepax.envs.pobax.compass_world import CompassWorld
 
     return _with_time_limit(CompassWorld(size=8), max_steps_in_episode)
+
+
+def _build_battleship(
+    match: re.Match, max_steps_in_episode: int | None = None
+) -> tuple[tp.Any, tp.Any]:
+    from sweepax.envs.pobax.battleship import Battleship
+
+    return _with_time_limit(Battleship(size=int(match.group(1))), max_steps_in_episode)
 
 
 def _build_rocksample(
@@ -84,5 +92,12 @@ def families() -> list[tp.Any]:
             examples=tuple(rocksample.CONFIGS),
             build=_build_rocksample,
             guesses=lambda env_id: list(rocksample.CONFIGS),
+        ),
+        Family(
+            pattern="battleship_(3|5|10)",
+            template="battleship_<3|5|10>",
+            examples=("battleship_3", "battleship_5", "battleship_10"),
+            build=_build_battleship,
+            guesses=lambda env_id: ["battleship_3", "battleship_5", "battleship_10"],
         ),
     ]
