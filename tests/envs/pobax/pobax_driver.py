@@ -3,7 +3,8 @@
     build/pobax-venv/bin/python tests/envs/pobax/pobax_driver.py REQUEST.json
 
 REQUEST.json is a list of jobs ``{"env": id, "seed": int, "steps": int, "out": path.npz}`` (and
-optionally ``"env_key"``: the raw key ``get_env`` gets, else ``PRNGKey(seed)``). Each job makes the
+optionally ``"env_key"``: the raw key ``get_env`` gets, else ``PRNGKey(seed)``, and
+``"perfect_memory": true``). Each job makes the
 env with ``pobax.envs.get_env`` (POBAX's ids, construction and discount), takes the unwrapped
 gymnax env under POBAX's wrappers, and runs ``reset`` then ``steps`` auto-resetting
 ``step`` calls with uniformly random actions. The npz holds the raw PRNG keys used (``keys``: row 0
@@ -54,22 +55,33 @@ def classic(env_id):
     return env, env, env.default_params, True
 
 
-def make(env_id, env_key):
-    """(wrapped env, unwrapped gymnax env, params, static action?) as POBAX builds them."""
+def make(env_id, env_key, perfect_memory=False):
+    """(wrapped env, gymnax env, params, static action?) as POBAX builds them.
+
+    The gymnax env is the one under POBAX's logging, observation and batching wrappers: the
+    unwrapped env, or with ``perfect_memory`` POBAX's ``PerfectMemoryWrapper`` around it.
+    """
     from pobax.envs import get_env
 
     made = classic(env_id)
     if made is not None:
         return made
-    wrapped, params = get_env(env_id, env_key, num_envs=1)
-    return wrapped, wrapped._unwrapped, params, False
+    wrapped, params = get_env(env_id, env_key, num_envs=1, perfect_memory=perfect_memory)
+    env = wrapped._unwrapped
+    if perfect_memory:
+        env = wrapped
+        while type(env).__name__ != "PerfectMemoryWrapper":
+            env = env._env
+    return wrapped, env, params, False
 
 
 def run(job):
     seed, steps = int(job["seed"]), int(job["steps"])
     env_key = job.get("env_key")
     env_key = jax.random.PRNGKey(seed) if env_key is None else jnp.asarray(env_key, jnp.uint32)
-    wrapped, env, params, static_action = make(job["env"], env_key)
+    wrapped, env, params, static_action = make(
+        job["env"], env_key, job.get("perfect_memory", False)
+    )
     n_actions = env.action_space(params).n
     keys = jax.random.split(jax.random.PRNGKey(seed + 1), steps + 1)
     actions = np.random.default_rng(seed).integers(0, n_actions, size=steps).astype(np.int32)

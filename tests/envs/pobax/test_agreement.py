@@ -32,6 +32,9 @@ NEVER_ENDING = {"4x3_nonterminating", "cheese.95_nonterminating"}  # no terminal
 BATTLESHIPS = ("battleship_3", "battleship_5", "battleship_10")
 IDS = classic.IDS + ("simple_chain",) + tuple(rocksample.CONFIGS) + ("compass_world",) + BATTLESHIPS
 LAYOUT_SEED = 7  # RockSample: the rocks of POBAX's PPO at --seed 7
+# RockSample with perfect memory: runs of POBAX's PerfectMemoryWrapper, compared within episodes
+MEMORY_RUNS = [("rocksample_5_5", seed) for seed in range(4)]
+MEMORY_RUNS += [("rocksample_7_8", seed) for seed in range(8)]
 
 
 def _family(env_id: str):
@@ -70,13 +73,20 @@ def recorded(pobax_python: str, tmp_path_factory: pytest.TempPathFactory) -> dic
     """POBAX's episodes of every id, recorded in one driver process."""
     out = tmp_path_factory.mktemp("pobax")
     jobs = [_job(seed, env_id, out) for seed, env_id in enumerate(IDS)]
+    for env_id, seed in MEMORY_RUNS:
+        job = _job(seed, env_id, out)
+        jobs.append({**job, "perfect_memory": True, "out": str(out / f"{env_id}-{seed}-pm.npz")})
     request = out / "request.json"
     request.write_text(json.dumps(jobs))
     done = subprocess.run(
         [pobax_python, str(DRIVER), str(request)], capture_output=True, text=True, cwd=out
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    return {job["env"]: Path(job["out"]) for job in jobs}
+    return {_name(job): Path(job["out"]) for job in jobs}
+
+
+def _name(job: dict) -> str:
+    return f"{job['env']}-{job['seed']}-pm" if job.get("perfect_memory") else job["env"]
 
 
 def _replay_with_resets(env_id: str, rec: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -109,10 +119,11 @@ def _replay_with_resets(env_id: str, rec: dict[str, np.ndarray]) -> dict[str, np
     }
 
 
-def _replay(env_id: str, rec: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _replay(env_id: str, rec: dict[str, np.ndarray], **options) -> dict[str, np.ndarray]:
     """Our env from the same raw keys and actions; no time limit (POBAX's step has none)."""
     fam, match = _family(env_id)
-    env, params = fam.build(match, max_steps_in_episode=2**31 - 1, **_options(env_id))
+    options = {**_options(env_id), **options}
+    env, params = fam.build(match, max_steps_in_episode=2**31 - 1, **options)
     keys = jnp.asarray(rec["keys"])
 
     def one(state, xs):
@@ -183,3 +194,29 @@ def test_battleship_boards_are_pobax_s(env_id: str, recorded: dict[str, Path]) -
     np.testing.assert_array_equal(ours["states"].board, rec["states/.board"])
     np.testing.assert_array_equal(ours["states"].hits_misses, rec["states/.hits_misses"])
     assert ours["env"].gamma == float(rec["gamma"]) == 1.0
+
+
+def test_rocksample_perfect_memory_agrees_with_pobax_within_episodes(
+    recorded: dict[str, Path],
+) -> None:
+    compared = carried = 0
+    for env_id, seed in MEMORY_RUNS:
+        rec = dict(np.load(recorded[f"{env_id}-{seed}-pm"]))
+        ours = _replay(env_id, rec, perfect_memory=True)
+        np.testing.assert_array_equal(ours["rewards"], rec["rewards"])
+        np.testing.assert_array_equal(ours["terminated"], rec["dones"])
+        size = ours["env"].size
+        np.testing.assert_array_equal(ours["obs"][:, : 2 * size], rec["obs"][:, : 2 * size])
+        # identical through the first episode; obs[t + 1] follows step t
+        end = int(np.argmax(rec["dones"]))
+        assert rec["dones"][end]
+        np.testing.assert_array_equal(ours["obs"][: end + 1], rec["obs"][: end + 1])
+        compared += end + 1
+        # then POBAX carries the memory into the next episode (fresh rocks); ours starts empty
+        np.testing.assert_array_equal(ours["obs"][end + 1, 2 * size :], 0.0)
+        np.testing.assert_array_equal(rec["obs"][end + 1, 2 * size :], rec["obs"][end, 2 * size :])
+        carried += bool(np.any(rec["obs"][end + 1, 2 * size :]))
+    print(
+        f"RockSample perfect memory: {compared} observations identical in {len(MEMORY_RUNS)} runs"
+    )
+    assert compared >= 1000 and carried >= 3

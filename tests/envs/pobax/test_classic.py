@@ -169,3 +169,5 @@ def test_registry_make_builds_pobax_ids(monkeypatch: pytest.MonkeyPatch) -> None
         registry.check("cheese95")
     with pytest.raises(UserError, match="perfect_memory is only defined"):
         registry.make("hallway", perfect_memory=True)
+    env, _ = registry.make("rocksample_5_5", perfect_memory=True)
+    assert env.perfect_memory and env.name == "rocksample_5_5"

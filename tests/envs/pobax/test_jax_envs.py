@@ -130,6 +130,26 @@ def test_rocksample_episode_by_hand() -> None:
         assert obs.tolist() == _row_col(5, row, col) + seen
 
 
+def test_rocksample_perfect_memory_by_hand() -> None:
+    env = RockSample(
+        "rocksample_5_2",
+        Config(5, 2, half_efficiency_distance=1e30),
+        [[1, 1], [3, 0]],
+        perfect_memory=True,
+    )
+    params = env.default_params
+    _, state = env.reset(jax.random.PRNGKey(0), params)
+    np.testing.assert_array_equal(state.memory, [0.0, 0.0])
+    state = state.replace(position=jnp.array([1, 0], jnp.int32), rock_morality=jnp.array([1, 0]))
+    actions = [6, WEST, EAST, 5, SAMPLE, EAST, EAST, EAST]
+    run, state = _play(env, params, state, actions)
+    assert run["reward"] == [0, 0, 0, 0, 10, 0, 0, 10]
+    memory = [[0, -1], [0, -1], [0, -1], [1, -1], [-1, -1], [-1, -1], [-1, -1], [-1, -1]]
+    assert [o[10:].tolist() for o in run["obs"]] == memory  # a sampled rock reads -1
+    assert run["terminated"][-1]
+    np.testing.assert_array_equal(state.memory, [0.0, 0.0])  # the next episode starts empty
+
+
 def test_rocksample_check_is_right_with_the_half_distance_probability() -> None:
     env, params = _make("rocksample_15_15", layout_seed=3)
     n = 4000

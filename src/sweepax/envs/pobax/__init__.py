@@ -53,11 +53,14 @@ def _build_battleship(
 
 
 def _build_rocksample(
-    match: re.Match, layout_seed: int = 0, max_steps_in_episode: int | None = None
+    match: re.Match,
+    layout_seed: int = 0,
+    perfect_memory: bool = False,
+    max_steps_in_episode: int | None = None,
 ) -> tuple[tp.Any, tp.Any]:
     from sweepax.envs.pobax.rocksample import RockSample
 
-    env = RockSample.from_id(match.group(0), layout_seed=int(layout_seed))
+    env = RockSample.from_id(match.group(0), int(layout_seed), perfect_memory=perfect_memory)
     return _with_time_limit(env, max_steps_in_episode)
 
 
@@ -92,6 +95,7 @@ def families() -> list[tp.Any]:
             examples=tuple(rocksample.CONFIGS),
             build=_build_rocksample,
             guesses=lambda env_id: list(rocksample.CONFIGS),
+            perfect_memory=True,
         ),
         Family(
             pattern="battleship_(3|5|10)",

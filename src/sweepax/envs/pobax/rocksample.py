@@ -16,7 +16,11 @@ Actions: 0 North (row - 1), 1 East, 2 South, 3 West (walls block), 4 Sample, 5 .
 correctly with probability (1 + 2 ** (-d / 20)) / 2, ``d`` the Euclidean distance to it.
 
 Observation (float32, ``2 * size + k``): one-hot row, one-hot column, then per rock +1 (seen
-good) / -1 (seen bad) for the rock checked by this step's action, 0 elsewhere.
+good) / -1 (seen bad) for the rock checked by this step's action, 0 elsewhere. With
+``perfect_memory`` (POBAX's ``PerfectMemoryWrapper``) the rock entries remember, within the
+episode, each rock's last check, and a rock sampled reads -1 (it is bad from then on). POBAX's
+wrapper carries that memory over into the next episode, whose rocks are drawn afresh; here it
+starts empty with each episode (the one difference from POBAX, within an episode they agree).
 
 Keys are used as POBAX uses them (reset: morality key, then position key; a step's check uses the
 step's key), so the same keys give the same episodes. Time limit: ``max_steps_in_episode`` (default
@@ -90,6 +94,7 @@ class EnvState(environment.EnvState):
 
     position: jax.Array  # (2,) int32, (row, column)
     rock_morality: jax.Array  # (k,) int32
+    memory: jax.Array  # (k,) float32, perfect memory: each rock's last seen quality (+-1) or 0
     time: jax.Array  # int32
 
 
@@ -105,18 +110,22 @@ class RockSample(environment.Environment[EnvState, EnvParams]):
 
     gamma = None  # POBAX trains it with the agent's gamma
 
-    def __init__(self, env_id: str, config: Config, rocks: np.ndarray):
+    def __init__(
+        self, env_id: str, config: Config, rocks: np.ndarray, perfect_memory: bool = False
+    ):
         super().__init__()
         self._name = env_id
+        self.perfect_memory = bool(perfect_memory)
         self.config = config
         self.size, self.k = config.size, config.rocks
         self.rock_positions = np.asarray(rocks, np.int32)
 
     @classmethod
-    def from_id(cls, env_id: str, layout_seed: int = 0) -> RockSample:
+    def from_id(cls, env_id: str, layout_seed: int = 0, perfect_memory: bool = False) -> RockSample:
         """``rocksample_<size>_<rocks>`` with the rocks of POBAX's PPO at ``--seed layout_seed``."""
         config = CONFIGS[env_id]
-        return cls(env_id, config, rock_cells(config, layout_key(layout_seed)))
+        rocks = rock_cells(config, layout_key(layout_seed))
+        return cls(env_id, config, rocks, perfect_memory=perfect_memory)
 
     @property
     def default_params(self) -> EnvParams:
@@ -167,8 +176,13 @@ class RockSample(environment.Environment[EnvState, EnvParams]):
         position = jnp.where(action < SAMPLE, moved, state.position).astype(jnp.int32)
         terminated = position[1] == self.size - 1
         reward = (reward + jnp.where(terminated, cfg.exit_reward, 0.0)).astype(jnp.float32)
-        state = EnvState(position=position, rock_morality=morality, time=state.time + 1)
-        obs = self._observe(key, state, action)
+        obs = self._observe(key, state.replace(position=position, rock_morality=morality), action)
+        memory = state.memory
+        if self.perfect_memory:
+            obs, memory = self._remember(obs, memory, position, action)
+        state = EnvState(
+            position=position, rock_morality=morality, memory=memory, time=state.time + 1
+        )
         info = {"discount": jnp.where(terminated, 0.0, 1.0).astype(jnp.float32)}
         return obs, state, reward, terminated, info
 
@@ -181,9 +195,20 @@ class RockSample(environment.Environment[EnvState, EnvParams]):
         state = EnvState(
             position=cells[cell].astype(jnp.int32),
             rock_morality=morality,
+            memory=jnp.zeros((self.k,), jnp.float32),
             time=jnp.zeros((), jnp.int32),
         )
         return self._observe(key, state, jnp.int32(0)), state
+
+    def _remember(
+        self, obs: jax.Array, memory: jax.Array, position: jax.Array, action: jax.Array
+    ) -> tuple[jax.Array, jax.Array]:
+        """Perfect memory: a sampled rock reads -1 (it is bad now), others keep their last check."""
+        seen = obs[2 * self.size :]
+        here = jnp.all(jnp.asarray(self.rock_positions) == position, axis=-1)
+        seen = jnp.where((action == SAMPLE) & here, -1.0, seen)
+        memory = jnp.where(seen != 0, seen, memory)
+        return obs.at[2 * self.size :].set(memory), memory
 
     def is_terminated(self, state: EnvState, params: EnvParams) -> jax.Array:
         """In the exit column."""
@@ -218,6 +243,7 @@ class RockSample(environment.Environment[EnvState, EnvParams]):
             {
                 "position": spaces.Box(0, self.size - 1, (2,), jnp.int32),
                 "rock_morality": spaces.Box(0, 1, (self.k,), jnp.int32),
+                "memory": spaces.Box(-1.0, 1.0, (self.k,), jnp.float32),
                 "time": spaces.Discrete(params.max_steps_in_episode),
             }
         )
