@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import jax
@@ -16,6 +17,7 @@ from sweepax.errors import UserError
 FAMILY = families()[0]
 
 
+@functools.cache  # one env object per id and options: each compiles once per module
 def _make(env_id: str, **kwargs):
     return FAMILY.build(re.fullmatch(FAMILY.pattern, env_id), **kwargs)
 

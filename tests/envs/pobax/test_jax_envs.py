@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import jax
@@ -15,6 +16,7 @@ from sweepax.envs.pobax.rocksample import Config, RockSample
 NORTH, EAST, SOUTH, WEST, SAMPLE = 0, 1, 2, 3, 4
 
 
+@functools.cache  # one env object per id and options: each compiles once per module
 def _make(env_id: str, **kwargs):
     for fam in families():
         match = re.fullmatch(fam.pattern, env_id)
