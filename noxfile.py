@@ -210,6 +210,15 @@ def slurm_tests(session: nox.Session) -> None:
 
 
 @nox.session(python=False, default=False)
+def pobax_tests(session: nox.Session) -> None:
+    """Agreement with POBAX 0.0.1 (pytest -m pobax); makes build/pobax-venv first (minutes)."""
+    python = venv(session)
+    env = path_env(python)
+    session.run(python, str(ROOT / "bench" / "pobax" / "pobax_venv.py"), external=True, env=env)
+    session.run(python, "-m", "pytest", "-m", "pobax", *session.posargs, external=True, env=env)
+
+
+@nox.session(python=False, default=False)
 def bench_slurm(session: nox.Session) -> None:
     """Submit cost on the local cluster: one 1000-task array vs 1000 sbatch calls."""
     python = venv(session)
