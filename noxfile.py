@@ -84,7 +84,7 @@ def tests(session: nox.Session) -> None:
     env = path_env(python)
     # real-cluster tests have their own session (slurm_tests) and long learning checks run with
     # `-- -m slow`: by default neither runs, unless -m asks for them
-    select = [] if "-m" in session.posargs else ["-m", "not slurm and not slow"]
+    select = [] if "-m" in session.posargs else ["-m", "not slurm and not slow and not pobax"]
     session.run(python, "-m", "pytest", *select, *session.posargs, external=True, env=env)
 
 
