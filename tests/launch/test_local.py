@@ -7,12 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import xarray as xr
 
 from sweepax.launch import local, records
 from sweepax.launch.records import Paths
 from sweepax.results import store
+
+from .conftest import damage, tiny_store
 
 
 def run(cwd: Path, module: str, *args: str) -> subprocess.CompletedProcess:
@@ -126,19 +127,24 @@ def test_every_run_keeps_its_own_log_and_the_stable_name_follows_the_newest(tmp_
 def test_a_task_completed_meanwhile_is_not_started(tmp_path):
     paths = Paths(tmp_path / "runs", tmp_path / "results", tmp_path / "logs")
     job = local.Job("s", 0, "id0", "echo never", paths)
-    store.write_task_store(
-        paths.results("s"),
-        "id0",
-        {"episode_return": np.zeros((1, 1, 2), np.float32)},
-        {"lr": [0.1]},
-        [0],
-        np.arange(1, 3),
-        {"study": "s"},
-    )
+    tiny_store(paths.results("s"), "id0")
     assert not local.take(job)
     assert job.status == "skipped" and job.note.startswith("completed meanwhile: ")
     # the claim was released with it
     assert isinstance(records.claim(paths.claim("s", 0, "id0"), {}), records.Claim)
+
+
+def test_a_task_whose_store_is_damaged_runs_again(tmp_path):
+    echo_study(tmp_path, n=2)
+    tiny_store(tmp_path / "results" / "s", "id1")
+    damage(tiny_store(tmp_path / "results" / "s", "id0"))
+    proc = run(tmp_path, "sweepax.launch.local", "s")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = " ".join(proc.stdout.split())
+    assert "re-running s[0] id0: its store is damaged (" in out and "size" in out
+    assert "skipping 1 task(s) with a complete result store" in out
+    assert (tmp_path / "logs" / "s" / "0_id0.log").read_text().endswith("task 0\n")
+    assert not (tmp_path / "logs" / "s" / "1_id1.log").exists()
 
 
 def test_two_concurrent_runs_of_one_study_run_every_task_exactly_once(tmp_path, tiny_sweep):

@@ -45,7 +45,7 @@ class Job:
     started: float = 0.0
     seconds: float = 0.0
     status: str = "pending"  # running | done | failed | skipped | held
-    note: str = ""  # why it was skipped or who holds it
+    note: str = ""  # why it was skipped, who holds it, or why it runs again
 
     @property
     def name(self) -> str:
@@ -194,12 +194,16 @@ def select_jobs(
         study = manifest["study"]
         study_dir = paths.results(study)
         complete = store.complete_stores(study_dir) if study_dir.is_dir() else {}
+        corrupt = store.corrupt_stores(study_dir) if study_dir.is_dir() else {}
         for task in manifest["tasks"]:
             command = task["command"]
             if paths.results_dir != Paths().results_dir:
                 command += " --results_dir " + shlex.quote(str(paths.results_dir))
             job = Job(study, task["index"], task["task_id"], command, paths)
             job.store_before = complete.get(job.task_id)
+            if job.task_id in corrupt:
+                path, reason = corrupt[job.task_id]
+                job.note = f"its store is damaged ({path}: {reason})"
             if job.store_before is not None and not rerun:
                 job.status = "skipped"
                 skipped.append(job)
@@ -255,6 +259,9 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     todo, skipped = select_jobs(manifests, paths, args.rerun)
     if skipped:
         console.print(f"skipping {len(skipped)} task(s) with a complete result store")
+    for job in todo:
+        if job.note:
+            console.print(f"re-running {job.name}: {job.note}", soft_wrap=True)
     console.print(
         f"running {len(todo)} task(s), {args.parallel} at a time; logs under {paths.logs_dir}/"
     )
