@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import xarray as xr
 
-from sweepax.launch import local, records
+from sweepax.launch import local, records, status
 from sweepax.launch.records import Paths
 from sweepax.results import store
 
@@ -105,6 +107,24 @@ def test_a_task_another_run_holds_is_skipped_and_its_holder_named(tmp_path):
     proc = run(tmp_path, "sweepax.launch.local", "s")
     assert proc.returncode == 0 and "holds it" not in proc.stdout
     assert (tmp_path / "logs" / "s" / "1_id1.log").read_text().endswith("task 1\n")
+
+
+def test_status_shows_a_task_a_live_run_local_holds_as_running(tmp_path):
+    manifest = {"study": "s", "tasks": echo_study(tmp_path)}
+    paths = Paths(tmp_path / "runs", tmp_path / "results", tmp_path / "logs")
+    me = {"host": socket.gethostname(), "pid": os.getpid(), "started": "T0"}
+    held = records.claim(paths.claim("s", 1, "id1"), me)
+    assert isinstance(held, records.Claim)
+    rows = status.study_status(manifest, paths)
+    assert [r.state for r in rows] == ["missing", "running", "missing"]
+    assert rows[1].last_line == f"run_local: host {me['host']}, pid {os.getpid()}, since T0"
+    held.release()
+    assert [r.state for r in status.study_status(manifest, paths)] == ["missing"] * 3
+    # a holder that died holding the claim left its record: not running
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    paths.claim("s", 2, "id2").write_text(json.dumps({**me, "pid": ended.pid}))
+    assert [r.state for r in status.study_status(manifest, paths)] == ["missing"] * 3
 
 
 def test_every_run_keeps_its_own_log_and_the_stable_name_follows_the_newest(tmp_path):

@@ -4,7 +4,7 @@ missing, and what else lies in the study's results folder (leftovers of killed w
 A task is *complete* when its result store is (whatever SLURM says). Otherwise its newest recorded
 submission (``runs/<study>.submissions.json``) is looked up with ``squeue`` (which knows finished
 jobs for ``MinJobAge``), then ``sacct`` (when the cluster keeps accounting), then its log files:
-- running / pending: SLURM says so;
+- running / pending: SLURM says so, or a ``run_local`` on this host holds the task's claim;
 - failed: SLURM says it ended (failed, cancelled, timed out, or completed without writing a
   store), or it is gone from SLURM and left a log but no store;
 - corrupt: its only store fails the check of its completion record (damaged); it is re-run
@@ -166,8 +166,15 @@ def study_status(manifest: dict, paths: Paths, query: Query = query_slurm) -> li
             err = paths.slurm_log(study, job, local, "err")
             row.out, row.err = str(out), str(err)
             logged = out.exists() or err.exists()
+        here = (
+            None
+            if row.task_id in complete
+            else records.running_here(paths.claim(study, row.index, row.task_id))
+        )
         if row.task_id in complete:
             row.state = "complete"
+        elif here is not None:
+            row.state, row.last_line = "running", f"run_local: {records.describe_holder(here)}"
         elif sub is not None and sub[0] in answer.unasked:
             row.state, row.last_line = "unknown", answer.unasked[sub[0]]
         elif slurm in RUNNING:
