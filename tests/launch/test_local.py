@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import xarray as xr
@@ -125,6 +127,37 @@ def test_status_shows_a_task_a_live_run_local_holds_as_running(tmp_path):
     ended.wait()
     paths.claim("s", 2, "id2").write_text(json.dumps({**me, "pid": ended.pid}))
     assert [r.state for r in status.study_status(manifest, paths)] == ["missing"] * 3
+
+
+def test_a_task_outliving_its_killed_run_local_keeps_its_claim(tmp_path):
+    manifest = {"study": "s", "tasks": echo_study(tmp_path, n=1, command="sleep 60")}
+    paths = Paths(tmp_path / "runs", tmp_path / "results", tmp_path / "logs")
+    first = subprocess.Popen(
+        [sys.executable, "-m", "sweepax.launch.local", "s"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    claim_file = tmp_path / paths.claim("s", 0, "id0")
+    deadline = time.monotonic() + 60
+    while "task_pid" not in (claim_file.read_text() if claim_file.exists() else ""):
+        assert time.monotonic() < deadline and first.poll() is None
+        time.sleep(0.1)
+    task_pid = json.loads(claim_file.read_text())["task_pid"]
+    first.kill()
+    first.wait()
+    try:
+        rows = status.study_status(manifest, paths)
+        assert rows[0].state == "running" and f"pid {first.pid}," in rows[0].last_line
+        second = run(tmp_path, "sweepax.launch.local", "s")
+        assert second.returncode == 0
+        assert "skipping s[0] id0: another run_local holds it" in " ".join(second.stdout.split())
+    finally:
+        os.kill(task_pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10  # the kernel drops the claim with its last holder
+    while not isinstance(records.claim(claim_file, {}), records.Claim):
+        assert time.monotonic() < deadline, "the claim outlived its task"
+        time.sleep(0.1)
 
 
 def test_every_run_keeps_its_own_log_and_the_stable_name_follows_the_newest(tmp_path):

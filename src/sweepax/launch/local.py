@@ -41,6 +41,7 @@ class Job:
     store_before: Path | None = None  # its complete store when the run began (with --rerun)
     log: Path | None = None  # this run's log, once started
     claim: records.Claim | None = None
+    holder: dict[str, tp.Any] = dataclasses.field(default_factory=dict)  # what the claim records
     proc: subprocess.Popen | None = None
     started: float = 0.0
     seconds: float = 0.0
@@ -60,8 +61,8 @@ def _progress_of(log: Path | None) -> float:
 def take(job: Job) -> bool:
     """Claim ``job`` for this run; False (with the reason in ``job.note``) when another run
     holds it or its store became complete since this run chose its tasks."""
-    holder = {"host": socket.gethostname(), "pid": os.getpid(), "started": utc_now()}
-    got = records.claim(job.paths.claim(job.study, job.index, job.task_id), holder)
+    job.holder = {"host": socket.gethostname(), "pid": os.getpid(), "started": utc_now()}
+    got = records.claim(job.paths.claim(job.study, job.index, job.task_id), job.holder)
     if not isinstance(got, records.Claim):
         job.status, job.note = (
             "held",
@@ -105,6 +106,8 @@ def start(job: Job, env: dict[str, str]) -> None:
             env=env,
             pass_fds=(job.claim.fd,),
         )
+    # the task keeps the claim if this run dies first: say which process it is
+    job.claim.record({**job.holder, "task_pid": job.proc.pid})
     link_latest(job.log, job.paths.latest_log(job.study, job.index, job.task_id))
     job.started = time.perf_counter()
     job.status = "running"
