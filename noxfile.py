@@ -126,6 +126,12 @@ def best(session: nox.Session) -> None:
 
 
 @nox.session(python=False, default=False)
+def compare(session: nox.Session) -> None:
+    """Compare studies per env and across envs [--measure final|auc] [--out DIR]: table, curves."""
+    sweepax(session, "results.compare")
+
+
+@nox.session(python=False, default=False)
 def demo(session: nox.Session) -> None:
     """A small T-Maze sweep end to end: plan, run here, parse, best (table + learning curves)."""
     python = venv(session)

@@ -174,7 +174,9 @@ def check_results_folder(study_dir: Path) -> None:
     """Refuse unless this process can create, write, rename and delete files in ``study_dir``.
 
     Folders that do not exist yet are created for the probe (a file with a temporary name of
-    ``sweepax.files``) and removed again with it: a refused task leaves nothing behind.
+    ``sweepax.files``) and removed again with it: a refused task leaves nothing behind. Another
+    task of the study may remove such a folder between our ``mkdir`` and our write (its own
+    probe done); the write then simply creates it again.
     """
     if study_dir.exists() and not study_dir.is_dir():
         raise UserError(
@@ -185,8 +187,14 @@ def check_results_folder(study_dir: Path) -> None:
     renamed = files.temp_path(study_dir / ".write-check-renamed")
     created = [p for p in (study_dir, *study_dir.parents) if not p.exists()]  # deepest first
     try:
-        study_dir.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"sweepax write check\n")
+        for attempt in range(3):
+            study_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                probe.write_bytes(b"sweepax write check\n")
+                break
+            except FileNotFoundError:  # a concurrent probe removed the folder it had made
+                if attempt == 2:
+                    raise
         os.rename(probe, renamed)
         renamed.unlink()
     except OSError as err:
