@@ -59,9 +59,9 @@ def truncate(path: Path, rel: str = CHUNK, keep: int = 20) -> None:
 
 
 def drop_record(path: Path) -> None:
-    """Make the store look written by an older sweepax: no ``files`` in its completion record."""
+    """Make the store look written by an older sweepax: no ``files`` and no ``root_sha256``."""
     meta = json.loads((path / "zarr.json").read_text())
-    del meta["attributes"]["files"]
+    del meta["attributes"]["files"], meta["attributes"]["root_sha256"]
     (path / "zarr.json").write_text(json.dumps(meta))
 
 
@@ -148,6 +148,22 @@ def test_unreadable_or_missing_root_metadata_is_corrupt(stores):
     )
     (path / "zarr.json").unlink()
     assert store.store_state(path).reason == "zarr.json missing"
+
+
+def test_an_edited_root_zarr_json_is_corrupt(stores):
+    """Labels, provenance and the consolidated metadata live in the root zarr.json: changing a
+    label (valid JSON, same size) is seen by the cheap check as well as the full one."""
+    path = stores.make("task_a", hidden_size=32)
+    assert store.read_attrs(path)["root_sha256"] == store.root_digest(
+        json.loads((path / "zarr.json").read_text())
+    )
+    text = (path / "zarr.json").read_text()
+    (path / "zarr.json").write_text(text.replace('"hidden_size": 32', '"hidden_size": 33'))
+    for full in (True, False):
+        state = store.store_state(path, full=full)
+        assert (state.state, state.reason) == ("corrupt", "zarr.json checksum mismatch")
+    (path / "zarr.json").write_text(text.replace('"node_type": "array"', '"node_type":"array" '))
+    assert store.store_state(path).verified  # the same document, spaced differently
 
 
 def test_a_store_without_marker_is_incomplete(stores):
