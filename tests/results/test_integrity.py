@@ -310,7 +310,9 @@ def test_best_refuses_a_winner_that_damage_would_change_and_partial_says_so(cont
 
 
 def test_best_refuses_planned_cells_that_never_ran(contest, tmp_path, capsys):
-    contest.plan("h128", hidden_size=128)
+    assert best_main(["results/tmaze_ppo", "--no-progress"]) == 0
+    capsys.readouterr()
+    contest.plan("h128", hidden_size=128)  # planned since the last parse: scores.zarr is stale
     contest.write_manifest(tmp_path / "runs" / "tmaze_ppo.json")
     assert best_main(["results/tmaze_ppo", "--no-progress"]) == 2
     err = capsys.readouterr().err
@@ -499,13 +501,26 @@ def test_clean_removes_only_what_is_dead_and_says_what_it_kept(study, tmp_path, 
     assert not gone.exists() and running.exists() and remote.exists() and flipped.exists()
     assert (d / "h32.zarr").exists()
 
+    _parse(d)  # flipped is listed as corrupt, not read: scores.zarr stays
     assert clean.main([str(d), "--corrupt"]) == 0
-    assert (
-        f"removed {flipped} (corrupt store: chunk {CHUNK} checksum mismatch)"
-        in capsys.readouterr().out
-    )
-    assert not flipped.exists() and (d / "h32.zarr").exists()
+    out = capsys.readouterr().out
+    assert f"removed {flipped} (corrupt store: chunk {CHUNK} checksum mismatch)" in out
+    assert not flipped.exists() and (d / "h32.zarr").exists() and (d / "scores.zarr").exists()
     assert store.complete_stores(d) == {"h32": d / "h32.zarr"}  # h64 re-runs like a missing task
+
+
+def test_clean_removes_scores_parsed_from_a_store_it_removes(study, capsys):
+    d = study.study_dir
+    _parse(d)
+    flip_bit(d / "h64.zarr")  # damaged after the parse: scores.zarr holds its old values
+    (d / "h32.zarr" / "zarr.json").write_text("{")  # broken
+    assert clean.main([str(d), "--corrupt"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"removed {d / 'h32.zarr'} (broken store: root zarr.json unreadable: not readable data)",
+        f"removed {d / 'h64.zarr'} (corrupt store: chunk {CHUNK} checksum mismatch)",
+        f"removed {d / 'scores.zarr'} (stale scores: parsed from h32.zarr)",
+    ]
+    assert sorted(p.name for p in d.iterdir()) == []
 
 
 def test_clean_of_a_tidy_study_says_so(study, capsys):
