@@ -186,17 +186,21 @@ def test_a_store_written_before_checksums_is_accepted_with_a_warning(study):
     assert f"warning: 1 stores {store.UNVERIFIABLE}" in printed
 
 
-def test_an_old_store_that_fails_to_decode_is_a_named_corrupt_store(study):
+@pytest.mark.parametrize("chunk", [FINAL_CHUNK, "lr/c/0"])  # data (fill) or labels (read)
+def test_an_old_store_that_fails_to_decode_is_a_named_corrupt_store(study, chunk):
     old = study.study_dir / "h32.zarr"
     drop_record(old)
-    truncate(old, FINAL_CHUNK)  # no record: only decoding can find it
+    truncate(old, chunk, keep=5)  # no record: only decoding can find it
     ds, printed = _parse(study.study_dir)
     (entry,) = ds.attrs["corrupt"]
     assert entry["path"] == str(old) and entry["task_id"] == "h32"
     assert entry["reason"].startswith("unreadable (") and entry["intact_copy"] is None
     assert [s["task_id"] for s in ds.attrs["stores"]] == ["h64"]
-    assert np.isnan(ds["final_return"].sel(hidden_size=32)).all()
+    assert ds.attrs["unverified"] == []  # read as nothing: corrupt only
     assert not np.isnan(ds["final_return"].sel(hidden_size=64)).any()
+    assert np.isnan(ds["final_return"].sel(hidden_size=32)).all()  # planned by the manifest
+    assert [m["task_id"] for m in ds.attrs["missing"]] == ["h32"] * 4
+    assert ds.attrs["missing"][0]["reason"].startswith(f"corrupt store {old} (unreadable (")
     assert f"corrupt store: {old} (task h32): unreadable (" in printed
 
 
@@ -535,3 +539,16 @@ def test_a_damaged_zarr_write_in_place_is_seen(stores):
     arr = zarr.open_group(path, mode="r+")["final_return"]
     arr[0, 0] = -1.0
     assert store.store_state(path).reason.startswith("chunk final_return/c/0/0 ")
+
+
+def test_verify_lists_leftovers_after_the_stores(study, capsys):
+    d = study.study_dir
+    dead = dead_pid()
+    tmp = d / f".h128.zarr.tmp-{socket.gethostname()}-{dead}"
+    tmp.mkdir()
+    assert verify.main([str(d)]) == 0  # a leftover is not a damaged store
+    assert capsys.readouterr().out.splitlines()[-2:] == [
+        f"leftover    {tmp}: temporary store, pid {dead} on this host has ended "
+        "(`nox -s clean` removes it)",
+        f"{d}: 2 stores: 2 ok; 1 leftovers (1 removable)",
+    ]
