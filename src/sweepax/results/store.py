@@ -400,8 +400,8 @@ def pid_alive(pid: int) -> bool:
 
 
 def this_host() -> str:
-    """This host's name as ``files.temp_path`` writes it."""
-    return socket.gethostname().replace("/", "_")
+    """This host's name as ``files.temp_path`` writes it into temporary names."""
+    return files.temp_owner(files.temp_path("x"))[1]
 
 
 def _owner_verdict(host: str | None, pid: int) -> tuple[str, bool]:
@@ -435,7 +435,7 @@ def _leftover(path: Path) -> Leftover | None:
         # Older writers named temporaries without the host; their provenance may record it.
         prov = (_root_attrs(path) or {}).get("provenance")
         host = prov.get("host") if isinstance(prov, dict) else None
-        host = host.replace("/", "_") if isinstance(host, str) else None
+        host = (this_host() if host == socket.gethostname() else host) if host else None
         return Leftover(path, _temp_kind(match["name"]), *_owner_verdict(host, int(match["pid"])))
     if match := _REPLACED.match(name):
         if (path.parent / match["name"]).exists():
