@@ -126,6 +126,12 @@ def best(session: nox.Session) -> None:
 
 
 @nox.session(python=False, default=False)
+def compare(session: nox.Session) -> None:
+    """Compare studies per env and across envs [--measure final|auc] [--out DIR]: table, curves."""
+    sweepax(session, "results.compare")
+
+
+@nox.session(python=False, default=False)
 def demo(session: nox.Session) -> None:
     """A small T-Maze sweep end to end: plan, run here, parse, best (table + learning curves)."""
     python = venv(session)
@@ -201,6 +207,15 @@ def slurm_tests(session: nox.Session) -> None:
     _start_local_slurm(session)
     env = path_env(python)
     session.run(python, "-m", "pytest", "-m", "slurm", *session.posargs, external=True, env=env)
+
+
+@nox.session(python=False, default=False)
+def pobax_tests(session: nox.Session) -> None:
+    """Agreement with POBAX 0.0.1 (pytest -m pobax); makes build/pobax-venv first (minutes)."""
+    python = venv(session)
+    env = path_env(python)
+    session.run(python, str(ROOT / "bench" / "pobax" / "pobax_venv.py"), external=True, env=env)
+    session.run(python, "-m", "pytest", "-m", "pobax", *session.posargs, external=True, env=env)
 
 
 @nox.session(python=False, default=False)

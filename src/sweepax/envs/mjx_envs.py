@@ -49,6 +49,7 @@ from flax import struct
 from gymnax.environments import environment, spaces
 from mujoco import mjx
 
+from sweepax.envs import names
 from sweepax.envs.gymnax_envs import ContinuousBox, FeatureMask
 
 
@@ -67,12 +68,18 @@ class BodySpec:
     contact_forces: bool  # cfrc_ext in obs and reward (Ant)
 
 
-BODIES: dict[str, BodySpec] = {
-    "Hopper": BodySpec("hopper.xml", 4, 1, 1e-3, 1.0, 5e-3, "uniform", 10.0, False),
-    "Walker2d": BodySpec("walker2d_v5.xml", 4, 1, 1e-3, 1.0, 5e-3, "uniform", 10.0, False),
-    "HalfCheetah": BodySpec("half_cheetah.xml", 5, 1, 0.1, 0.0, 0.1, "normal", None, False),
-    "Ant": BodySpec("ant.xml", 5, 2, 0.5, 1.0, 0.1, "normal", None, True),
-}
+BODIES: dict[str, BodySpec] = dict(
+    zip(
+        names.MJX_BODIES,  # Hopper, Walker2d, HalfCheetah, Ant
+        (
+            BodySpec("hopper.xml", 4, 1, 1e-3, 1.0, 5e-3, "uniform", 10.0, False),
+            BodySpec("walker2d_v5.xml", 4, 1, 1e-3, 1.0, 5e-3, "uniform", 10.0, False),
+            BodySpec("half_cheetah.xml", 5, 1, 0.1, 0.0, 0.1, "normal", None, False),
+            BodySpec("ant.xml", 5, 2, 0.5, 1.0, 0.1, "normal", None, True),
+        ),
+        strict=True,
+    )
+)
 ANT_CONTACT_COST_WEIGHT = 5e-4
 ANT_CONTACT_FORCE_RANGE = (-1.0, 1.0)
 MJX_IDS: tuple[str, ...] = tuple(f"{name}-v5" for name in BODIES)
