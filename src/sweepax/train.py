@@ -138,10 +138,10 @@ class Task:
 def check_results_before_parsing(args: tp.Sequence[str]) -> Path | None:
     """Check the study name and results folder from the run options alone, before JAX loads.
 
-    Returns the folder checked, or None when the run options need the full parser.
+    Returns the folder checked, or None when the run options need the full parser (or help).
     """
     options = task_args.run_options(args)
-    if options is None:
+    if options is None or options.help:
         return None
     check_study(options.study)
     study_dir = Path(options.results_dir) / options.study
@@ -159,7 +159,7 @@ def parse_task(argv: tp.Sequence[str]) -> Task:
 
     registry.check(static["env"])
     if problems := entry.problems(static, rows):
-        raise UserError("; ".join(problems))
+        raise UserError("; ".join(problems) + "; fix the task's arguments")
     task_id = task_args.task_id(entry, static, rows)
     return Task(entry, list(argv), options, static, rows, task_id)
 
@@ -345,7 +345,7 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
         print(f"usage: python -m sweepax.train {{{','.join(entries.names())}}} [--help] [...]")
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     checked = check_results_before_parsing(argv[1:])
-    task = parse_task(argv)
+    task = parse_task(argv)  # --help prints and exits here
     if task.study_dir != checked:  # the run options read alone differed from the full parse
         check_study(task.options.study)
         check_results_folder(task.study_dir)
