@@ -214,193 +214,33 @@ def bench_slurm(session: nox.Session) -> None:
 
 
 # --- containers and reproduction ------------------------------------------------------------------
-CONTAINER_FILES = ("Containerfile", "apptainer.def", "pyproject.toml", "README.md",
-                   "requirements.lock", "container", "src")  # fmt: skip
-CPU_BASE = "localhost/sweepax-base:bookworm"  # container/debian-base.sh makes it
-INSTALL_HINTS = {
-    "apptainer": "apptainer: not found (on a cluster: `module load apptainer`; else "
-    "https://apptainer.org/docs/admin/main/installation.html; Debian 12 has no package)",
-    "podman": "podman: not found (`apt-get install podman buildah runc`; with Debian's default "
-    "runtime crun builds fail here, runc works)",
-    "docker": "docker: not found (https://docs.docker.com/engine/install/)",
-}
-
-
-def _container_tool(wanted: str | None) -> tuple[str | None, list[str]]:
-    """(tool, why-not lines): the asked-for tool, else the first of apptainer, podman, docker."""
-    import subprocess
-
-    missing = []
-    for tool in [wanted] if wanted else ["apptainer", "podman", "docker"]:
-        exe = shutil.which(tool) or (tool == "apptainer" and shutil.which("singularity"))
-        if not exe:
-            missing.append(INSTALL_HINTS[tool])
-        elif (
-            tool == "docker"
-            and subprocess.run([exe, "info"], capture_output=True, timeout=60).returncode
-        ):
-            missing.append("docker: found, but its daemon does not answer (`docker info` fails)")
-        else:
-            return exe, missing
-    return None, missing
-
-
-def _container_build_args(madrona: bool, cpu_base: str | None = None) -> dict[str, str]:
-    """The recipes' build args: what the image's labels say about it. ``cpu_base``: the CPU
-    variant of the Containerfile, on that local base image (container/debian-base.sh)."""
-    import datetime
-    import re
-    import subprocess
-
-    def git(*args: str) -> str:
-        out = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
-        return out.stdout.strip() if out.returncode == 0 else ""
-
-    sha = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731
-    setup = (ROOT / "container" / "setup.sh").read_text()
-    lock = LOCK.read_text()
-    dirty = bool(git("status", "--porcelain", "--untracked-files=normal"))
-    args = {
-        "GIT_COMMIT": git("rev-parse", "HEAD") or "unknown",
-        "GIT_DIRTY": str(dirty).lower(),
-        "LOCK_SHA256": sha(LOCK),
-        "GPU_LOCK_SHA256": sha(ROOT / "container" / "requirements-gpu.lock"),
-        "JAX_VERSION": re.search(r"^jax==(\S+)", lock, re.M).group(1),
-        "MADRONA_MJX_COMMIT": re.search(r"^MADRONA_MJX_COMMIT=(\w+)", setup, re.M).group(1)
-        if madrona
-        else "none",
-        "WITH_MADRONA": "1" if madrona else "0",
-        "BUILD_DATE": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    }
-    if cpu_base:  # the same Containerfile on a local Debian 12 base, with Debian's python3.11
-        args |= {
-            "VARIANT": "cpu",
-            "PYTHON": "/usr/bin/python3.11",
-            "BUILD_BASE": cpu_base,
-            "RUNTIME_BASE": cpu_base,
-            "CUDA_VERSION_LABEL": "none",
-            "GPU_LOCK_SHA256": "none",
-        }
-    return args
-
-
-def cmd_for(tool: str, exe: str, ns, args: dict[str, str], build_args: list[str]) -> list[str]:
-    """The build command, run in the build context (a copy of CONTAINER_FILES)."""
-    if tool == "apptainer":
-        output = Path(ns.output).expanduser().resolve()
-        fakeroot = [] if os.geteuid() == 0 else ["--fakeroot"]
-        return [exe, "build", *fakeroot, *build_args, str(output), "apptainer.def"]
-    variant = "-cpu" if args.get("VARIANT") == "cpu" else ""
-    tag = ns.tag or f"localhost/sweepax:{args['GIT_COMMIT'][:12]}{variant}"
-    ca = os.environ.get("SSL_CERT_FILE") or os.environ.get("PIP_CERT")
-    extra = []
-    if tool == "podman":
-        # a site's TLS-intercepting CA must reach pip/uv inside the build; the docker format keeps
-        # SHELL (OCI drops it); runc where present (Debian's default crun fails on cgroup-v1
-        # hybrid hosts and without CAP_SYS_RESOURCE: HPC notes)
-        extra = ["--format", "docker"]
-        if ca:
-            extra += ["--volume", f"{ca}:/etc/ssl/certs/ca-certificates.crt:ro"]
-        if shutil.which("runc"):
-            extra += ["--runtime", "runc"]
-    return [exe, "build", "-f", "Containerfile", *build_args, *extra, "-t", tag, "."]
-
-
 @nox.session(python=False, default=False)
 def container(session: nox.Session) -> None:
     """Build the GPU image: [--apptainer | --podman | --docker] [--output sweepax.sif | --tag T]
     [--madrona] [--dry-run]; --cpu [--base IMAGE]: the CPU variant (podman/docker) on a local
     Debian base made by container/debian-base.sh; --relock regenerates the GPU extras lock."""
-    import argparse
-    import tempfile
-
-    p = argparse.ArgumentParser(prog="nox -s container --")
-    tool_arg = p.add_mutually_exclusive_group()
-    for tool in ("apptainer", "podman", "docker"):
-        tool_arg.add_argument(f"--{tool}", dest="tool", action="store_const", const=tool)
-    p.add_argument("--output", default="sweepax.sif", help="the SIF file (apptainer)")
-    p.add_argument("--tag", default=None, help="image tag (podman/docker)")
-    p.add_argument(
-        "--madrona",
-        action="store_true",
-        help="build Madrona-MJX (off by default: its JAX bridge does not work with jax >= 0.6)",
-    )
-    p.add_argument("--no-madrona", action="store_true", help=argparse.SUPPRESS)  # the default
-    p.add_argument(
-        "--cpu", action="store_true", help="the CPU variant (podman/docker), tested on CPU machines"
-    )
-    p.add_argument("--base", default=CPU_BASE, help="--cpu: the local base image")
-    p.add_argument("--dry-run", action="store_true", help="print the build command only")
-    p.add_argument("--relock", action="store_true", help="recompile the GPU extras lock, then stop")
-    ns = p.parse_args(session.posargs)
-
-    if ns.relock:  # the command is also in the lock's header
-        uv = str(VENV / "bin" / "uv") if (VENV / "bin" / "uv").exists() else "uv"
-        compile_ = ["pip", "compile", "container/requirements-gpu.in", "-c", "requirements.lock",
-                    "--python-platform", "x86_64-manylinux_2_28", "--python-version", "3.11",
-                    "-o", "container/requirements-gpu.lock"]  # fmt: skip
-        session.run(uv, *compile_, external=True)
-        return
-    if ns.cpu and ns.tool == "apptainer":
-        session.error("--cpu builds the Containerfile (--podman or --docker); apptainer.def is GPU")
-    if ns.cpu and ns.madrona:
-        session.error("--cpu --madrona: Madrona-MJX needs the CUDA devel image")
-    wanted = ns.tool
-    if ns.cpu and wanted is None:  # an OCI build: podman, else docker
-        wanted = "podman" if shutil.which("podman") or not shutil.which("docker") else "docker"
-    if ns.dry_run:
-        exe = wanted or "apptainer"
-    else:
-        exe, missing = _container_tool(wanted)
-        if exe is None:
-            session.error(
-                "no container build tool here: " + "; ".join(missing) + ". Or build on a cluster "
-                "login node (README, 'Containers'), or with --dry-run see the command"
-            )
-    tool = "apptainer" if Path(exe).name in ("apptainer", "singularity") else Path(exe).name
-    args = _container_build_args(ns.madrona and not ns.no_madrona, ns.base if ns.cpu else None)
-    build_args = [a for k, v in args.items() for a in ("--build-arg", f"{k}={v}")]
-    if args["GIT_DIRTY"] == "true":
-        session.warn("the checkout has uncommitted changes: the image is labelled git.dirty=true")
-    if ns.dry_run:
-        print(" ".join(cmd_for(tool, exe, ns, args, build_args)))
-        return
-    context = Path(tempfile.mkdtemp(prefix="sweepax-image-"))
-    for name in CONTAINER_FILES:  # a small, clean build context (no .venv, results, .git)
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, context / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, context / name)
-    cmd = cmd_for(tool, exe, ns, args, build_args)
-    if ns.cpu:  # debootstrap + import, once (kept while the image exists)
-        script = str(ROOT / "container" / "debian-base.sh")
-        session.run("bash", script, "--tool", tool, "--tag", ns.base, external=True)
-    session.log(f"build context {context}")
-    with session.chdir(str(context)):  # apptainer.def's %files paths are relative to it
-        session.run(*cmd, external=True)
-    shutil.rmtree(context, ignore_errors=True)
-    if tool == "apptainer":
-        session.log(f"built {cmd[-2]}; check it on a GPU node: apptainer test --nv {cmd[-2]}")
-    elif ns.cpu:
-        tag = cmd[-2]
-        session.log(
-            f"built {tag}; run it: {tool} run --rm [--runtime runc --ulimit nofile=4096:4096 "
-            f"--ulimit nproc=4096:4096] {tag} -m sweepax.train ppo --env tmaze_5 ..."
-        )
-    else:
-        tag = cmd[-2]
-        session.log(
-            f"built {tag}; to a SIF: apptainer build sweepax.sif docker-daemon://{tag} (docker) "
-            f"or {tool} save --format oci-archive -o sweepax.tar {tag} && "
-            "apptainer build sweepax.sif oci-archive://sweepax.tar"
-        )
+    # sweepax.container needs only the standard library: no project environment to install first
+    env = {"PYTHONPATH": str(ROOT / "src")}
+    command = [_base_python(), "-m", "sweepax.container", *session.posargs]
+    session.run(*command, external=True, env=env)
 
 
 @nox.session(python=False, default=False)
 def reproduce(session: nox.Session) -> None:
     """How a result store was made: results/<study>/<task_id>.zarr [--run] [--results_dir DIR]."""
     sweepax(session, "reproduce")
+
+
+@nox.session(python=False, default=False)
+def verify(session: nox.Session) -> None:
+    """Check every result store against its checksums: results/<study> ... (exit 1 if corrupt)."""
+    sweepax(session, "results.verify")
+
+
+@nox.session(python=False, default=False)
+def clean(session: nox.Session) -> None:
+    """Remove provably dead leftovers (killed writers, finished re-runs): results/<study> ..."""
+    sweepax(session, "results.clean")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from sweepax.launch import slurm
+from sweepax.launch import records, slurm
+from sweepax.launch.records import Paths
 
 OUT = Path(__file__).parent / "out" / "slurm_submit.json"
 
@@ -49,7 +50,7 @@ def main() -> int:
         finally:
             os.chdir(here)
         assert rc == 0, "submit failed"
-        array_ids = [r["job_id"] for r in slurm.read_submissions(project / "runs", study)]
+        array_ids = [r["job_id"] for r in records.read_submissions(Paths(project / "runs"), study)]
         subprocess.run(["scancel", *array_ids], check=True)
 
         lines = (project / "runs" / f"{study}.txt").read_text().splitlines()

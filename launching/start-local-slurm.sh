@@ -3,12 +3,15 @@
 # (Debian 12 / Slurm 22.05, run as root, no systemd needed). `nox -s slurm_tests` and
 # `nox -s bench_slurm` run it when no cluster answers; stop it with stop-local-slurm.sh.
 #
-# Every start wipes the controller's state (job ids restart at 1). Settings (environment):
+# Every start wipes the controller's state (job ids restart at 1) unless SLURM_KEEP_STATE=1.
+# Settings (environment):
 #   SLURM_NODE_CPUS       CPUs the node advertises (default: nproc; more oversubscribes the node)
 #   SLURM_MAX_ARRAY_SIZE  MaxArraySize (default 100001: array indices 0..100000)
 #   SLURM_CRED_EXPIRE     seconds before a requeued job may restart (default 10; Slurm's is 120)
 #   SLURM_INSTALL         1 (default): apt-get install slurmctld slurmd slurm-client munge if missing
 #   SLURM_EXTRA_CONF      lines appended to slurm.conf as they are
+#   SLURM_KEEP_STATE      1: restart a stopped controller on its saved state and slurm.conf (jobs
+#                         and job ids survive; daemons still running are left alone)
 set -euo pipefail
 
 NODE_CPUS="${SLURM_NODE_CPUS:-$(nproc)}"
@@ -16,6 +19,7 @@ MAX_ARRAY_SIZE="${SLURM_MAX_ARRAY_SIZE:-100001}"
 CRED_EXPIRE="${SLURM_CRED_EXPIRE:-10}"
 INSTALL="${SLURM_INSTALL:-1}"
 EXTRA_CONF="${SLURM_EXTRA_CONF:-}"
+KEEP_STATE="${SLURM_KEEP_STATE:-0}"
 CONF=/etc/slurm/slurm.conf
 t0=$(date +%s.%N)
 
@@ -36,9 +40,12 @@ fi
 
 HOST=$(hostname -s)
 mkdir -p /etc/slurm /var/spool/slurmctld /var/spool/slurmd /var/log/slurm
-rm -rf /var/spool/slurmctld/* /var/spool/slurmd/*            # fresh state every start
-if [ -f /var/log/slurm/jobcomp.log ]; then                    # job ids restart at 1
-  mv /var/log/slurm/jobcomp.log /var/log/slurm/jobcomp.log.prev
+running() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+if [ "$KEEP_STATE" != 1 ]; then
+  rm -rf /var/spool/slurmctld/* /var/spool/slurmd/*          # fresh state every start
+  if [ -f /var/log/slurm/jobcomp.log ]; then                  # job ids restart at 1
+    mv /var/log/slurm/jobcomp.log /var/log/slurm/jobcomp.log.prev
+  fi
 fi
 
 # munge: Debian's postinst makes the key; make one if it did not
@@ -59,6 +66,9 @@ OVERSUBSCRIBE=""
 [ "$NODE_CPUS" -gt "$(nproc)" ] && OVERSUBSCRIBE="SlurmdParameters=config_overrides"
 MEM_MB=$(( $(awk '/^MemTotal/{print $2}' /proc/meminfo) / 1024 * 9 / 10 ))
 
+if [ "$KEEP_STATE" = 1 ] && [ -s "$CONF" ]; then
+  :  # the saved state goes with the configuration it was made under
+else
 cat > "$CONF" <<CONFEOF
 # written by sweepax launching/start-local-slurm.sh: a one-node test cluster on loopback
 ClusterName=local
@@ -97,21 +107,24 @@ NodeName=${HOST} NodeAddr=127.0.0.1 CPUs=${NODE_CPUS} RealMemory=${MEM_MB} State
 PartitionName=debug Nodes=${HOST} Default=YES MaxTime=INFINITE State=UP
 ${EXTRA_CONF}
 CONFEOF
+fi
 
 /usr/sbin/slurmctld
-/usr/sbin/slurmd
+running /run/slurmd.pid || /usr/sbin/slurmd
 
+# a node that runs jobs kept from the saved state is up as well as an idle one
+up() { case "$1" in idle|mixed|allocated|completing) return 0 ;; *) return 1 ;; esac; }
 state=""
 for _ in $(seq 300); do
   state=$(sinfo -h -n "$HOST" -o %T 2>/dev/null || true)
-  [ "$state" = idle ] && break
+  up "$state" && break
   sleep 0.1
 done
-if [ "$state" != idle ]; then
+if ! up "$state"; then
   scontrol update nodename="$HOST" state=resume 2>/dev/null || true
   sleep 1
   state=$(sinfo -h -n "$HOST" -o %T 2>/dev/null || true)
 fi
-[ "$state" = idle ] || { echo "start-local-slurm.sh: node is '$state'; see /var/log/slurm/*.log" >&2; exit 1; }
+up "$state" || { echo "start-local-slurm.sh: node is '$state'; see /var/log/slurm/*.log" >&2; exit 1; }
 echo "local slurm up: node $HOST, $NODE_CPUS CPUs, MaxArraySize=$MAX_ARRAY_SIZE," \
   "$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s"

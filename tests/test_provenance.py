@@ -138,6 +138,33 @@ def test_sif_image_path_and_its_sha256(tmp_path, clean_env):
     assert rec["labels"] == {"sweepax.git.commit": "c" * 40}
 
 
+def test_sif_sha256_cache_holds_digest_size_and_mtime_and_leaves_no_temporary(tmp_path, clean_env):
+    """(That the cache is read and a rebuilt image misses it: tests/test_reproduce.py.)"""
+    sif = tmp_path / "sweepax.sif"
+    sif.write_bytes(b"SIF" * 5000)
+    hexdigest = hashlib.sha256(sif.read_bytes()).hexdigest()
+    assert provenance.sif_digest(sif) == f"sha256:{hexdigest}"
+    st = sif.stat()
+    cache = tmp_path / "sweepax.sif.sha256"
+    assert cache.read_text() == f"{hexdigest} {st.st_size} {st.st_mtime_ns}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweepax.sif", "sweepax.sif.sha256"]
+    assert provenance.sif_digest(tmp_path) is None  # a sandbox folder has no file digest
+
+
+def test_sif_sha256_cache_goes_to_the_user_cache_when_the_image_folder_refuses_it(
+    tmp_path, clean_env
+):
+    sif = tmp_path / "images" / "sweepax.sif"
+    sif.parent.mkdir()
+    sif.write_bytes(b"SIF" * 5000)
+    (sif.parent / "sweepax.sif.sha256").mkdir()  # cannot be written as a file
+    clean_env.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    digest = provenance.sif_digest(sif)
+    (cached,) = (tmp_path / "cache" / "sweepax" / "sif-digests").iterdir()
+    assert digest == "sha256:" + cached.read_text().split()[0]
+    assert sorted(p.name for p in sif.parent.iterdir()) == ["sweepax.sif", "sweepax.sif.sha256"]
+
+
 def test_oci_image_name_and_digest_from_env_in_podman(tmp_path, clean_env):
     """podman leaves /run/.containerenv empty unless --privileged: the runtime is still podman;
     the launcher passes the image name and its OCI digest as env vars."""

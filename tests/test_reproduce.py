@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -222,3 +223,43 @@ def test_not_a_complete_store_is_one_line_error(tmp_path, capsys, make, message)
     assert reproduce.main([str(make(tmp_path)), "--run"]) == 2
     err = capsys.readouterr().err
     assert err.strip().count("\n") == 0 and message in err and err.startswith("error: ")
+
+
+def test_a_store_train_wrote_passes_its_full_check(made):
+    state = store.store_state(made, full=True)
+    assert state.verified and state.task_id == made.name.split(".")[0]
+    assert set(store.read_attrs(made)["files"]) >= {
+        "episode_return/zarr.json",
+        "final_return/c/0/0",
+    }
+
+
+def test_default_scratch_lies_beside_the_store_and_clean_removes_it_after(made, tmp_path):
+    from sweepax.results import clean
+
+    study = tmp_path / "results" / "st"
+    copy = study / made.name
+    shutil.copytree(made, copy)
+    proc = run(tmp_path, "sweepax.reproduce", str(copy), "--run")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "identical: all" in proc.stdout
+    (scratch,) = [p for p in study.iterdir() if p.name.startswith(".")]
+    assert scratch.name.startswith(f".reproduce-{copy.name.split('.')[0]}.tmp-")
+    assert (scratch / "st" / made.name / "zarr.json").is_file()
+    assert f"re-running into {scratch}" in proc.stdout
+    (left,) = store.leftovers(study)
+    assert (left.path, left.kind, left.removable) == (scratch, "reproduce scratch", True)
+    removed, kept = clean.clean_study(study)
+    assert [x.path for x in removed] == [scratch] and kept == [] and not scratch.exists()
+    assert store.complete_stores(study) == {copy.name.split(".")[0]: copy}
+
+
+def test_a_corrupt_store_is_one_line_error(made, tmp_path, capsys):
+    copy = tmp_path / made.name
+    shutil.copytree(made, copy)
+    (copy / "final_return" / "c" / "0" / "0").unlink()
+    assert reproduce.main([str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err == f"error: {copy}: corrupt store (chunk final_return/c/0/0 missing); re-run its task\n"
+    )

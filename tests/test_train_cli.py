@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -184,3 +185,137 @@ def test_two_runs_of_the_same_task_give_identical_numbers_the_second_from_the_ca
     assert cold["misses"] >= 3 and cold["hits"] == 0  # init, update chunk, evaluate at least
     assert warm["hits"] == cold["misses"] and warm["misses"] == 0
     assert f"{warm['hits']} hits, 0 misses" in proc.stdout
+
+
+# --- checks before any compute: the results folder, the disk, the values -------------------------
+
+REFUSE = """
+import sys, time
+from sweepax import train
+t0 = time.perf_counter()
+rc = train.main(sys.argv[1:])
+print(rc, "jax" in sys.modules, round(time.perf_counter() - t0, 3))
+"""
+
+
+def refused(tmp_path: Path, *argv: str) -> tuple[str, bool, float]:
+    """Run ``train.main(argv)`` in a fresh process: (its one error line, jax imported?, seconds)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", REFUSE, *argv], cwd=tmp_path, capture_output=True, text=True
+    )
+    rc, jax_loaded, seconds = proc.stdout.split()
+    assert rc == "2", proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("error: ")
+    assert not list(tmp_path.rglob("*.zarr")) and not list(tmp_path.rglob(".*tmp-*"))
+    return proc.stderr.strip(), jax_loaded == "True", float(seconds)
+
+
+@pytest.fixture
+def mount(tmp_path):
+    """``mount(path, *options)``: a small tmpfs at ``path`` (root only), unmounted afterwards."""
+    mounted = []
+
+    def _mount(path: Path, *options: str) -> None:
+        if os.geteuid() != 0:
+            pytest.skip("mounting a tmpfs needs root")
+        path.mkdir(parents=True, exist_ok=True)
+        opts = ",".join(("size=1m", *options))
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)],
+                              capture_output=True, text=True)  # fmt: skip
+        if proc.returncode:
+            pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+        mounted.append(path)
+
+    yield _mount
+    for path in reversed(mounted):
+        subprocess.run(["umount", str(path)], check=True)
+
+
+def test_a_file_where_the_study_folder_goes_is_refused_before_jax_is_imported(tmp_path):
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "st").write_text("not a folder")
+    line, jax_loaded, seconds = refused(tmp_path, "ppo", "--study", "st", *TINY)
+    assert line == (
+        "error: results/st: is a file, not a results folder; move it away or choose another "
+        "--study or --results_dir"
+    )
+    assert not jax_loaded and seconds < 2  # a compile takes longer than importing JAX (~3 s)
+    assert (tmp_path / "results" / "st").read_text() == "not a folder"  # left as it was
+
+
+def test_a_results_folder_this_user_cannot_write_is_refused_before_jax_is_imported(tmp_path, mount):
+    readonly = tmp_path / "readonly"
+    if os.geteuid() == 0:  # root writes through permission bits: a read-only filesystem
+        mount(readonly, "ro")
+    else:
+        readonly.mkdir()
+        readonly.chmod(0o555)
+    line, jax_loaded, seconds = refused(
+        tmp_path, "ppo", "--study", "st", "--results_dir", str(readonly), *TINY
+    )
+    assert line.startswith(f"error: {readonly}/st: cannot write results here (")
+    assert line.endswith("give --results_dir a folder this user can write")
+    assert not jax_loaded and seconds < 2
+    assert not list(readonly.iterdir())
+
+
+def test_a_full_disk_is_refused_before_compiling(tmp_path, mount):
+    small = tmp_path / "small"
+    mount(small)
+    (small / "filler").write_bytes(b"x" * 1000_000)
+    line, _, seconds = refused(tmp_path, "ppo", "--study", "st", "--results_dir", str(small), *TINY)
+    assert line.startswith(f"error: {small}/st: ")
+    assert "MiB free, the store needs about " in line and "(1 configs x 1 seeds " in line
+    assert line.endswith("free some space or give --results_dir on a larger disk")
+    assert list(small.iterdir()) == [small / "filler"]
+
+
+def test_free_space_is_checked_against_the_estimated_store_before_compiling(
+    tmp_path, monkeypatch, capsys
+):
+    from sweepax import train
+
+    argv = ["ppo", "--study", "st", "--results_dir", str(tmp_path), *TINY, "--n_seeds", "3",
+            "--lr", "0.1", "0.2"]  # fmt: skip
+    task = train.parse_task(argv)
+    updates, metrics = 2048 // (32 * 4), 11
+    need = 2 * 3 * updates * 4 * metrics * train.STORE_SAFETY + train.STORE_MARGIN
+    assert train.store_bytes(task) == need
+
+    def disk(free):
+        return lambda path: shutil._ntuple_diskusage(1 << 40, (1 << 40) - free, free)
+
+    monkeypatch.setattr(train, "compile_task", lambda task: pytest.fail("compiled"))
+    monkeypatch.setattr(shutil, "disk_usage", disk(need - 1))
+    assert train.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path}/st: ") and "2 configs x 3 seeds" in err
+    monkeypatch.setattr(shutil, "disk_usage", disk(need))
+    train.check_free_space(task)  # exactly enough: accepted
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--lr", "0.001", "-0.001"], "key 'lr': -0.001 must be greater than 0 (Adam"),
+        (["--lr", "nan"], "key 'lr': nan is not a finite number"),
+        (["--entropy_coeff", "inf"], "key 'entropy_coeff': inf is not a finite number"),
+        (["--lambda0", "1.5"], "key 'lambda0': 1.5 must be between 0 and 1"),
+        (["--lambda1", "-0.1"], "key 'lambda1': -0.1 must be between 0 and 1"),
+        (["--ld_weight", "2.0"], "key 'ld_weight': 2.0 must be between 0 and 1"),
+        (["--gamma", "0"], "key 'gamma': 0.0 must be greater than 0 and at most 1"),
+        (["--gamma", "1.01"], "key 'gamma': 1.01 must be greater than 0 and at most 1"),
+        (["--vf_coeff", "-1"], "key 'vf_coeff': -1.0 must be at least 0"),
+        (["--clip_eps", "0"], "key 'clip_eps': 0.0 must be greater than 0"),
+        (["--max_grad_norm", "0"], "key 'max_grad_norm': 0.0 must be greater than 0"),
+        (["--renderer", "opengl"], "key 'renderer': 'opengl' must be one of 'jax', 'madrona'"),
+        (["--study", "a\nb"], "--study: 'a\\nb' is not a usable study name"),
+        (["--study", "../up"], "--study: '../up' is not a usable study name"),
+        (["--study", "a b"], "--study: 'a b' is not a usable study name"),
+    ],
+)
+def test_values_outside_their_declared_range_are_refused_before_compiling(tmp_path, flags, message):
+    line, _, seconds = refused(tmp_path, "ppo", *TINY, *flags)
+    assert message in line
+    assert not (tmp_path / "results").exists()  # nothing written, not even an empty folder

@@ -19,10 +19,7 @@ class Entry:
     name: str
     static_cls: type
     sweep_cls: type
-    sweep_fn: (
-        str | None
-    )  # "module:function" building the jitted (sweep[C], seeds[S]) -> metrics[C, S]
-    pending: str = ""  # why sweep_fn is None: the program plans but does not run yet
+    sweep_fn: str  # "module:function" building the jitted (sweep[C], seeds[S]) -> metrics[C, S]
 
     @property
     def fields(self) -> dict[str, Field]:
@@ -46,10 +43,26 @@ class Entry:
         """Static hyperparameters that label results (not seed bookkeeping)."""
         return [f.name for f in self.static_fields if f.label]
 
+    def problems(
+        self, static: tp.Mapping[str, tp.Any], configs: tp.Iterable[tp.Mapping[str, tp.Any]] = ()
+    ) -> list[str]:
+        """Why these values cannot train, one message per problem naming the key; [] if none.
+
+        ``static``: every static value (checked with its combinations by ``static_cls.problems``);
+        ``configs``: rows of swept values, each distinct value checked against its declaration.
+        """
+        out = self.static_cls(**static).problems()
+        fields, seen = self.fields, set()
+        for row in configs:
+            for key, value in row.items():
+                if (key, value) not in seen:
+                    seen.add((key, value))
+                    if problem := fields[key].problem(value):
+                        out.append(problem)
+        return out
+
     def make_sweep_fn(self, static: tp.Any, **kwargs: tp.Any) -> tp.Callable:
-        """Import and build the jitted sweep function for ``static``."""
-        if self.sweep_fn is None:
-            raise NotImplementedError(self.pending)
+        """Import and build the jitted sweep function for ``static`` (values already checked)."""
         module, fn = self.sweep_fn.split(":")
         return getattr(importlib.import_module(module), fn)(static, **kwargs)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import getpass
 import hashlib
 import importlib.metadata
@@ -15,6 +14,8 @@ import subprocess
 import sys
 import typing as tp
 from pathlib import Path
+
+from sweepax.files import sha256_file, utc_now, write_text
 
 PACKAGES = (
     "sweepax",
@@ -53,15 +54,14 @@ ENV_NAMES = ("PYTHONHASHSEED", "PYTHONPATH")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
-def now() -> str:
-    """UTC time, ISO 8601."""
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+now = utc_now  # UTC time, ISO 8601 to the second: ``train`` records ``finished_at`` with it
 
 
-def _git(*args: str) -> str | None:
+def git_output(*args: str, repo: Path | None = None) -> str | None:
+    """``git -C <repo> ARGS``'s output, stripped (``repo``: the project); None when git fails."""
     try:
         out = subprocess.run(
-            ["git", "-C", str(PROJECT_ROOT), *args],
+            ["git", "-C", str(repo or PROJECT_ROOT), *args],
             capture_output=True,
             text=True,
             timeout=10,
@@ -78,7 +78,7 @@ UNTRACKED_LISTED = 50  # untracked paths named in the record (all of them are ha
 def _untracked() -> tuple[list[str], str | None]:
     """Untracked, not ignored files (e.g. a new module not yet added) and a hash of their names
     and contents: ``git diff HEAD`` does not see them, yet they change what runs."""
-    out = _git("ls-files", "--others", "--exclude-standard", "-z")
+    out = git_output("ls-files", "--others", "--exclude-standard", "-z")
     names = sorted(n for n in (out or "").split("\0") if n)
     if not names:
         return [], None
@@ -86,7 +86,7 @@ def _untracked() -> tuple[list[str], str | None]:
     for name in names:
         digest.update(name.encode() + b"\0")
         try:
-            digest.update(hashlib.sha256((PROJECT_ROOT / name).read_bytes()).digest())
+            digest.update(bytes.fromhex(sha256_file(PROJECT_ROOT / name)))
         except OSError:
             digest.update(b"unreadable")
     return names, digest.hexdigest()
@@ -97,14 +97,14 @@ def git() -> dict[str, tp.Any]:
 
     ``dirty`` also counts untracked files (``untracked``: the first ``UNTRACKED_LISTED`` paths,
     ``untracked_sha256``: a hash of all their names and contents)."""
-    commit = _git("rev-parse", "HEAD")
+    commit = git_output("rev-parse", "HEAD")
     if commit is None:
         return {"commit": None, "branch": None, "dirty": None, "diff_sha256": None}
-    diff = _git("diff", "HEAD") or ""
+    diff = git_output("diff", "HEAD") or ""
     untracked, untracked_sha256 = _untracked()
     return {
         "commit": commit,
-        "branch": _git("rev-parse", "--abbrev-ref", "HEAD"),
+        "branch": git_output("rev-parse", "--abbrev-ref", "HEAD"),
         "dirty": bool(diff or untracked),
         "diff_sha256": hashlib.sha256(diff.encode()).hexdigest() if diff else None,
         "untracked": untracked[:UNTRACKED_LISTED],
@@ -116,7 +116,7 @@ def git() -> dict[str, tp.Any]:
 def lock_hash() -> str | None:
     """sha256 of the project's requirements.lock, when running from a checkout."""
     lock = PROJECT_ROOT / "requirements.lock"
-    return hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else None
+    return sha256_file(lock) if lock.is_file() else None
 
 
 def lock() -> tuple[str | None, str | None]:
@@ -179,7 +179,7 @@ def spec_file(path: str | os.PathLike | None) -> dict[str, str | None] | None:
     if not path:
         return None
     try:
-        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        digest = sha256_file(path)
     except OSError:
         digest = None
     return {"path": os.fspath(path), "sha256": digest}
@@ -190,14 +190,6 @@ APPTAINER_LABELS = Path("/.singularity.d/labels.json")
 PODMAN_CONTAINERENV = Path("/run/.containerenv")
 DOCKERENV = Path("/.dockerenv")
 DIGEST_CACHE_SUFFIX = ".sha256"
-
-
-def _sha256_file(path: Path, chunk: int = 2**22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _digest_cache_paths(image: Path) -> list[Path]:
@@ -234,18 +226,16 @@ def sif_digest(image: str | os.PathLike) -> str | None:
         if rest == stamp and len(hexdigest) == 64:
             return f"sha256:{hexdigest}"
     try:
-        hexdigest = _sha256_file(path)
+        hexdigest = sha256_file(path)
     except OSError:
         return None
-    for cache in caches:
-        tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
+    for cache in caches:  # the first that can be written
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(f"{hexdigest} {stamp}\n")
-            os.replace(tmp, cache)
+            write_text(cache, f"{hexdigest} {stamp}\n")
             break
         except OSError:
-            tmp.unlink(missing_ok=True)
+            continue
     return f"sha256:{hexdigest}"
 
 
@@ -355,7 +345,7 @@ def collect(
             k.removeprefix("SLURM_").removeprefix("SLURMD_").lower(): os.environ.get(k)
             for k in SLURM_VARS
         },
-        "started_at": now(),
+        "started_at": utc_now(),
     }
 
 

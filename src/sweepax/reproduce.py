@@ -2,8 +2,10 @@
 
 Without ``--run`` it prints what the store's provenance says made it: the command, the image
 (path and digest), the code (commit, branch, dirty flag and diff hash), the lock hash, device and
-XLA flags. With ``--run`` it runs that command again into a scratch results folder (the store's
-own ``--results_dir`` is overridden; argparse keeps the last value) and compares every data
+XLA flags. With ``--run`` it runs that command again into a scratch results folder (by default
+``.reproduce-<task_id>.tmp-<host>-<pid>`` beside the store, which ``nox -s clean`` removes once
+this process has ended; the store's own ``--results_dir`` is overridden, argparse keeps the last
+value) and compares every data
 variable and coordinate of the two stores bit for bit (``np.array_equal``, NaNs equal where both
 are NaN): it prints ``identical`` and exits 0, or the variables that differ and exits 1.
 
@@ -23,7 +25,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 import typing as tp
 from pathlib import Path
 
@@ -37,15 +38,21 @@ TRAIN_MODULE = "sweepax.train"
 
 
 def load(path: str | os.PathLike) -> dict[str, tp.Any]:
-    """The attrs of a complete store, or a one-line ``UserError`` saying what is wrong."""
+    """The attrs of a complete store (checked in full against its completion record), or a
+    one-line ``UserError`` saying what is wrong."""
     p = Path(path)
     if not p.exists():
         raise UserError(f"{p}: no such store; give results/<study>/<task_id>.zarr")
     if not (p / "zarr.json").is_file():
         hint = " (a study folder? give one <task_id>.zarr in it)" if p.is_dir() else ""
         raise UserError(f"{p}: not a Zarr store{hint}")
-    if not store.is_complete(p):
+    state = store.store_state(p, full=True)
+    if state.state == store.INCOMPLETE:
         raise UserError(f"{p}: not a complete result store (its writer did not finish); re-run it")
+    if state.state == store.CORRUPT:
+        raise UserError(f"{p}: corrupt store ({state.reason}); re-run its task")
+    if not state.verified:
+        print(f"warning: {p}: {state.reason}", file=sys.stderr)
     attrs = store.read_attrs(p)
     if not isinstance(attrs.get("provenance"), dict) or not attrs["provenance"].get("argv"):
         raise UserError(f"{p}: the store records no command (provenance.argv); cannot re-run it")
@@ -190,7 +197,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--results_dir",
         "--results-dir",
-        help="scratch results root for the re-run (default: a new folder under the system tmp)",
+        help="scratch results root for the re-run (default: a hidden folder beside the store, "
+        "which `nox -s clean` removes once this process has ended)",
     )
     p.add_argument(
         "--no-container",
@@ -212,7 +220,7 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     if not ns.run:
         return 0
 
-    scratch = Path(ns.results_dir or tempfile.mkdtemp(prefix="sweepax-reproduce-")).resolve()
+    scratch = Path(ns.results_dir or store.scratch_path(path, str(attrs.get("task_id")))).resolve()
     scratch.mkdir(parents=True, exist_ok=True)
     study = attrs.get("study") or "default"
     if store.complete_stores(scratch / study):

@@ -1,7 +1,10 @@
 """The program each job-array line runs: ``python -m sweepax.train <entry> [--hyperparameter ...]``.
 
 It trains every (config, seed) of one task in ONE jitted program (vmap over seeds inside vmap over
-configs) and writes ``<results_dir>/<study>/<task_id>.zarr`` atomically.
+configs) and writes ``<results_dir>/<study>/<task_id>.zarr`` atomically. Before anything compiles,
+it refuses (one line, exit code 2) a study name that is not a plain name, a results folder it
+cannot write (checked before JAX is imported), any value outside its declared range, and a disk
+without room for the store, so bad input costs no compute.
 """
 
 from __future__ import annotations
@@ -10,17 +13,23 @@ import time
 
 _T0 = time.perf_counter()
 
+import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import dataclasses  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
+import shutil  # noqa: E402
 import sys  # noqa: E402
 import typing as tp  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from sweepax import entries, provenance  # noqa: E402
+from sweepax import entries, files, provenance  # noqa: E402
 from sweepax.errors import UserError, cli  # noqa: E402
 from sweepax.sweep import args as task_args  # noqa: E402
 
-PROGRESS_TIMES = 20  # progress lines per run
+# Free space a task asks for before it compiles: its metrics x STORE_SAFETY + STORE_MARGIN bytes.
+STORE_SAFETY = 2  # zarr chunks and compression headers, the coordinates, a re-run beside it
+STORE_MARGIN = 16 << 20  # metadata and attributes, and room left for other writers
 
 
 class Progress:
@@ -95,12 +104,216 @@ def _use_compilation_cache() -> dict[str, tp.Any]:
     return info
 
 
-def _summary(metrics: dict, rows: list[dict], keys: list[str]) -> str:
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """One task, parsed and checked: what to train and where its store goes."""
+
+    entry: entries.Entry
+    argv: list[str]  # as given, recorded in the provenance
+    options: argparse.Namespace  # run options: study, results_dir, spec, spec_hash, platform, grid
+    static: dict[str, tp.Any]  # every static value, defaults filled in
+    rows: list[dict[str, float]]  # every swept value of each config
+    task_id: str
+
+    @property
+    def study_dir(self) -> Path:
+        """``<results_dir>/<study>``: where the store is written."""
+        return Path(self.options.results_dir) / self.options.study
+
+    @property
+    def seeds(self) -> list[int]:
+        """The seeds vmapped inside the program."""
+        return list(range(self.static["seed"], self.static["seed"] + self.static["n_seeds"]))
+
+    @property
+    def swept(self) -> list[str]:
+        """Names of the swept hyperparameters, in declaration order."""
+        return [f.name for f in self.entry.sweep_fields]
+
+    def vmapped(self) -> dict[str, list[float]]:
+        """The values of each swept hyperparameter along ``config``."""
+        return {k: [r[k] for r in self.rows] for k in self.swept}
+
+
+def check_results_before_parsing(args: tp.Sequence[str]) -> Path | None:
+    """Check the study name and results folder from the run options alone, before JAX loads.
+
+    Returns the folder checked, or None when the run options need the full parser.
+    """
+    options = task_args.run_options(args)
+    if options is None:
+        return None
+    check_study(options.study)
+    study_dir = Path(options.results_dir) / options.study
+    check_results_folder(study_dir)
+    return study_dir
+
+
+def parse_task(argv: tp.Sequence[str]) -> Task:
+    """``<entry> [--flag value ...]`` -> a ``Task`` whose values are all checked (``UserError``)."""
+    entry = entries.get(argv[0])
+    parser = task_args.parser(entry)
+    options = parser.parse_args(argv[1:])
+    static, rows = task_args.resolve(entry, options, parser.error)
+    from sweepax.envs import registry
+
+    registry.check(static["env"])
+    if problems := entry.problems(static, rows):
+        raise UserError("; ".join(problems))
+    task_id = task_args.task_id(entry, static, rows)
+    return Task(entry, list(argv), options, static, rows, task_id)
+
+
+def check_study(study: str) -> None:
+    """Refuse a study name that would break a folder name, a runs file line or a SLURM job name."""
+    if problem := task_args.study_problem(study):
+        raise UserError(f"--study: {problem}")
+
+
+def check_results_folder(study_dir: Path) -> None:
+    """Refuse unless this process can create, write, rename and delete files in ``study_dir``.
+
+    Folders that do not exist yet are created for the probe (a file with a temporary name of
+    ``sweepax.files``) and removed again with it: a refused task leaves nothing behind. Another
+    task of the study may remove such a folder between our ``mkdir`` and our write (its own
+    probe done); the write then simply creates it again.
+    """
+    if study_dir.exists() and not study_dir.is_dir():
+        raise UserError(
+            f"{study_dir}: is a file, not a results folder; move it away or choose another "
+            "--study or --results_dir"
+        )
+    probe = files.temp_path(study_dir / ".write-check")
+    renamed = files.temp_path(study_dir / ".write-check-renamed")
+    created = [p for p in (study_dir, *study_dir.parents) if not p.exists()]  # deepest first
+    try:
+        for attempt in range(3):
+            study_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                probe.write_bytes(b"sweepax write check\n")
+                break
+            except FileNotFoundError:  # a concurrent probe removed the folder it had made
+                if attempt == 2:
+                    raise
+        os.rename(probe, renamed)
+        renamed.unlink()
+    except OSError as err:
+        files.remove(probe)
+        files.remove(renamed)
+        raise UserError(
+            f"{study_dir}: cannot write results here ({err.strerror or err}); give --results_dir "
+            "a folder this user can write"
+        ) from None
+    finally:
+        for folder in created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+def store_bytes(task: Task) -> int:
+    """An upper estimate of the task's store: every metric of every run and update, float32."""
+    from sweepax.agents.config import TrainMetrics
+
+    static = task.entry.static_cls(**task.static)
+    runs = len(task.rows) * len(task.seeds)
+    metrics = runs * static.num_updates * 4 * len(TrainMetrics._fields)
+    return metrics * STORE_SAFETY + STORE_MARGIN
+
+
+def check_free_space(task: Task) -> None:
+    """Refuse when the results folder's disk has less free space than ``store_bytes(task)``."""
+    need = store_bytes(task)
+    existing = next(p for p in (task.study_dir, *task.study_dir.parents) if p.exists())
+    free = shutil.disk_usage(existing).free
+    if free < need:
+        mib = 1 << 20
+        raise UserError(
+            f"{task.study_dir}: {free / mib:.1f} MiB free, the store needs about "
+            f"{need / mib:.1f} MiB ({len(task.rows)} configs x {len(task.seeds)} seeds of "
+            f"metrics, x{STORE_SAFETY}, + {STORE_MARGIN // mib} MiB); free some space or give "
+            "--results_dir on a larger disk"
+        )
+
+
+def set_up_jax(platform: str | None) -> dict[str, tp.Any]:
+    """Check the platform asked for and switch on the compilation cache (its counters)."""
+    _use_platform(platform)
+    return _use_compilation_cache()
+
+
+def compile_task(task: Task) -> tuple[tp.Callable, tuple[tp.Any, tp.Any], float]:
+    """Trace and compile the task's programs: ``(compiled, (sweep, seeds), seconds)``."""
+    import jax.numpy as jnp
+
+    static = task.entry.static_cls(**task.static)
+    sweep_fn = task.entry.make_sweep_fn(static, on_progress=Progress(task.task_id))
+    sweep = task.entry.sweep_cls(
+        **{k: jnp.asarray(v, dtype=jnp.float32) for k, v in task.vmapped().items()}
+    )
+    inputs = (sweep, jnp.asarray(task.seeds, dtype=jnp.int32))
+    t0 = time.perf_counter()
+    compiled = sweep_fn.compile(*inputs)
+    return compiled, inputs, time.perf_counter() - t0
+
+
+def run_task(compiled: tp.Callable, inputs: tuple[tp.Any, tp.Any]) -> tuple[dict, float]:
+    """Train every config x seed: ``(metrics as numpy arrays, seconds)``."""
+    import jax
     import numpy as np
 
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(compiled(*inputs))
+    run_s = time.perf_counter() - t0
+    return {k: np.asarray(v) for k, v in out._asdict().items()}, run_s
+
+
+def env_steps(task: Task, num_updates: int) -> tp.Any:
+    """(update,) environment steps of one run at the end of each update."""
+    import numpy as np
+
+    return (np.arange(num_updates) + 1) * task.static["num_steps"] * task.static["num_envs"]
+
+
+def store_attrs(task: Task, prov: dict[str, tp.Any]) -> dict[str, tp.Any]:
+    """The store's attributes: study, task id, resolved arguments, sweep file, provenance."""
+    attrs = {
+        "study": task.options.study,
+        "task_id": task.task_id,
+        "entry": task.entry.name,
+        "static": task.static,
+        "args": {**task.static, **task.vmapped(), "grid": task.options.grid},
+        "spec_path": task.options.spec,
+        "spec_hash": task.options.spec_hash,
+        "hparams_static": task.entry.label_static,
+        "provenance": prov,
+    }
+    return json.loads(json.dumps(attrs))
+
+
+def write_store(task: Task, metrics: dict, attrs: dict[str, tp.Any]) -> Path:
+    """Write ``<results_dir>/<study>/<task_id>.zarr`` atomically; its path."""
+    from sweepax.results import store
+
+    task.study_dir.mkdir(parents=True, exist_ok=True)
+    return store.write_task_store(
+        task.study_dir,
+        task.task_id,
+        metrics,
+        vmapped=task.vmapped(),
+        seeds=task.seeds,
+        env_steps=env_steps(task, metrics["episode_return"].shape[-1]),
+        attrs=attrs,
+    )
+
+
+def _summary(task: Task, metrics: dict) -> str:
+    """One line per config: its varying swept values and final return per seed."""
+    import numpy as np
+
+    varying = [k for k in task.swept if len({r[k] for r in task.rows}) > 1]
     lines = []
-    for i, row in enumerate(rows):
-        label = " ".join(f"{k}={row[k]:g}" for k in keys) or "config"
+    for i, row in enumerate(task.rows):
+        label = " ".join(f"{k}={row[k]:g}" for k in varying) or "config"
         finals = metrics["final_return"][i]
         lines.append(
             f"  {label}: final_return {np.nanmean(finals):.3f} (seeds: "
@@ -110,100 +323,62 @@ def _summary(metrics: dict, rows: list[dict], keys: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _import_runtime() -> float:
+    """Import JAX and the store writer; seconds since the process started."""
+    import jax  # noqa: F401
+    import numpy  # noqa: F401
+
+    from sweepax.results import store  # noqa: F401
+
+    return time.perf_counter() - _T0
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 @cli
 def main(argv: tp.Sequence[str] | None = None) -> int:
-    """Parse one task's arguments, train it, write its store."""
+    """Parse one task's arguments, check them, compile, train, write its store."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0].startswith("-"):
         print(f"usage: python -m sweepax.train {{{','.join(entries.names())}}} [--help] [...]")
         return 0 if argv and argv[0] in ("-h", "--help") else 2
-    entry = entries.get(argv[0])
-    parser = task_args.parser(entry)
-    ns = parser.parse_args(argv[1:])
-    static_values, rows = task_args.resolve(entry, ns, parser.error)
-    from sweepax.envs import registry
-
-    registry.check(static_values["env"])
-    if problems := entry.static_cls(**static_values).problems():
-        raise UserError("; ".join(problems))
-    task_id = task_args.task_id(entry, static_values, rows)
-    prov = provenance.collect(argv, spec=ns.spec)
-
+    checked = check_results_before_parsing(argv[1:])
+    task = parse_task(argv)
+    if task.study_dir != checked:  # the run options read alone differed from the full parse
+        check_study(task.options.study)
+        check_results_folder(task.study_dir)
+    check_free_space(task)
+    prov = provenance.collect(argv, spec=task.options.spec)
+    import_s = _import_runtime()
+    cache = set_up_jax(task.options.platform)
     import jax
-    import jax.numpy as jnp
-    import numpy as np
 
-    from sweepax.results import store
-
-    import_s = time.perf_counter() - _T0
-    _use_platform(ns.platform)
-    cache = _use_compilation_cache()
-    static = entry.static_cls(**static_values)
-    swept = [f.name for f in entry.sweep_fields]
-    varying = [k for k in swept if len({r[k] for r in rows}) > 1]
-    seeds = list(range(static.seed, static.seed + static.n_seeds))
-    print(
-        f"task {task_id}: {entry.name} on {static.env}, {len(rows)} configs x {len(seeds)} seeds, "
-        f"{static.total_steps} steps each, devices {jax.devices()}",
-        file=sys.stderr,
-        flush=True,
+    static = task.static
+    _say(
+        f"task {task.task_id}: {task.entry.name} on {static['env']}, {len(task.rows)} configs x "
+        f"{len(task.seeds)} seeds, {static['total_steps']} steps each, devices {jax.devices()}"
     )
-
-    try:
-        sweep_fn = entry.make_sweep_fn(static, on_progress=Progress(task_id))
-    except NotImplementedError as err:
-        raise UserError(f"{entry.name}: {err}") from None
-    sweep = entry.sweep_cls(
-        **{k: jnp.asarray([r[k] for r in rows], dtype=jnp.float32) for k in swept}
-    )
-    seed_array = jnp.asarray(seeds, dtype=jnp.int32)
-    t_compile = time.perf_counter()
-    compiled = sweep_fn.compile(sweep, seed_array)
-    compile_s = time.perf_counter() - t_compile
-    t_run = time.perf_counter()
-    out = jax.block_until_ready(compiled(sweep, seed_array))
-    run_s = time.perf_counter() - t_run
-    metrics = {k: np.asarray(v) for k, v in out._asdict().items()}
-
+    compiled, inputs, compile_s = compile_task(task)
+    metrics, run_s = run_task(compiled, inputs)
     num_updates = metrics["episode_return"].shape[-1]
-    env_steps = (np.arange(num_updates) + 1) * static.num_steps * static.num_envs
-    runs = len(rows) * len(seeds)
+    steps = len(task.rows) * len(task.seeds) * num_updates * static["num_steps"]
     prov.update(
         **provenance.devices(),
         import_seconds=round(import_s, 3),
         compile_seconds=round(compile_s, 3),
         compilation_cache=cache,
         run_seconds=round(run_s, 3),
-        env_steps_per_second=round(runs * num_updates * static.num_steps * static.num_envs / run_s),
-        finished_at=provenance.now(),
+        env_steps_per_second=round(steps * static["num_envs"] / run_s),
+        finished_at=files.utc_now(),
     )
-    attrs = {
-        "study": ns.study,
-        "task_id": task_id,
-        "entry": entry.name,
-        "static": static_values,
-        "args": {**static_values, **{k: [r[k] for r in rows] for k in swept}, "grid": ns.grid},
-        "spec_path": ns.spec,
-        "spec_hash": ns.spec_hash,
-        "hparams_static": entry.label_static,
-        "provenance": prov,
-    }
-    study_dir = Path(ns.results_dir) / ns.study
-    study_dir.mkdir(parents=True, exist_ok=True)
-    path = store.write_task_store(
-        study_dir,
-        task_id,
-        metrics,
-        vmapped={k: [r[k] for r in rows] for k in swept},
-        seeds=seeds,
-        env_steps=env_steps,
-        attrs=json.loads(json.dumps(attrs)),
-    )
+    path = write_store(task, metrics, store_attrs(task, prov))
     print(
         f"wrote {path}\n"
         f"  import {import_s:.1f}s, trace+compile {compile_s:.1f}s "
         f"(compilation cache: {cache['hits']} hits, {cache['misses']} misses), run {run_s:.1f}s "
-        f"({prov['env_steps_per_second']} env steps/s)\n" + _summary(metrics, rows, varying),
+        f"({prov['env_steps_per_second']} env steps/s)\n" + _summary(task, metrics),
         flush=True,
     )
     return 0

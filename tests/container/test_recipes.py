@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from sweepax import container
+
 ROOT = Path(__file__).resolve().parents[2]
 CONTAINERFILE = ROOT / "Containerfile"
 DEF = ROOT / "apptainer.def"
@@ -210,8 +212,8 @@ def test_labels_name_commit_lock_cuda_jax_and_madrona_in_both():
         assert re.search(rf"^\s+{re.escape(key)} \{{\{{ \w+ \}}\}}\s*$", labels, re.M) or (
             key == "org.opencontainers.image.title"
         ), key
-    # the build args nox fills are the ones both recipes declare
-    nox_args = set(re.findall(r'"([A-Z0-9_]+)": ', (ROOT / "noxfile.py").read_text()))
+    # the build args the image build fills (GPU and CPU variants) are the ones both recipes declare
+    nox_args = set(container.build_args(ROOT)) | set(container.build_args(ROOT, cpu_base="base"))
     cf_args = set(re.findall(r"^ARG (\w+)=", cf, re.M))
     df_args = set(re.findall(r"^\s{4}(\w+)=", df, re.M))
     assert cf_args - CPU_ONLY_ARGS == df_args
@@ -259,8 +261,36 @@ def test_hadolint_passes_the_containerfile():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def dry_run_line(*args: str) -> str:
+    """The build command ``python -m sweepax.container ARGS --dry-run`` prints."""
+    out = subprocess.run([sys.executable, "-m", "sweepax.container", *args, "--dry-run"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return next(x for x in out.stdout.splitlines() if " build " in x)
+
+
+def test_container_dry_run_fills_the_labels(tmp_path):
+    line = dry_run_line("--apptainer", "--output", str(tmp_path / "x.sif"))
+    assert f"{tmp_path / 'x.sif'} apptainer.def" in line
+    assert re.search(r"--build-arg GIT_COMMIT=[0-9a-f]{40}", line)
+    assert f"--build-arg JAX_VERSION={next(iter(lock_pins(LOCK)['jax']))}" in line
+    assert "--build-arg MADRONA_MJX_COMMIT=none" in line and "--build-arg WITH_MADRONA=0" in line
+    assert f"--build-arg LOCK_SHA256={hashlib.sha256(LOCK.read_bytes()).hexdigest()}" in line
+    assert "VARIANT" not in line and "BUILD_BASE" not in line  # the GPU defaults of the recipe
+    line = dry_run_line("--podman", "--madrona")
+    assert f"--build-arg MADRONA_MJX_COMMIT={shell_var('MADRONA_MJX_COMMIT')}" in line
+    assert "--build-arg WITH_MADRONA=1" in line and "--format docker" in line
+    # the CPU variant: the same Containerfile, its bases and variant swapped by build args
+    line = dry_run_line("--podman", "--cpu")
+    assert "-f Containerfile" in line and "--build-arg VARIANT=cpu" in line
+    assert "--build-arg BUILD_BASE=localhost/sweepax-base:bookworm" in line
+    assert "--build-arg RUNTIME_BASE=localhost/sweepax-base:bookworm" in line
+    assert "--build-arg PYTHON=/usr/bin/python3.11" in line and "WITH_MADRONA=0" in line
+    assert re.search(r"-t localhost/sweepax:[0-9a-f]{12}-cpu \.$", line)
+
+
 @pytest.mark.skipif(shutil.which("nox") is None, reason="nox not on PATH")
-def test_nox_container_dry_run_fills_the_labels_and_missing_tools_are_named(tmp_path):
+def test_nox_container_session_runs_the_build_and_missing_tools_are_named(tmp_path):
     out = subprocess.run(["nox", "-s", "container", "--", "--apptainer", "--dry-run", "--output",
                           str(tmp_path / "x.sif")], cwd=ROOT, capture_output=True, text=True,
                          timeout=120)  # fmt: skip
@@ -268,24 +298,6 @@ def test_nox_container_dry_run_fills_the_labels_and_missing_tools_are_named(tmp_
     line = next(x for x in out.stdout.splitlines() if " build " in x)
     assert f"{tmp_path / 'x.sif'} apptainer.def" in line
     assert re.search(r"--build-arg GIT_COMMIT=[0-9a-f]{40}", line)
-    assert f"--build-arg JAX_VERSION={next(iter(lock_pins(LOCK)['jax']))}" in line
-    assert "--build-arg MADRONA_MJX_COMMIT=none" in line and "--build-arg WITH_MADRONA=0" in line
-    assert f"--build-arg LOCK_SHA256={hashlib.sha256(LOCK.read_bytes()).hexdigest()}" in line
-    assert "VARIANT" not in line and "BUILD_BASE" not in line  # the GPU defaults of the recipe
-    out = subprocess.run(["nox", "-s", "container", "--", "--podman", "--madrona", "--dry-run"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
-    line = next(x for x in out.stdout.splitlines() if " build " in x)
-    assert f"--build-arg MADRONA_MJX_COMMIT={shell_var('MADRONA_MJX_COMMIT')}" in line
-    assert "--build-arg WITH_MADRONA=1" in line and "--format docker" in line
-    # the CPU variant: the same Containerfile, its bases and variant swapped by build args
-    out = subprocess.run(["nox", "-s", "container", "--", "--podman", "--cpu", "--dry-run"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
-    line = next(x for x in out.stdout.splitlines() if " build " in x)
-    assert "-f Containerfile" in line and "--build-arg VARIANT=cpu" in line
-    assert "--build-arg BUILD_BASE=localhost/sweepax-base:bookworm" in line
-    assert "--build-arg RUNTIME_BASE=localhost/sweepax-base:bookworm" in line
-    assert "--build-arg PYTHON=/usr/bin/python3.11" in line and "WITH_MADRONA=0" in line
-    assert re.search(r"-t localhost/sweepax:[0-9a-f]{12}-cpu \.$", line)
     if shutil.which("apptainer") or shutil.which("singularity"):
         return
     # no apptainer here: the real build says what is missing, on one line, and fails

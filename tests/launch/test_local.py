@@ -7,8 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import xarray as xr
 
+from sweepax.launch import local, records
+from sweepax.launch.records import Paths
 from sweepax.results import store
 
 
@@ -68,3 +71,102 @@ def test_run_local_unknown_study_is_a_one_line_error(tmp_path):
         proc.stderr.startswith("error: nosuchstudy: no such sweep file")
         and "Traceback" not in proc.stderr
     )
+
+
+def echo_study(root: Path, n: int = 3, command: str = "echo task {i}") -> list[dict]:
+    """A planned study ``s`` of ``n`` quick shell tasks (no training)."""
+    (root / "runs").mkdir(parents=True, exist_ok=True)
+    tasks = [{"index": i, "task_id": f"id{i}", "command": command.format(i=i)} for i in range(n)]
+    (root / "runs" / "s.json").write_text(json.dumps({"study": "s", "tasks": tasks}))
+    return tasks
+
+
+def test_a_task_another_run_holds_is_skipped_and_its_holder_named(tmp_path):
+    echo_study(tmp_path)
+    paths = Paths(tmp_path / "runs", tmp_path / "results", tmp_path / "logs")
+    held = records.claim(paths.claim("s", 1, "id1"), {"host": "vm", "pid": 4242, "started": "T0"})
+    assert isinstance(held, records.Claim)
+    try:
+        proc = run(tmp_path, "sweepax.launch.local", "s")
+        again = records.claim(paths.claim("s", 1, "id1"), {"host": "other"})
+    finally:
+        held.release()
+    assert again == {"host": "vm", "pid": 4242, "started": "T0"}  # still ours while we hold it
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "skipping s[1] id1: another run_local holds it (host vm, pid 4242, since T0)" in (
+        " ".join(proc.stdout.split())
+    )
+    logs = sorted(p.name for p in (tmp_path / "logs" / "s").glob("*.log"))
+    assert logs[0].startswith("0_id0.2") and logs[1] == "0_id0.log"
+    assert logs[2].startswith("2_id2.2") and logs[3] == "2_id2.log" and len(logs) == 4
+    assert (tmp_path / "logs" / "s" / "2_id2.log").read_text().endswith("task 2\n")
+    # once released, the claim is free again: a later run takes task 1
+    proc = run(tmp_path, "sweepax.launch.local", "s")
+    assert proc.returncode == 0 and "holds it" not in proc.stdout
+    assert (tmp_path / "logs" / "s" / "1_id1.log").read_text().endswith("task 1\n")
+
+
+def test_every_run_keeps_its_own_log_and_the_stable_name_follows_the_newest(tmp_path):
+    echo_study(tmp_path, n=1, command="echo run $RANDOM$RANDOM")
+    logs = tmp_path / "logs" / "s"
+    logs.mkdir(parents=True)
+    (logs / "0_id0.log").write_text("$ echo older\nolder sweepax log\n")  # a plain file
+    for _ in range(2):
+        proc = run(tmp_path, "sweepax.launch.local", "s", "--rerun")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    runs = sorted(logs.glob("0_id0.*.log"))
+    assert len(runs) == 3  # the older plain log, kept under a stamped name, and both runs
+    texts = [p.read_text() for p in runs]
+    assert texts[0] == "$ echo older\nolder sweepax log\n"
+    assert all(t.startswith("$ echo run $RANDOM$RANDOM\n# run_local on ") for t in texts[1:])
+    assert texts[1] != texts[2]
+    assert (logs / "0_id0.log").is_symlink() and (logs / "0_id0.log").read_text() == texts[2]
+
+
+def test_a_task_completed_meanwhile_is_not_started(tmp_path):
+    paths = Paths(tmp_path / "runs", tmp_path / "results", tmp_path / "logs")
+    job = local.Job("s", 0, "id0", "echo never", paths)
+    store.write_task_store(
+        paths.results("s"),
+        "id0",
+        {"episode_return": np.zeros((1, 1, 2), np.float32)},
+        {"lr": [0.1]},
+        [0],
+        np.arange(1, 3),
+        {"study": "s"},
+    )
+    assert not local.take(job)
+    assert job.status == "skipped" and job.note.startswith("completed meanwhile: ")
+    # the claim was released with it
+    assert isinstance(records.claim(paths.claim("s", 0, "id0"), {}), records.Claim)
+
+
+def test_two_concurrent_runs_of_one_study_run_every_task_exactly_once(tmp_path, tiny_sweep):
+    (tmp_path / "hyperparams").mkdir()
+    # three tasks of one shape (a list of seeds makes tasks): with a warm compilation cache
+    # only the first compiles
+    sweep = tiny_sweep.replace('"hidden_size": [8, 16]', '"hidden_size": 8')
+    sweep = sweep.replace('"seed": 3, "n_seeds": 2', '"seed": [3, 5, 7], "n_seeds": 2')
+    sweep = sweep.replace('"total_steps": 1024', '"total_steps": 512')
+    (tmp_path / "hyperparams" / "tiny3.py").write_text(sweep)
+    assert run(tmp_path, "sweepax.sweep.write_jobs", "hyperparams/tiny3.py").returncode == 0
+    command = [sys.executable, "-m", "sweepax.launch.local", "tiny3", "--parallel", "2"]
+    procs = [
+        subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=600)[0].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert "another run_local holds it" in " ".join(" ".join(outs).split())
+
+    manifest = json.loads((tmp_path / "runs" / "tiny3.json").read_text())
+    ids = sorted(t["task_id"] for t in manifest["tasks"])
+    results = tmp_path / "results" / "tiny3"
+    assert sorted(store.complete_stores(results)) == ids
+    assert len(list(results.glob("*.zarr"))) == 3  # no task ran twice (a re-run writes beside)
+    for t in manifest["tasks"]:
+        runs = list((tmp_path / "logs" / "tiny3").glob(f"{t['index']}_{t['task_id']}.*.log"))
+        assert len(runs) == 1, runs  # one run, one log, never shared
+        text = runs[0].read_text()
+        assert text.startswith(f"$ {t['command']}\n# run_local on ")
+        assert text.count("\n$ ") == 0 and text.count("wrote results/tiny3/") == 1

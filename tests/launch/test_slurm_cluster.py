@@ -1,7 +1,8 @@
 """On a real SLURM cluster (``nox -s slurm_tests`` starts a local one): submit tiny T-Maze studies
 as job arrays (``--no-container``, and through a stand-in ``apptainer``), split above
 MaxArraySize, kill a task, see ``status`` report it failed with its log, resubmit ``--missing``
-with ``--parse``, and check every result store and the parsed tensor.
+with ``--parse``, and check every result store and the parsed tensor. Then stop the controller
+while a study runs: ``status`` says unknown and ``--missing`` refuses until it is back.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -18,7 +20,8 @@ from pathlib import Path
 import pytest
 import xarray as xr
 
-from sweepax.launch import slurm
+from sweepax.launch import records, slurm
+from sweepax.launch.records import Paths
 from sweepax.results import store
 
 
@@ -77,7 +80,7 @@ def sweepax(project: Path, env: dict, module: str, *args: str) -> subprocess.Com
 
 
 def job_ids(project: Path, study: str) -> list[str]:
-    return [r["job_id"] for r in slurm.read_submissions(project / "runs", study)]
+    return [r["job_id"] for r in records.read_submissions(Paths(project / "runs"), study)]
 
 
 def task_states(ids: list[str]) -> dict[str, str]:
@@ -151,7 +154,7 @@ def test_array_jobs_on_a_real_cluster_kill_status_missing_and_parse(tmp_path):
     sweepax(
         project, env, "launch.slurm", "hyperparams/boxed.py", "--image", str(image), "--gpus", "0"
     )
-    direct = slurm.read_submissions(project / "runs", "direct")
+    direct = records.read_submissions(Paths(project / "runs"), "direct")
     assert [(r["array"], r["offset"]) for r in direct] == [("0-1", 0), ("0", 2)]
     first, second = job_ids(project, "direct")
 
@@ -186,10 +189,10 @@ def test_array_jobs_on_a_real_cluster_kill_status_missing_and_parse(tmp_path):
 
     # 5. resubmit exactly the missing task, with parse queued after it
     sweepax(project, env, "launch.slurm", "direct", "--missing", "--parse", "--no-container")
-    records = slurm.read_submissions(project / "runs", "direct")[2:]
-    assert [(r["kind"], r["array"]) for r in records] == [("array", "1"), ("parse", "0")]
-    assert records[1]["dependency"] == f"afterany:{records[0]['job_id']}"
-    states = wait([r["job_id"] for r in records])
+    recs = records.read_submissions(Paths(project / "runs"), "direct")[2:]
+    assert [(r["kind"], r["array"]) for r in recs] == [("array", "1"), ("parse", "0")]
+    assert recs[1]["dependency"] == f"afterany:{recs[0]['job_id']}"
+    states = wait([r["job_id"] for r in recs])
     assert set(states.values()) == {"COMPLETED"}, states
 
     direct_manifest = json.loads((project / "runs" / "direct.json").read_text())
@@ -200,11 +203,69 @@ def test_array_jobs_on_a_real_cluster_kill_status_missing_and_parse(tmp_path):
     assert list(scores["hidden_size"].values) == [8, 16, 24]
     task1 = direct_manifest["tasks"][1]["task_id"]
     attrs = store.read_attrs(store.complete_stores(project / "results" / "direct")[task1])
-    assert f'"array_job_id": "{records[0]["job_id"]}"' in json.dumps(attrs)  # provenance: SLURM ids
+    assert f'"array_job_id": "{recs[0]["job_id"]}"' in json.dumps(attrs)  # provenance: SLURM ids
 
     # 6. bare submit: every planned study has a submission, so nothing goes out
     assert "nothing to submit" in sweepax(project, env, "launch.slurm", "--no-container").stdout
     print(f"\nslurm integration: first round {t_first:.0f} s, total {time.monotonic() - t0:.0f} s")
+
+
+START = Path(__file__).resolve().parents[2] / "launching" / "start-local-slurm.sh"
+
+
+def stop_controller() -> None:
+    """Stop slurmctld by its pid file (running jobs stay with slurmd)."""
+    pid = int(Path("/run/slurmctld.pid").read_text())
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{pid}").exists():
+        assert time.monotonic() < deadline, "slurmctld did not stop"
+        time.sleep(0.2)
+
+
+@pytest.mark.skipif(
+    not Path("/run/slurmctld.pid").is_file() or os.geteuid() != 0,
+    reason="needs the local cluster of launching/start-local-slurm.sh, as root",
+)
+def test_an_unreachable_controller_makes_tasks_unknown_and_missing_refuses(tmp_path):
+    project = tmp_path / "proj"
+    (project / "runs").mkdir(parents=True)
+    tasks = [{"index": i, "task_id": f"sleep{i}", "command": "sleep 120"} for i in range(2)]
+    (project / "runs" / "sleepy.json").write_text(json.dumps({"study": "sleepy", "tasks": tasks}))
+    (project / "runs" / "sleepy.txt").write_text("sleep 120\n" * 2)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env.pop("SWEEPAX_SITE", None)
+    sweepax(project, env, "launch.slurm", "sleepy", "--no-container")
+    ids = job_ids(project, "sleepy")
+    deadline = time.monotonic() + 60
+    while set(task_states(ids).values()) != {"RUNNING"}:
+        assert time.monotonic() < deadline, task_states(ids)
+        time.sleep(0.5)
+
+    stop_controller()
+    try:
+        rows = status(project, env, "sleepy")
+        assert [r["state"] for r in rows] == ["unknown", "unknown"]
+        assert "Unable to contact slurm controller" in rows[0]["last_line"]
+        refused = subprocess.run(
+            [sys.executable, "-m", "sweepax.launch.slurm", "sleepy", "--missing", "--no-container"],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+        assert "SLURM cannot tell the state of 2 task(s) (0-1)" in refused.stderr
+        assert "--force" in refused.stderr
+        assert len(job_ids(project, "sleepy")) == 1  # nothing submitted
+    finally:  # the controller comes back on its saved state for the tests that follow
+        subprocess.run(
+            ["bash", str(START)], env={**os.environ, "SLURM_KEEP_STATE": "1"}, check=True
+        )
+    try:
+        assert [r["state"] for r in status(project, env, "sleepy")] == ["running", "running"]
+    finally:
+        subprocess.run(["scancel", *ids])
 
 
 def test_max_array_size_is_read_from_the_real_scontrol():

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from sweepax.launch import onager, slurm, status, sync
+from sweepax.files import sha256_file
+from sweepax.launch import onager, records, slurm, status, sync
+from sweepax.launch.records import Paths
 
 GOLDEN = Path(__file__).parent / "golden"
 ODD_PROJECT = Path('/home/o\'neil/my "sweeps" $HOME')
@@ -120,7 +122,7 @@ def test_rendered_script_runs_the_right_line_in_an_odd_project_dir(tmp_path, con
         project=project,
         study="s",
         lines="runs/s.txt",
-        lines_sha256=slurm.sha256_file(project / "runs" / "s.txt"),
+        lines_sha256=sha256_file(project / "runs" / "s.txt"),
         offset=2,
         opts=opts,
     )
@@ -154,6 +156,69 @@ def test_rendered_script_runs_the_right_line_in_an_odd_project_dir(tmp_path, con
     assert proc.returncode == 2 and "changed after this array was submitted" in proc.stderr
 
 
+def test_moved_results_dir_reaches_the_task_command(tmp_path):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "s.txt").write_text("./show-args\n")
+    (tmp_path / "show-args").write_text('#!/bin/bash\nprintf "%s|" "$@" > args.txt\n')
+    (tmp_path / "show-args").chmod(0o755)
+    text = slurm.script_text(
+        (slurm.REPO / slurm.TEMPLATE).read_text(),
+        project=tmp_path,
+        study="s",
+        lines="runs/s.txt",
+        lines_sha256=sha256_file(tmp_path / "runs" / "s.txt"),
+        offset=0,
+        opts=slurm.Options(container=False),
+        paths=Paths(results_dir=Path("/scratch/o'neil/my results")),
+    )
+    assert "RESULTS_DIR='/scratch/o'\"'\"'neil/my results'" in text
+    proc = subprocess.run(
+        ["bash", "-c", text],
+        cwd=tmp_path,
+        env={**os.environ, "SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_JOB_ID": "5"},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "args.txt").read_text() == "--results_dir|/scratch/o'neil/my results|"
+
+
+def test_template_fields_unknown_is_an_error_unused_is_not():
+    assert slurm.render("a {{ study }} b", {"study": "s", "offset": "3"}) == "a s b"
+    with pytest.raises(slurm.UserError, match=r"unknown template fields \['nosuch'\]"):
+        slurm.render("{{ nosuch }}", {"study": "s"})
+    site_template = "#!/bin/bash\n#SBATCH --output={{ log_dir }}/%A_%a.out\n"
+    with pytest.raises(slurm.UserError, match="no {{ results_dir }} field"):
+        slurm.script_text(
+            site_template,
+            project=Path("/p"),
+            study="s",
+            lines="runs/s.txt",
+            lines_sha256="0" * 64,
+            offset=0,
+            opts=slurm.Options(container=False),
+            paths=Paths(results_dir=Path("elsewhere")),
+        )
+
+
+def test_a_dependency_is_rendered_into_the_command_and_plans_stay_as_planned():
+    sub = slurm.Submission(
+        "s", "parse", 0, "0", Path("runs/s.slurm/x.sbatch"), "", "l", "0", ("--qos=low",)
+    )
+    later = sub.after(["41", "42"])
+    assert later.command == [
+        "sbatch",
+        "--parsable",
+        "--dependency=afterany:41:42",
+        "--array=0",
+        "--qos=low",
+        "runs/s.slurm/x.sbatch",
+    ]
+    assert sub.dependency is None and "--dependency" not in " ".join(sub.command)
+    with pytest.raises(AttributeError):
+        sub.dependency = "afterok:1"  # type: ignore[misc]
+
+
 def test_gpu_check_fails_fast_when_jax_sees_no_gpu(tmp_path):
     (tmp_path / "runs").mkdir()
     (tmp_path / "runs" / "s.txt").write_text("echo should-not-run\n")
@@ -162,7 +227,7 @@ def test_gpu_check_fails_fast_when_jax_sees_no_gpu(tmp_path):
         project=tmp_path,
         study="s",
         lines="runs/s.txt",
-        lines_sha256=slurm.sha256_file(tmp_path / "runs" / "s.txt"),
+        lines_sha256=sha256_file(tmp_path / "runs" / "s.txt"),
         offset=0,
         opts=slurm.Options(container=False, gpus="1"),
     )
@@ -182,17 +247,17 @@ def test_gpu_check_fails_fast_when_jax_sees_no_gpu(tmp_path):
 
 # --- array specs, MaxArraySize --------------------------------------------------------------------
 def test_condense_expand_and_split():
-    assert slurm.condense([9, 0, 1, 2, 5, 7, 8, 2]) == "0-2,5,7-9"
-    assert slurm.expand("0-2,5,7-9%3") == [0, 1, 2, 5, 7, 8, 9]
-    assert slurm.expand("0-6:3") == [0, 3, 6]
-    assert slurm.split(range(5), 1001) == [(0, [0, 1, 2, 3, 4])]
-    assert slurm.split(range(2500), 1001) == [
+    assert records.condense([9, 0, 1, 2, 5, 7, 8, 2]) == "0-2,5,7-9"
+    assert records.expand("0-2,5,7-9%3") == [0, 1, 2, 5, 7, 8, 9]
+    assert records.expand("0-6:3") == [0, 3, 6]
+    assert records.split(range(5), 1001) == [(0, [0, 1, 2, 3, 4])]
+    assert records.split(range(2500), 1001) == [
         (0, list(range(1001))),
         (1001, list(range(1001))),
         (2002, list(range(498))),
     ]
-    assert slurm.split([3, 1005, 1999], 1000) == [(0, [3]), (1000, [5, 999])]
-    assert slurm.array_spec(range(10), 4) == "0-9%4"
+    assert records.split([3, 1005, 1999], 1000) == [(0, [3]), (1000, [5, 999])]
+    assert records.array_spec(range(10), 4) == "0-9%4"
 
 
 SCONTROL = """Configuration data as of 2026-11-24T10:00:00
@@ -235,14 +300,22 @@ echo "$n"
 [ "$1 $2" = "show config" ] && printf 'MaxArraySize            = %s\\n' "${FAKE_MAX:-1001}"
 """,
     "squeue": """#!/bin/bash
-cat "$FAKE_DIR/squeue.out" 2>/dev/null
+cat "$FAKE_DIR/squeue.out" 2>/dev/null || true  # a cluster that knows none of the jobs
+""",
+    # as on a cluster without slurmdbd
+    "sacct": """#!/bin/bash
+echo "Slurm accounting storage is disabled" >&2; exit 1
 """,
 }
+UNREACHABLE = """#!/bin/bash
+echo "slurm_load_jobs error: Unable to contact slurm controller (connect failure)" >&2
+exit 1
+"""
 
 
 @pytest.fixture
 def fake_cluster(tmp_path, monkeypatch):
-    """A project with a 3-task study in runs/, and stand-in sbatch/scontrol/squeue on PATH."""
+    """A project with a 3-task study in runs/, and stand-in sbatch/scontrol/squeue/sacct on PATH."""
     project = tmp_path / "proj ect"
     (project / "runs").mkdir(parents=True)
     tasks = [{"index": i, "task_id": f"id{i}", "command": f"echo {i}"} for i in range(3)]
@@ -319,12 +392,7 @@ def test_status_and_missing_resubmission(fake_cluster, monkeypatch, capsys):
 
     monkeypatch.setattr(store, "complete_stores", lambda d: {"id0": d / "id0.zarr"})
     (fake_cluster / "results" / "s").mkdir(parents=True)
-    rows = status.study_status(
-        json.loads((fake_cluster / "runs" / "s.json").read_text()),
-        Path("runs"),
-        Path("results"),
-        Path("logs"),
-    )
+    rows = status.study_status(json.loads((fake_cluster / "runs" / "s.json").read_text()), Paths())
     assert [r.state for r in rows] == ["complete", "failed", "running"]
     assert rows[1].last_line == "ValueError: boom" and rows[1].err == "logs/s/41_1.err"
     assert status.main(["s"]) == 0
@@ -339,18 +407,161 @@ def test_status_and_missing_resubmission(fake_cluster, monkeypatch, capsys):
     # the resubmitted task 1 (job 42) is pending; task 2's array job aged out of squeue with a log
     (fake_cluster.parent / "squeue.out").write_text("42|1|PENDING\n")
     (logs / "41_2.err").write_text("slurmstepd: error: *** JOB 44 ON vm CANCELLED AT now ***\n")
-    rows = status.study_status(
-        json.loads((fake_cluster / "runs" / "s.json").read_text()),
-        Path("runs"),
-        Path("results"),
-        Path("logs"),
-    )
+    rows = status.study_status(json.loads((fake_cluster / "runs" / "s.json").read_text()), Paths())
     assert [(r.state, r.job) for r in rows] == [
         ("complete", "41_0"),
         ("pending", "42_1"),
         ("failed", "41_2"),
     ]
     assert "CANCELLED" in rows[2].last_line
+
+
+def test_submit_plans_without_writing_or_submitting(fake_cluster, capsys):
+    target = slurm.Target(
+        fake_cluster,
+        Paths(),
+        slurm.Options(container=False, max_parallel=2, sbatch_args=["--qos=low"]),
+        (slurm.REPO / slurm.TEMPLATE).read_text(),
+        max_array_size=2,
+        stamp="STAMP",
+    )
+    subs = [*slurm.plan_arrays("s", [0, 2], target), slurm.plan_parse("s", target)]
+    assert [(s.kind, s.array, s.offset, str(s.script)) for s in subs] == [
+        ("array", "0%2", 0, "runs/s.slurm/STAMP-0.sbatch"),
+        ("array", "0%2", 2, "runs/s.slurm/STAMP-1.sbatch"),
+        ("parse", "0", 0, "runs/s.slurm/STAMP-parse.sbatch"),
+    ]
+    assert "OFFSET=2" in subs[1].text and subs[2].lines_text.endswith("parse results/s\n")
+    slurm.print_dry_run(subs, slurm.Console(soft_wrap=True))
+    out = capsys.readouterr().out
+    assert "$ sbatch --parsable --array=0%2 --qos=low runs/s.slurm/STAMP-1.sbatch" in out
+    assert (
+        "$ sbatch --parsable '--dependency=afterany:<ids of the arrays above>' --array=0 "
+        "--qos=low runs/s.slurm/STAMP-parse.sbatch" in out
+    )
+    assert not (fake_cluster / "runs" / "s.slurm").exists()
+    assert not (fake_cluster.parent / "sbatch.calls").exists()
+
+
+def stand_in(project: Path, name: str, text: str) -> None:
+    """Replace the fake cluster's stand-in ``name``."""
+    (project.parent / "bin" / name).write_text(text)
+
+
+def test_unreachable_slurm_makes_tasks_unknown_and_missing_refuses(
+    fake_cluster, monkeypatch, capsys
+):
+    assert slurm.main(["s", "--no-container"]) == 0  # job 41, tasks 0-2
+    (fake_cluster / "logs" / "s" / "41_1.out").write_text("sweepax: s task 1\nprogress: 3/20\n")
+    from sweepax.results import store
+
+    monkeypatch.setattr(store, "complete_stores", lambda d: {"id0": d / "id0.zarr"})
+    (fake_cluster / "results" / "s").mkdir(parents=True)
+    stand_in(fake_cluster, "squeue", UNREACHABLE)
+    rows = status.study_status(json.loads((fake_cluster / "runs" / "s.json").read_text()), Paths())
+    assert [r.state for r in rows] == ["complete", "unknown", "unknown"]
+    assert rows[1].last_line == (
+        "squeue failed: slurm_load_jobs error: Unable to contact slurm controller (connect failure)"
+    )
+    assert status.main(["s"]) == 0
+    out = capsys.readouterr().out
+    assert "failed s[" not in out and "without a result" not in out
+    assert "warning: s: SLURM could not be asked about 2 task(s) (1-2): squeue failed:" in out
+    header = next(ln for ln in out.splitlines() if "complete" in ln)
+    row = next(ln for ln in out.splitlines() if ln.startswith("│ s "))
+    assert header.split()[1:-1:2] == ["study", "tasks", *status.STATES]
+    assert row.split()[1:-1:2] == ["s", "3", "1", "0", "0", "0", "2", "0"]
+    assert status.main(["s", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert [r["state"] for r in json.loads(captured.out)["s"]] == ["complete", "unknown", "unknown"]
+    assert "warning: s: SLURM could not be asked" in captured.err
+
+    assert slurm.main(["s", "--missing", "--no-container"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "error: s: SLURM cannot tell the state of 2 task(s) (1-2): squeue failed:" in err
+    assert "add --force to resubmit them anyway" in err
+    assert len(sbatch_calls(fake_cluster)) == 1  # nothing resubmitted
+    assert slurm.main(["s", "--force", "--no-container"]) == 2
+    assert "--force only applies to --missing" in capsys.readouterr().err
+
+    assert slurm.main(["s", "--missing", "--force", "--no-container"]) == 0
+    assert sbatch_calls(fake_cluster)[-1].startswith("--parsable --array=1-2 ")
+
+
+def test_sacct_failing_for_jobs_gone_from_squeue_makes_them_unknown(fake_cluster, capsys):
+    assert slurm.main(["s", "--no-container"]) == 0  # job 41, tasks 0-2
+    (fake_cluster / "logs" / "s" / "41_0.err").write_text("ValueError: boom\n")
+    manifest = json.loads((fake_cluster / "runs" / "s.json").read_text())
+    # squeue answers but no longer knows job 41; the cluster keeps no accounting: gone
+    assert [r.state for r in status.study_status(manifest, Paths())] == [
+        "failed",
+        "missing",
+        "missing",
+    ]
+    # accounting is kept but slurmdbd does not answer: SLURM cannot tell
+    stand_in(fake_cluster, "sacct", UNREACHABLE.replace("slurm_load_jobs", "sacct"))
+    rows = status.study_status(manifest, Paths())
+    assert [r.state for r in rows] == ["unknown"] * 3
+    assert "Unable to contact slurm controller" in rows[0].last_line
+    # squeue says "Invalid job id" for one job it forgot: an answer, not a failure
+    stand_in(
+        fake_cluster,
+        "squeue",
+        '#!/bin/bash\necho "slurm_load_jobs error: Invalid job id specified" >&2; exit 1\n',
+    )
+    stand_in(fake_cluster, "sacct", FAKE_BIN["sacct"])
+    assert [r.state for r in status.study_status(manifest, Paths())][0] == "failed"
+
+
+def test_without_squeue_a_submitted_study_is_unknown_and_an_unsubmitted_one_runs_here(
+    fake_cluster, monkeypatch, capsys
+):
+    (fake_cluster.parent / "bin" / "squeue").unlink()
+    monkeypatch.setenv("PATH", str(fake_cluster.parent / "bin"))
+    assert status.main(["s"]) == 0  # never submitted: not a SLURM study
+    out = capsys.readouterr().out
+    assert "s: 3 task(s) without a result: `nox -s run_local -- s` runs them here" in out
+    assert "warning" not in out and "--missing" not in out
+
+    assert slurm.main(["s", "--no-container"]) == 0
+    capsys.readouterr()
+    rows = status.study_status(json.loads((fake_cluster / "runs" / "s.json").read_text()), Paths())
+    assert [r.state for r in rows] == ["unknown"] * 3
+    assert rows[0].last_line.startswith("squeue not found on PATH")
+    assert slurm.main(["s", "--missing", "--no-container"]) == 2
+    assert "squeue not found on PATH" in capsys.readouterr().err
+
+
+def test_submit_and_status_use_moved_runs_results_and_logs_folders(fake_cluster, capsys):
+    (fake_cluster / "runs").rename(fake_cluster / "plans")
+    dirs = ["--runs-dir", "plans", "--results-dir", "out/res", "--logs-dir", "out/logs"]
+    assert slurm.main(["s", "--no-container", "--parse", *dirs]) == 0
+    recs = records.read_submissions(Paths(Path("plans")), "s")
+    assert [(r["kind"], r["job_id"]) for r in recs] == [("array", "41"), ("parse", "42")]
+    script = (fake_cluster / recs[0]["script"]).read_text()
+    assert recs[0]["script"].startswith("plans/s.slurm/") and "LINES=plans/s.txt" in script
+    assert "#SBATCH --output=out/logs/s/%A_%a.out" in script and "RESULTS_DIR=out/res" in script
+    parse_line = (fake_cluster / recs[1]["lines"]).read_text()
+    assert parse_line == "python -m sweepax.results.parse out/res/s\n"
+    assert (fake_cluster / "out" / "logs" / "s").is_dir()
+    assert "recorded in plans/s.submissions.json; logs: out/logs/s/" in capsys.readouterr().out
+
+    (fake_cluster / "out" / "logs" / "s" / "41_1.err").write_text("ValueError: boom\n")
+    (fake_cluster.parent / "squeue.out").write_text("41|0|RUNNING\n41|1|FAILED\n41|2|PENDING\n")
+    assert status.main(["s", "--json", *dirs]) == 0
+    rows = json.loads(capsys.readouterr().out)["s"]
+    assert [r["state"] for r in rows] == ["running", "failed", "pending"]
+    assert rows[1]["err"] == "out/logs/s/41_1.err" and rows[1]["last_line"] == "ValueError: boom"
+    assert slurm.main(["s", "--no-container", "--missing", *dirs]) == 0
+    assert sbatch_calls(fake_cluster)[-1].startswith("--parsable --array=1 plans/s.slurm/")
+
+
+def test_a_logs_dir_that_sbatch_cannot_take_is_one_line(fake_cluster, capsys):
+    assert slurm.main(["s", "--no-container", "--logs-dir", "my logs"]) == 2
+    err = capsys.readouterr().err
+    assert "error: --logs-dir my logs: SLURM log paths" in err and len(err.splitlines()) == 1
+    assert not (fake_cluster.parent / "sbatch.calls").exists()
 
 
 @pytest.mark.parametrize(

@@ -8,10 +8,19 @@ import math
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from rich.console import Console
 
-from sweepax.results.best import best, main, open_scores, run_best
+from sweepax.results.best import (
+    best,
+    main,
+    open_scores,
+    run_best,
+    seed_summary,
+    source_row,
+    winning_row,
+)
 from sweepax.results.parse import parse_study
 from sweepax.results.store import open_store
 
@@ -203,3 +212,29 @@ def test_best_cli_unknown_study_is_a_one_line_error(tmp_path):
         "error: tmaze_nope: no such study folder; pass results/<study> or a "
         "study name under results\n"
     )
+
+
+def test_winning_row_skips_empty_rows_and_breaks_ties_by_order():
+    nan = math.nan
+    scores = np.array([[nan, nan], [1.0, 3.0], [2.0, nan], [4.0, 0.0]])
+    assert winning_row(scores) == 1  # rows 1, 2 and 3 all average 2.0: the first wins
+    assert winning_row(np.array([[nan, 5.0], [4.0, 4.0]])) == 0  # one finite seed is enough
+    assert winning_row(np.full((2, 3), nan)) is None
+
+
+def test_seed_summary_uses_only_seeds_with_a_score():
+    r = seed_summary(np.array([1.0, math.nan, 3.0], np.float32), [7, 8, 9])
+    assert r == {
+        "score": 2.0,
+        "std": pytest.approx(math.sqrt(2)),
+        "sem": pytest.approx(1.0),
+        "n_seeds": 2,
+        "seeds": [7, 9],
+        "per_seed": [1.0, 3.0],
+    }
+    assert seed_summary(np.array([4.0]), [0])["std"] == 0.0
+
+
+def test_source_row_is_the_store_row_that_gave_most_seeds():
+    assert source_row(np.array([2, 1, 1, -1]), np.array([0, 3, 3, -1])) == (1, 3)
+    assert source_row(np.array([-1, -1]), np.array([-1, -1])) == (None, None)

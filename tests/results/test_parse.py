@@ -5,13 +5,24 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
 from rich.console import Console
 
-from sweepax.results.parse import main, parse_study
+from sweepax.results.parse import (
+    REASON_NOT_PLANNED,
+    PlannedCell,
+    TaskStore,
+    allocate,
+    coordinate_values,
+    fill,
+    main,
+    missing_cells,
+    parse_study,
+)
 from sweepax.results.store import open_store
 
 
@@ -208,3 +219,75 @@ def test_parse_cli_parses_every_study_when_none_named(study, tmp_path, capsys):
     assert (study.study_dir / "scores.zarr" / "zarr.json").is_file()
     out = capsys.readouterr().out
     assert "tmaze_ppo: 3 stores" in out and "discounted_return" in out
+
+
+def _grid_store(env, rows, seeds=(0,), n_update=2, dtype=np.float32, steps=(10, 20)):
+    """A ``TaskStore`` with the given label rows, built in memory (the parse steps' input)."""
+    n = len(rows)
+    ds = xr.Dataset(
+        {
+            "episode_return": (
+                ("config", "seed", "update"),
+                np.zeros((n, len(seeds), n_update), dtype),
+            ),
+            "final_return": (("config", "seed"), np.ones((n, len(seeds)), dtype)),
+        },
+        coords={"seed": list(seeds), "env_steps": ("update", list(steps)[:n_update])},
+    )
+    return TaskStore(0, "t", Path("t.zarr"), "2026", env, rows, ds, {})
+
+
+def test_coordinate_values_sort_numbers_then_strings_then_none_and_split_fixed():
+    stores = [
+        _grid_store("b", [{"x": 10, "s": "z", "k": 1}, {"x": 2.5, "s": None, "k": 1}]),
+        _grid_store("a", [{"x": 1, "s": "a", "k": 1}], seeds=(3, 1)),
+    ]
+    planned = [
+        PlannedCell({"env": "c", "x": 0, "s": "a", "k": 1}, 7, "p"),
+        PlannedCell({"env": "d", "x": -1}, 9, "q"),  # not fully labelled: adds nothing
+    ]
+    grid = coordinate_values(stores, planned, ["x", "s", "k"])
+    assert grid.coords == {
+        "env": ["a", "b", "c"],
+        "x": [0, 1, 2.5, 10],
+        "s": ["a", "z", None],
+        "k": [1],
+    }
+    assert grid.varying == ["x", "s"] and grid.fixed == {"k": 1}
+    assert grid.seeds == [0, 1, 3, 7] and grid.shape == (3, 4, 3, 4)
+    assert grid.head({"env": "b", "x": 2.5, "s": None, "k": 1}) == (1, 2, 2)
+
+
+def test_allocate_takes_the_widest_dtype_and_fill_lets_the_newest_store_win():
+    old = _grid_store("e", [{"x": 1}, {"x": 2}])
+    new = _grid_store("e", [{"x": 2}], dtype=np.float64)._replace(index=1, completed_at="2027")
+    new.ds["final_return"][:] = 5.0
+    stores = [old, new]
+    grid = coordinate_values(stores, [], ["x"])
+    tensor = allocate(stores, grid)
+    assert tensor.final["final_return"].dtype == np.float64
+    assert np.isnan(tensor.final["final_return"]).all() and (tensor.store_index == -1).all()
+    assert tensor.env_steps.tolist() == [10, 20]  # the same for every store: one (update,) row
+    superseded = fill(stores, grid, tensor)
+    assert superseded == {(1, 0): 1}
+    assert tensor.final["final_return"][0, :, 0].tolist() == [1.0, 5.0]
+    assert tensor.store_index[0, :, 0].tolist() == [0, 1]
+    assert tensor.config_index[0, :, 0].tolist() == [0, 0]
+
+
+def test_missing_cells_group_seeds_per_task_and_name_unplanned_ones():
+    stores = [_grid_store("e", [{"x": 1}], seeds=(0,))]
+    planned = [PlannedCell({"env": "e", "x": 2}, s, "t2") for s in (0, 1)]
+    grid = coordinate_values(stores, planned, ["x"])
+    tensor = allocate(stores, grid)
+    fill(stores, grid, tensor)
+    assert missing_cells(grid, tensor.store_index, planned) == [
+        {"env": "e", "x": 1, "seeds": [1], "task_id": None, "reason": REASON_NOT_PLANNED},
+        {
+            "env": "e",
+            "x": 2,
+            "seeds": [0, 1],
+            "task_id": "t2",
+            "reason": "missing (task t2 has no complete store)",
+        },
+    ]

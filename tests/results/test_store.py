@@ -126,3 +126,24 @@ def test_float32_vmapped_values_keep_their_decimal_labels(tmp_path):
     lrs = np.asarray([2.5e-4, 2.5e-3], dtype=np.float32)  # as a traced config would hold them
     path = write_task_store(tmp_path, "t", metrics, {"lr": lrs}, [0], np.arange(1, 4), {})
     assert open_store(path)["lr"].values.tolist() == [2.5e-4, 2.5e-3]
+
+
+def test_a_writer_that_fails_half_way_leaves_nothing(stores, monkeypatch):
+    import sweepax.results.store as store_mod
+
+    def boom(path):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(store_mod, "consolidate", boom)
+    with pytest.raises(OSError, match="disk full"):
+        stores.make("task_a")
+    assert list(stores.study_dir.iterdir()) == []
+
+
+def test_values_are_plain_json():
+    from pathlib import Path
+
+    from sweepax.results.values import jsonable
+
+    got = jsonable({1: (np.float32(0.5), np.int64(3)), "p": Path("a/b"), "x": [float("nan")]})
+    assert got == {"1": [0.5, 3], "p": "a/b", "x": [None]}

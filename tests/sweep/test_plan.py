@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
+import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -137,7 +140,10 @@ def test_write_creates_lines_and_manifest(tmp_path):
     for i, (line, task) in enumerate(zip(lines, data["tasks"], strict=True)):
         assert task["index"] == i and task["command"] == line
         assert task["n_configs"] == 12 and len(task["configs"]) == 12
-        assert "seed" not in task["static"] and task["args"]["seed"] == 2024
+        # every static value once; the seeds as their list (seed .. seed + n_seeds - 1)
+        assert task["static"] == {k: v for k, v in p.tasks[i].static.items() if "seed" not in k}
+        assert "seed" not in task["static"] and task["seeds"] == list(range(2024, 2034))
+    assert "seed" not in data["hparams_static"] and "hidden_size" in data["hparams_static"]
     assert data["spec_path"].endswith("study.py") and len(data["spec_hash"]) == 64
     assert data["hparams_vmapped"][:2] == ["lr", "lambda0"]
 
@@ -178,3 +184,111 @@ def test_unusable_static_values_are_refused_at_planning_time(tmp_path, args, mes
     with pytest.raises(UserError) as err:
         make_plan(tmp_path, body)
     assert str(err.value).startswith(f"{tmp_path / 'study.py'}: {message}")
+
+
+# --- sizes: refused before allocating, progress, a manifest proportional to the plan -----------
+
+HUGE = """
+hparams = {"args": [{"env": "tmaze_5",
+                     "lr": vmap([1e-4 * (i + 1) for i in range(100_000)]),
+                     "lambda0": vmap([i / 100_000 for i in range(100_000)])}]}
+"""
+
+
+def test_a_grid_of_1e10_configs_is_refused_from_its_axis_sizes_in_a_second(tmp_path):
+    path = tmp_path / "study.py"
+    path.write_text("from sweepax import vmap\n" + textwrap.dedent(HUGE))
+    study = load.load(path)
+    t0 = time.perf_counter()
+    with pytest.raises(UserError) as err:
+        plan.plan(study)
+    assert time.perf_counter() - t0 < 1.0
+    assert str(err.value) == (
+        f"{path}: the sweep expands to 10,000,000,000 configs (args[0]: 100000 lr x 100000 "
+        "lambda0), more than --max-configs 100,000; split the study into several sweep files "
+        "or raise --max-configs"
+    )
+
+
+def test_write_jobs_refuses_a_huge_grid_in_one_line_with_little_memory_and_writes_nothing(
+    tmp_path,
+):
+    path = tmp_path / "study.py"
+    path.write_text("from sweepax import vmap\n" + textwrap.dedent(HUGE))
+    code = (
+        "import resource, sys\n"
+        "from sweepax.sweep import write_jobs\n"
+        "rc = write_jobs.main(sys.argv[1:])\n"
+        "print(rc, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n"
+    )
+    runs = tmp_path / "runs"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(path), "--runs-dir", str(runs)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    rc, peak_mib = proc.stdout.split()
+    assert rc == "2" and int(peak_mib) < 1024, proc.stdout  # planning it would take > 6 GB
+    assert proc.stderr.count("\n") == 1 and "10,000,000,000 configs" in proc.stderr
+    assert not runs.exists()
+
+
+def test_max_configs_sets_the_limit_and_tasks_of_envs_that_cannot_vmap_count(tmp_path):
+    path = tmp_path / "study.py"
+    path.write_text(
+        "from sweepax import vmap\nhparams = {'args': [{'env': 'tmaze_5', "
+        "'lr': vmap([0.1, 0.2, 0.3]), 'hidden_size': [8, 16]}]}\n"
+    )
+    study = load.load(path)
+    assert len(plan.plan(study, max_configs=6).tasks) == 2
+    with pytest.raises(UserError, match=r"expands to 6 configs \(args\[0\]: 3 lr x 2 hidden_siz"):
+        plan.plan(study, max_configs=5)
+    madrona = tmp_path / "pix.py"
+    madrona.write_text(
+        'hparams = {"args": [{"env": "ant-pixels", "renderer": "madrona", "n_seeds": 10}]}\n'
+    )
+    with pytest.raises(UserError, match=r"1 configs in 10 tasks \(args\[0\]: 10 seeds \(cannot"):
+        plan.plan(load.load(madrona), max_configs=9)
+    with pytest.raises(UserError, match=r"--max-configs 0: must be at least 1"):
+        plan.plan(study, max_configs=0)
+
+
+def test_a_large_plan_reports_progress_and_its_manifest_grows_with_configs_not_repetition(
+    tmp_path,
+):
+    # 10,000 configs: 100 tasks (lr list) of 100 vmapped configs (lambda0)
+    body = """
+    hparams = {"args": [{"env": "tmaze_5", "lr": [1e-4 * (i + 1) for i in range(100)],
+                         "lambda0": vmap([i / 100 for i in range(100)])}]}
+    """
+    path = tmp_path / "study.py"
+    path.write_text("from sweepax import vmap\n" + textwrap.dedent(body))
+    runs = tmp_path / "runs"
+    proc = subprocess.run(
+        [sys.executable, "-m", "sweepax.sweep.write_jobs", str(path), "--runs-dir", str(runs)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == ["planning study: 10,000 of 10,000 configs"]
+    text = (runs / "study.json").read_text()
+    data = json.loads(text)
+    assert len(data["tasks"]) == 100 and sum(t["n_configs"] for t in data["tasks"]) == 10_000
+    assert len(text) < 10_000 * 160  # every swept value of a config once, compactly
+    assert len(text.splitlines()) < 100 + 40  # one line per task, plus the study's keys
+
+
+def test_a_manifest_task_states_each_static_value_once(tmp_path):
+    body = """
+    hparams = {"args": [{"env": "tmaze_5", "lr": [1e-4 * (i + 1) for i in range(10)],
+                         "lambda0": [i / 10 for i in range(10)]}]}
+    """
+    p = make_plan(tmp_path, body)
+    text = plan.manifest_text(p)
+    assert len(p.tasks) == 100
+    assert len(text) / 100 < 800  # command, static values, one config, seeds
+    task = json.loads(text)["tasks"][0]
+    assert sorted(task) == ["command", "configs", "index", "n_configs", "seeds", "static",
+                            "task_id"]  # fmt: skip
+    assert text.count('"total_steps":') == 100 and text.count('"lr":') == 100

@@ -3,6 +3,8 @@ and seed, a note in the plan output; the same study with the ``jax`` renderer st
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -53,3 +55,21 @@ def test_jax_renderer_study_vmaps_configs_and_seeds_in_one_task_without_notes(tm
     p = make_plan(tmp_path, "jax")
     assert len(p.tasks) == 1 and len(p.tasks[0].configs) == 24 and len(p.tasks[0].seeds) == 10
     assert p.notes == [] and "notes" not in p.manifest()
+
+
+def test_planning_mjx_and_pixel_studies_does_not_import_mujoco(tmp_path):
+    """Planning matches MuJoCo ids by name (``envs.names``) without loading MuJoCo."""
+    (tmp_path / "mj.py").write_text(
+        'hparams = {"args": [{"env": ["Hopper-v5", "Ant-P-v0", "walker2d-pixels-32"]}]}\n'
+    )
+    make_plan(tmp_path, "madrona")  # writes ant_madrona.py
+    code = (
+        "import sys\n"
+        "from sweepax.sweep import write_jobs\n"
+        f"plans = write_jobs.plan_targets([{str(tmp_path)!r}], None)\n"
+        "print(sorted(len(p.tasks) for p in plans))\n"
+        "print('mujoco' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:2] == ["[3, 240]", "False"]

@@ -8,7 +8,8 @@ import typing as tp
 import flax.struct
 import jax
 
-from sweepax.hparams import hp
+from sweepax.envs import names
+from sweepax.hparams import fields_of, hp
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,7 +21,7 @@ class PPOStatic:
         "jax",
         "image envs (*-pixels): 'jax' (MJX ray casting, runs anywhere, vmappable) or 'madrona' "
         "(GPU batch renderer; cannot vmap: every config and seed becomes its own task)",
-        choices=("jax", "madrona"),
+        choices=names.RENDERERS,
         label=False,
     )
     memoryless: bool = hp(False, "MLP policy instead of the GRU (no memory)")
@@ -32,19 +33,23 @@ class PPOStatic:
     )
     perfect_memory: bool = hp(False, "env appends the hidden state the agent must remember")
     double_critic: bool = hp(False, "lambda-discrepancy double critic (two value heads)")
-    hidden_size: int = hp(128, "width of the GRU / MLP layers")
-    num_envs: int = hp(4, "environments stepped in parallel per run")
-    num_steps: int = hp(128, "steps per environment per PPO update (rollout length)")
+    hidden_size: int = hp(128, "width of the GRU / MLP layers", low=1)
+    num_envs: int = hp(4, "environments stepped in parallel per run", low=1)
+    num_steps: int = hp(128, "steps per environment per PPO update (rollout length)", low=1)
     total_steps: int = hp(1_000_000, "environment steps per run (all envs together)")
-    update_epochs: int = hp(4, "PPO epochs over each rollout")
-    num_minibatches: int = hp(4, "minibatches per epoch (split along the env axis)")
+    update_epochs: int = hp(4, "PPO epochs over each rollout", low=1)
+    num_minibatches: int = hp(4, "minibatches per epoch (split along the env axis)", low=1)
     normalize_advantages: bool = hp(
         True, "normalize advantages per minibatch (POBAX, PureJaxRL); off: raw GAE advantages"
     )
-    gamma: float = hp(0.99, "discount factor (also used for discounted_return)")
-    eval_steps: int = hp(1000, "steps per env of the greedy-free evaluation rollout after training")
+    gamma: float = hp(
+        0.99, "discount factor (also used for discounted_return)", low=0.0, open_low=True, high=1.0
+    )
+    eval_steps: int = hp(
+        1000, "steps per env of the greedy-free evaluation rollout after training", low=1
+    )
     seed: int = hp(2024, "first seed; the run uses seeds seed .. seed+n_seeds-1", label=False)
-    n_seeds: int = hp(1, "seeds vmapped inside the program", label=False)
+    n_seeds: int = hp(1, "seeds vmapped inside the program", low=1, label=False)
 
     @property
     def num_updates(self) -> int:
@@ -52,19 +57,21 @@ class PPOStatic:
         return self.total_steps // (self.num_steps * self.num_envs)
 
     def problems(self) -> list[str]:
-        """What makes these values unusable, one message per problem naming the key and the fix."""
+        """What makes these values unusable, one message per problem naming the key and the fix.
+
+        First each value against its declaration (choices, range, finite), then, if all pass,
+        the combinations (whole updates, minibatches dividing the envs).
+        """
         out = [
-            f"key {name!r}: {getattr(self, name)} must be at least 1"
-            for name in (
-                "n_seeds", "hidden_size", "num_envs", "num_steps", "update_epochs",
-                "num_minibatches", "eval_steps",
-            )
-            if getattr(self, name) < 1
-        ]  # fmt: skip
-        if out:
-            return out
-        if self.renderer not in ("jax", "madrona"):
-            out.append(f"key 'renderer': {self.renderer!r} must be 'jax' or 'madrona'")
+            problem
+            for f in fields_of(type(self), vmappable=False)
+            if (problem := f.problem(getattr(self, f.name)))
+        ]
+        return out or self.combination_problems()
+
+    def combination_problems(self) -> list[str]:
+        """Problems of values that are each in range but do not fit together."""
+        out = []
         if self.num_updates < 1:
             out.append(
                 f"key 'total_steps': {self.total_steps} is less than one update "
@@ -82,14 +89,20 @@ class PPOStatic:
 class PPOSweep:
     """Swept hyperparameters: traced scalars, vmapped over a leading ``config`` axis."""
 
-    lr: float = hp(2.5e-4, "Adam learning rate")
-    lambda0: float = hp(0.95, "GAE lambda of the (first) value head; the policy's advantage")
-    lambda1: float = hp(0.95, "GAE lambda of the second value head (double_critic)")
-    ld_weight: float = hp(0.0, "weight of the lambda-discrepancy loss (double_critic)")
-    entropy_coeff: float = hp(0.01, "entropy bonus coefficient")
-    vf_coeff: float = hp(0.5, "value loss coefficient")
-    clip_eps: float = hp(0.2, "PPO ratio clipping")
-    max_grad_norm: float = hp(0.5, "global gradient-norm clip")
+    lr: float = hp(2.5e-4, "Adam learning rate", low=0.0, open_low=True)
+    lambda0: float = hp(
+        0.95, "GAE lambda of the (first) value head; the policy's advantage", low=0.0, high=1.0
+    )
+    lambda1: float = hp(
+        0.95, "GAE lambda of the second value head (double_critic)", low=0.0, high=1.0
+    )
+    ld_weight: float = hp(
+        0.0, "weight of the lambda-discrepancy loss (double_critic)", low=0.0, high=1.0
+    )
+    entropy_coeff: float = hp(0.01, "entropy bonus coefficient", low=0.0)
+    vf_coeff: float = hp(0.5, "value loss coefficient", low=0.0)
+    clip_eps: float = hp(0.2, "PPO ratio clipping", low=0.0, open_low=True)
+    max_grad_norm: float = hp(0.5, "global gradient-norm clip", low=0.0, open_low=True)
 
 
 class TrainMetrics(tp.NamedTuple):
@@ -117,20 +130,18 @@ class TrainMetrics(tp.NamedTuple):
 class TransformerStatic(PPOStatic):
     """Static hyperparameters of PPO with a GTrXL transformer memory."""
 
-    embed_size: int = hp(64, "transformer embedding size")
-    num_heads: int = hp(4, "attention heads")
-    num_layers: int = hp(2, "transformer layers")
-    memory_window: int = hp(32, "past embeddings each step attends to")
+    embed_size: int = hp(64, "transformer embedding size", low=1)
+    num_heads: int = hp(4, "attention heads", low=1)
+    num_layers: int = hp(2, "transformer layers", low=1)
+    memory_window: int = hp(32, "past embeddings each step attends to", low=1)
     gating_bias: float = hp(2.0, "GRU-gate bias of the GTrXL layers")
 
-    def problems(self) -> list[str]:
-        """PPO's checks plus the transformer's own."""
-        out = super().problems()
+    def combination_problems(self) -> list[str]:
+        """PPO's combinations plus the transformer's own."""
+        out = super().combination_problems()
         if self.memoryless:
             out.append("key 'memoryless': does not apply to the transformer entry (use ppo)")
-        if self.memory_window < 1 or self.num_layers < 1 or self.num_heads < 1:
-            out.append("keys 'memory_window', 'num_layers', 'num_heads' must be at least 1")
-        elif self.embed_size % self.num_heads:
+        if self.embed_size % self.num_heads:
             out.append(
                 f"key 'embed_size': {self.embed_size} must be divisible by "
                 f"num_heads={self.num_heads}"

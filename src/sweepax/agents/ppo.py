@@ -272,7 +272,6 @@ def make_trainer(
     ``network(action_spec)`` builds the actor-critic (default: GRU or MLP from ``static``); it
     must give two value heads when ``static.double_critic``.
     """
-    registry.check(static.env)
     env, env_params = registry.make(
         static.env, renderer=static.renderer, perfect_memory=static.perfect_memory
     )
@@ -283,8 +282,6 @@ def make_trainer(
         )
     num_envs, num_steps, num_mb = static.num_envs, static.num_steps, static.num_minibatches
     num_updates = static.num_updates
-    if problems := static.problems():
-        raise ValueError("; ".join(problems))
     mb_envs = num_envs // num_mb
     space = env.action_space(env_params)
     action, low, high = action_spec(space)

@@ -35,7 +35,6 @@ from flax.linen.initializers import constant
 from sweepax.agents import ppo
 from sweepax.agents.config import PPOSweep, TrainMetrics, TransformerStatic
 from sweepax.agents.networks import ActionSpec, _heads, orthogonal
-from sweepax.errors import UserError
 
 
 class TransformerMemory(tp.NamedTuple):
@@ -156,8 +155,6 @@ class GTrXLActorCritic(nn.Module):
 
 def make_network(static: TransformerStatic, action: ActionSpec) -> GTrXLActorCritic:
     """The GTrXL actor-critic for ``static`` (two value heads with ``double_critic``)."""
-    if problems := static.problems():
-        raise UserError("; ".join(problems))
     return GTrXLActorCritic(
         action=action,
         hidden_size=static.hidden_size,

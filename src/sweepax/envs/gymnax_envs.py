@@ -117,7 +117,44 @@ class ContinuousBox(spaces.Box):
         return out
 
 
-class GymnaxEnv(environment.Environment):
+class FeatureMask:
+    """Shows only ``kept_indices`` of a flat observation of ``full_obs_dim`` features (the -F/-P/-V
+    variants); ``hidden_indices`` lists the dropped ones. Shared by ``GymnaxEnv`` and MJX envs."""
+
+    env_id: str
+
+    def mask_features(self, full_obs_dim: int, kept: tp.Sequence[int] | None = None) -> None:
+        """Keep the features ``kept`` (all when None) of a flat observation of ``full_obs_dim``."""
+        kept = tuple(range(full_obs_dim)) if kept is None else tuple(kept)
+        if not kept or any(not 0 <= i < full_obs_dim for i in kept) or len(set(kept)) < len(kept):
+            raise ValueError(f"bad kept_indices {kept} for obs of size {full_obs_dim}")
+        self.full_obs_dim = full_obs_dim
+        self.kept_indices = kept
+        self.hidden_indices = tuple(i for i in range(full_obs_dim) if i not in kept)
+        self._masked = kept != tuple(range(full_obs_dim))
+        self._kept = np.asarray(kept, dtype=np.int32)
+
+    def mask(self, flat: jax.Array) -> jax.Array:
+        """The kept features of a flat observation, shape (obs_dim,)."""
+        return flat[self._kept] if self._masked else flat
+
+    @property
+    def name(self) -> str:
+        """Environment id, as in the registry."""
+        return self.env_id
+
+    @property
+    def obs_dim(self) -> int:
+        """Length of the (masked) observation vector."""
+        return len(self.kept_indices)
+
+    @property
+    def num_actions(self) -> int:
+        """Number of discrete actions (``ContinuousActionsError`` for continuous ones)."""
+        return self.action_space(self.default_params).n
+
+
+class GymnaxEnv(FeatureMask, environment.Environment):
     """A gymnax env with flat float32 observations (optionally masked) and float32 rewards."""
 
     def __init__(
@@ -133,18 +170,7 @@ class GymnaxEnv(environment.Environment):
         params = inner.default_params if inner_params is None else inner_params
         obs_space = inner.observation_space(params)
         self.inner_obs_shape: tuple[int, ...] = tuple(int(d) for d in obs_space.shape)
-        self.full_obs_dim = int(np.prod(self.inner_obs_shape, dtype=int))
-        kept = tuple(range(self.full_obs_dim)) if kept_indices is None else tuple(kept_indices)
-        if (
-            not kept
-            or any(not 0 <= i < self.full_obs_dim for i in kept)
-            or len(set(kept)) < len(kept)
-        ):
-            raise ValueError(f"bad kept_indices {kept} for obs of size {self.full_obs_dim}")
-        self.kept_indices = kept
-        self.hidden_indices = tuple(i for i in range(self.full_obs_dim) if i not in kept)
-        self._masked = kept != tuple(range(self.full_obs_dim))
-        self._kept = np.asarray(kept, dtype=np.int32)
+        self.mask_features(int(np.prod(self.inner_obs_shape, dtype=int)), kept_indices)
 
     # --- observation transform -------------------------------------------------------------
     def full_obs(self, obs: tp.Any) -> jax.Array:
@@ -153,8 +179,7 @@ class GymnaxEnv(environment.Environment):
 
     def transform_obs(self, obs: tp.Any) -> jax.Array:
         """Wrapped env's observation -> ours: flat float32, only ``kept_indices``."""
-        flat = self.full_obs(obs)
-        return flat[self._kept] if self._masked else flat
+        return self.mask(self.full_obs(obs))
 
     # --- gymnax API ------------------------------------------------------------------------
     @property
@@ -227,24 +252,9 @@ class GymnaxEnv(environment.Environment):
         return self.inner.is_terminated(state, params)
 
     @property
-    def name(self) -> str:
-        """Environment id, as in the registry."""
-        return self.env_id
-
-    @property
-    def obs_dim(self) -> int:
-        """Length of the (masked) observation vector."""
-        return len(self.kept_indices)
-
-    @property
     def discrete_actions(self) -> bool:
         """True if the action space is ``spaces.Discrete``."""
         return isinstance(self.inner.action_space(self.inner.default_params), spaces.Discrete)
-
-    @property
-    def num_actions(self) -> int:
-        """Number of discrete actions (``ContinuousActionsError`` for continuous ones)."""
-        return self.action_space(self.default_params).n
 
     def action_space(self, params: environment.EnvParams | None = None) -> tp.Any:
         """The wrapped env's action space (a ``ContinuousBox`` if continuous)."""
@@ -326,6 +336,7 @@ __all__ = [
     "MASKED",
     "ContinuousActionsError",
     "ContinuousBox",
+    "FeatureMask",
     "GymnaxEnv",
     "MaskSpec",
     "make_gymnax",

@@ -49,6 +49,9 @@ from flax import struct
 from gymnax.environments import environment, spaces
 from mujoco import mjx
 
+from sweepax.envs import names
+from sweepax.envs.gymnax_envs import ContinuousBox, FeatureMask
+
 
 @dataclasses.dataclass(frozen=True)
 class BodySpec:
@@ -65,12 +68,18 @@ class BodySpec:
     contact_forces: bool  # cfrc_ext in obs and reward (Ant)
 
 
-BODIES: dict[str, BodySpec] = {
-    "Hopper": BodySpec("hopper.xml", 4, 1, 1e-3, 1.0, 5e-3, "uniform", 10.0, False),
-    "Walker2d": BodySpec("walker2d_v5.xml", 4, 1, 1e-3, 1.0, 5e-3, "uniform", 10.0, False),
-    "HalfCheetah": BodySpec("half_cheetah.xml", 5, 1, 0.1, 0.0, 0.1, "normal", None, False),
-    "Ant": BodySpec("ant.xml", 5, 2, 0.5, 1.0, 0.1, "normal", None, True),
-}
+BODIES: dict[str, BodySpec] = dict(
+    zip(
+        names.MJX_BODIES,  # Hopper, Walker2d, HalfCheetah, Ant
+        (
+            BodySpec("hopper.xml", 4, 1, 1e-3, 1.0, 5e-3, "uniform", 10.0, False),
+            BodySpec("walker2d_v5.xml", 4, 1, 1e-3, 1.0, 5e-3, "uniform", 10.0, False),
+            BodySpec("half_cheetah.xml", 5, 1, 0.1, 0.0, 0.1, "normal", None, False),
+            BodySpec("ant.xml", 5, 2, 0.5, 1.0, 0.1, "normal", None, True),
+        ),
+        strict=True,
+    )
+)
 ANT_CONTACT_COST_WEIGHT = 5e-4
 ANT_CONTACT_FORCE_RANGE = (-1.0, 1.0)
 MJX_IDS: tuple[str, ...] = tuple(f"{name}-v5" for name in BODIES)
@@ -171,7 +180,7 @@ class EnvParams(environment.EnvParams):
     max_steps_in_episode: int = 1000
 
 
-class MJXEnv(environment.Environment[EnvState, EnvParams]):
+class MJXEnv(FeatureMask, environment.Environment[EnvState, EnvParams]):
     """One locomotion body (``BODIES``) on MJX; ``variant`` F / P / V masks the observation."""
 
     def __init__(
@@ -195,21 +204,16 @@ class MJXEnv(environment.Environment[EnvState, EnvParams]):
         nq, nv, nbody = mj_model.nq, mj_model.nv, mj_model.nbody
         n_qpos = nq - self.spec.skip_qpos
         n_cfrc = 6 * (nbody - 1) if self.spec.contact_forces else 0
-        self.full_obs_dim = n_qpos + nv + n_cfrc
         # Obs: [qpos[skip_qpos:], qvel, cfrc_ext[1:] (Ant)]
         self.qpos_indices = tuple(range(n_qpos))
         self.qvel_indices = tuple(range(n_qpos, n_qpos + nv))
-        self.cfrc_indices = tuple(range(n_qpos + nv, self.full_obs_dim))
         kept = {
-            None: range(self.full_obs_dim),
+            None: None,
             "F": self.qpos_indices + self.qvel_indices,
             "P": self.qpos_indices,
             "V": self.qvel_indices,
         }[variant]
-        self.kept_indices = tuple(kept)
-        self.hidden_indices = tuple(i for i in range(self.full_obs_dim) if i not in kept)
-        self._masked = self.kept_indices != tuple(range(self.full_obs_dim))
-        self._kept = np.asarray(self.kept_indices, dtype=np.int32)
+        self.mask_features(n_qpos + nv + n_cfrc, kept)
         self._init_qpos = np.asarray(mj_model.qpos0, np.float32)
         self._ctrl_low = np.asarray(mj_model.actuator_ctrlrange[:, 0], np.float32)
         self._ctrl_high = np.asarray(mj_model.actuator_ctrlrange[:, 1], np.float32)
@@ -301,8 +305,7 @@ class MJXEnv(environment.Environment[EnvState, EnvParams]):
         self, state: EnvState, params: EnvParams | None = None, key: tp.Any = None
     ) -> jax.Array:
         """The (masked) observation, float32, shape (obs_dim,)."""
-        obs = self.full_obs(state.data)
-        return obs[self._kept] if self._masked else obs
+        return self.mask(self.full_obs(state.data))
 
     def is_terminated_data(self, data: mjx.Data) -> jax.Array:
         """Unhealthy (gymnasium's ``terminate_when_unhealthy=True``); never for HalfCheetah."""
@@ -313,29 +316,13 @@ class MJXEnv(environment.Environment[EnvState, EnvParams]):
         return self.is_terminated_data(state.data)
 
     @property
-    def name(self) -> str:
-        """Environment id, as in the registry."""
-        return self.env_id
-
-    @property
-    def obs_dim(self) -> int:
-        """Length of the (masked) observation vector."""
-        return len(self.kept_indices)
-
-    @property
     def discrete_actions(self) -> bool:
         """Always False: joint torques."""
         return False
 
-    @property
-    def num_actions(self) -> int:
-        """Continuous actions have no count: ``ContinuousActionsError``."""
-        return self.action_space(self.default_params).n
-
     def action_space(self, params: EnvParams | None = None) -> spaces.Box:
-        """Torques in the actuators' ctrlrange, shape (nu,)."""
-        from sweepax.envs.gymnax_envs import ContinuousBox
-
+        """Torques in the actuators' ctrlrange, shape (nu,); ``n`` raises
+        ``ContinuousActionsError`` (continuous actions have no count)."""
         box = spaces.Box(
             jnp.asarray(self._ctrl_low),
             jnp.asarray(self._ctrl_high),

@@ -39,19 +39,15 @@ import numpy as np
 from gymnax.environments import spaces
 from mujoco import mjx
 
+from sweepax.envs import names
 from sweepax.envs.mjx_envs import EnvParams, MJXEnv, with_time_limit
 from sweepax.errors import UserError
 
 log = logging.getLogger(__name__)
 
-PIXEL_BODIES: dict[str, str] = {  # id prefix -> mjx_envs.BODIES name
-    "hopper": "Hopper",
-    "walker2d": "Walker2d",
-    "halfcheetah": "HalfCheetah",
-    "ant": "Ant",
-}
+PIXEL_BODIES: dict[str, str] = names.PIXEL_BODIES  # id prefix -> mjx_envs.BODIES name
 PIXEL_IDS: tuple[str, ...] = tuple(f"{name}-pixels" for name in PIXEL_BODIES)
-RENDERERS: tuple[str, ...] = ("jax", "madrona")
+RENDERERS: tuple[str, ...] = names.RENDERERS
 DEFAULT_SIZE = 64
 CHANNELS = 2  # depth, shade
 FAR = 10.0  # metres: depth 0 at and beyond

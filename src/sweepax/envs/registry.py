@@ -21,7 +21,7 @@ import typing as tp
 
 from gymnax.environments import environment
 
-from sweepax.envs import gymnax_envs
+from sweepax.envs import gymnax_envs, names
 from sweepax.envs.tmaze import TMaze
 from sweepax.errors import UserError
 
@@ -88,13 +88,10 @@ def _build_mjx(match: re.Match, **kwargs: tp.Any) -> tuple[environment.Environme
         raise UserError(f"env {match.group(0)!r}: bad option(s): {err}") from None
 
 
-_MJX_BODIES = ("Hopper", "Walker2d", "HalfCheetah", "Ant")  # = mjx_envs.BODIES, without importing
-_MJX_IDS = tuple(f"{b}-v5" for b in _MJX_BODIES) + tuple(
-    f"{b}-{v}-v0" for b in _MJX_BODIES for v in "FPV"
+_MJX_IDS = tuple(f"{b}-v5" for b in names.MJX_BODIES) + tuple(
+    f"{b}-{v}-v0" for b in names.MJX_BODIES for v in "FPV"
 )
-
-_PIXEL_PREFIXES = ("hopper", "walker2d", "halfcheetah", "ant")  # = pixels.PIXEL_BODIES
-_PIXEL_IDS = tuple(f"{p}-pixels" for p in _PIXEL_PREFIXES)
+_PIXEL_IDS = tuple(f"{p}-pixels" for p in names.PIXEL_BODIES)
 
 
 def _build_pixels(match: re.Match, **kwargs: tp.Any) -> tuple[environment.Environment, tp.Any]:
@@ -145,14 +142,14 @@ FAMILIES: list[Family] = [
         guesses=lambda env_id: list(_MASKED_IDS),
     ),
     Family(
-        pattern="(" + "|".join(_MJX_BODIES) + r")-(?:v5|(F|P|V)-v0)",
+        pattern="(" + "|".join(names.MJX_BODIES) + r")-(?:v5|(F|P|V)-v0)",
         template="<Hopper|Walker2d|HalfCheetah|Ant>-v5 or -<F|P|V>-v0 (MJX)",
         examples=("Hopper-v5", "Hopper-P-v0", "HalfCheetah-V-v0", "Ant-v5"),
         build=_build_mjx,
         guesses=lambda env_id: list(_MJX_IDS),
     ),
     Family(
-        pattern="(" + "|".join(_PIXEL_PREFIXES) + r")-pixels(?:-(\d+))?",
+        pattern="(" + "|".join(names.PIXEL_BODIES) + r")-pixels(?:-(\d+))?",
         template="<hopper|walker2d|halfcheetah|ant>-pixels[-<N>] (MJX, N x N image, default 64)",
         examples=_PIXEL_IDS,
         build=_build_pixels,
@@ -202,7 +199,6 @@ def make(
     max_steps_in_episode, solver_iterations, ls_iterations; perfect_memory must be False.
     ``renderer`` ("jax" or "madrona") applies to image ids only; other ids accept only "jax".
     """
-    check(env_id)
     fam, match = _lookup(env_id)
     if kwargs.pop("perfect_memory", False):
         if not fam.perfect_memory:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
+import datetime as dt
 import os
 import re
 import shlex
+import socket
 import subprocess
 import sys
 import time
@@ -20,8 +21,10 @@ from rich.table import Table
 
 from sweepax.console import make_console
 from sweepax.errors import UserError, cli
-from sweepax.sweep import plan as planning
-from sweepax.sweep.write_jobs import plan_targets
+from sweepax.files import remove, temp_path, utc_now, utc_stamp
+from sweepax.launch import records
+from sweepax.launch.records import Paths
+from sweepax.results import store
 
 PROGRESS_RE = re.compile(r"progress: task \S+ update (\d+)/(\d+)")
 
@@ -34,66 +37,106 @@ class Job:
     index: int
     task_id: str
     command: str
-    log: Path
+    paths: Paths
+    store_before: Path | None = None  # its complete store when the run began (with --rerun)
+    log: Path | None = None  # this run's log, once started
+    claim: records.Claim | None = None
     proc: subprocess.Popen | None = None
     started: float = 0.0
     seconds: float = 0.0
-    status: str = "pending"
+    status: str = "pending"  # running | done | failed | skipped | held
+    note: str = ""  # why it was skipped or who holds it
+
+    @property
+    def name(self) -> str:
+        return f"{self.study}[{self.index}] {self.task_id}"
 
 
-def load_manifests(targets: tp.Sequence[str], runs_dir: Path, max_vmap: int | None) -> list[dict]:
-    """Manifests for targets: sweep files/folders are (re)planned into runs/, names read from it."""
-    paths = [t for t in targets if Path(t).exists()]
-    names = [t for t in targets if not Path(t).exists()]
-    manifests = []
-    for p in plan_targets(paths, max_vmap) if paths else []:
-        planning.write(p, runs_dir)
-        manifests.append(p.manifest())
-    for name in names:
-        path = runs_dir / f"{name}.json"
-        if not path.is_file():
-            raise UserError(
-                f"{name}: no such sweep file, folder or planned study ({path} is missing); "
-                "give the sweep file or run `nox -s write_jobs -- <sweep file>` first"
-            )
-        manifests.append(json.loads(path.read_text()))
-    return manifests
-
-
-def last_line(log: Path, pattern: str = "") -> str:
-    """The last non-empty line of a log (containing ``pattern``), for status displays."""
-    try:
-        with log.open("rb") as f:
-            f.seek(max(0, log.stat().st_size - 8192))
-            lines = f.read().decode(errors="replace").splitlines()
-    except OSError:
-        return ""
-    lines = [ln.strip() for ln in lines if ln.strip() and pattern in ln]
-    return lines[-1] if lines else ""
-
-
-def _progress_of(log: Path) -> float:
-    match = PROGRESS_RE.search(last_line(log, "progress:"))
+def _progress_of(log: Path | None) -> float:
+    match = PROGRESS_RE.search(records.last_line(log, "progress:")) if log else None
     return int(match[1]) / int(match[2]) if match else 0.0
 
 
-def _start(job: Job, env: dict[str, str]) -> None:
+def take(job: Job) -> bool:
+    """Claim ``job`` for this run; False (with the reason in ``job.note``) when another run
+    holds it or its store became complete since this run chose its tasks."""
+    holder = {"host": socket.gethostname(), "pid": os.getpid(), "started": utc_now()}
+    got = records.claim(job.paths.claim(job.study, job.index, job.task_id), holder)
+    if not isinstance(got, records.Claim):
+        job.status, job.note = (
+            "held",
+            f"another run_local holds it ({records.describe_holder(got)})",
+        )
+        return False
+    study_dir = job.paths.results(job.study)
+    now = store.complete_stores(study_dir).get(job.task_id) if study_dir.is_dir() else None
+    if now is not None and now != job.store_before:
+        got.release()
+        job.status, job.note = "skipped", f"completed meanwhile: {now}"
+        return False
+    job.claim = got
+    return True
+
+
+def link_latest(log: Path, link: Path) -> None:
+    """Point ``link`` at ``log`` (same folder); a plain file already there is kept, renamed."""
+    if link.exists() and not link.is_symlink():
+        mtime = dt.datetime.fromtimestamp(link.stat().st_mtime, dt.UTC)
+        os.rename(link, link.with_name(f"{link.stem}.{mtime:%Y%m%dT%H%M%S%fZ}.log"))
+    tmp = temp_path(link)
+    remove(tmp)
+    os.symlink(log.name, tmp)
+    os.replace(tmp, link)
+
+
+def start(job: Job, env: dict[str, str]) -> None:
+    """Start the claimed ``job`` with a log of its own; the task's process shares the claim."""
+    assert job.claim is not None
+    job.log = job.paths.run_log(job.study, job.index, job.task_id, utc_stamp())
     job.log.parent.mkdir(parents=True, exist_ok=True)
-    with job.log.open("w") as log:
+    with job.log.open("x") as log:
         log.write(f"$ {job.command}\n")
+        log.write(f"# run_local on {socket.gethostname()}, pid {os.getpid()}, at {utc_now()}\n")
         log.flush()
         job.proc = subprocess.Popen(
-            ["bash", "-c", job.command], stdout=log, stderr=subprocess.STDOUT, env=env
+            ["bash", "-c", job.command],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            pass_fds=(job.claim.fd,),
         )
+    link_latest(job.log, job.paths.latest_log(job.study, job.index, job.task_id))
     job.started = time.perf_counter()
     job.status = "running"
 
 
-def run_jobs(jobs: list[Job], parallel: int, console: Console) -> None:
-    """Run ``jobs``, at most ``parallel`` at a time, showing one bar per running task."""
+def finish(job: Job) -> bool:
+    """If ``job``'s process ended: record how, release its claim, True."""
+    if job.proc is None or job.proc.poll() is None:
+        return False
+    job.seconds = time.perf_counter() - job.started
+    job.status = "done" if job.proc.returncode == 0 else "failed"
+    if job.claim is not None:
+        job.claim.release()
+        job.claim = None
+    return True
+
+
+def task_environment() -> dict[str, str]:
+    """The tasks' environment: this Python's folder first on PATH, unbuffered output."""
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def run_jobs(jobs: list[Job], parallel: int, console: Console) -> None:
+    """Run ``jobs``, at most ``parallel`` at a time, showing one bar per running task.
+
+    Each task is claimed just before it starts: tasks another run holds, or that became
+    complete meanwhile, are skipped, so several runs of one study share its tasks.
+    """
+    env = task_environment()
     pending, running = list(jobs), []
     columns = (
         TextColumn("{task.description}"),
@@ -104,31 +147,34 @@ def run_jobs(jobs: list[Job], parallel: int, console: Console) -> None:
     with Progress(*columns, console=console, transient=False) as bar:
         overall = bar.add_task(f"tasks (0/{len(jobs)} done)", total=len(jobs))
         rows: dict[int, int] = {}
+
+        def count_done() -> None:
+            done = sum(j.status not in ("pending", "running") for j in jobs)
+            bar.update(overall, completed=done, description=f"tasks ({done}/{len(jobs)} done)")
+
         try:
             while pending or running:
                 while pending and len(running) < parallel:
                     job = pending.pop(0)
-                    _start(job, env)
+                    if not take(job):
+                        console.print(f"skipping {job.name}: {job.note}", soft_wrap=True)
+                        count_done()
+                        continue
+                    start(job, env)
                     running.append(job)
-                    rows[id(job)] = bar.add_task(
-                        f"{job.study}[{job.index}] {job.task_id}", total=1.0
-                    )
+                    rows[id(job)] = bar.add_task(job.name, total=1.0)
                 for job in list(running):
                     bar.update(rows[id(job)], completed=_progress_of(job.log))
-                    if job.proc is None or job.proc.poll() is None:
+                    if not finish(job):
                         continue
                     running.remove(job)
-                    job.seconds = time.perf_counter() - job.started
-                    job.status = "done" if job.proc.returncode == 0 else "failed"
                     bar.update(rows[id(job)], completed=1.0, visible=job.status == "failed")
-                    done = sum(j.status in ("done", "failed") for j in jobs)
-                    bar.update(
-                        overall, completed=done, description=f"tasks ({done}/{len(jobs)} done)"
-                    )
+                    count_done()
                     if job.status == "failed":
+                        assert job.proc is not None and job.log is not None
                         console.print(
-                            f"[red]failed[/red] {job.study}[{job.index}] {job.task_id} "
-                            f"(exit {job.proc.returncode}): {last_line(job.log)}  log: {job.log}",
+                            f"[red]failed[/red] {job.name} (exit {job.proc.returncode}): "
+                            f"{records.last_line(job.log)}  log: {job.log}",
                             soft_wrap=True,
                         )
                 time.sleep(0.25)
@@ -140,32 +186,21 @@ def run_jobs(jobs: list[Job], parallel: int, console: Console) -> None:
 
 
 def select_jobs(
-    manifests: tp.Sequence[dict],
-    results_dir: Path,
-    logs_dir: Path,
-    rerun: bool,
+    manifests: tp.Sequence[dict], paths: Paths, rerun: bool
 ) -> tuple[list[Job], list[Job]]:
     """(jobs to run, jobs skipped because a complete result store exists)."""
-    from sweepax.results import store
-
     todo, skipped = [], []
     for manifest in manifests:
         study = manifest["study"]
-        complete = (
-            store.complete_stores(results_dir / study) if (results_dir / study).is_dir() else {}
-        )
+        study_dir = paths.results(study)
+        complete = store.complete_stores(study_dir) if study_dir.is_dir() else {}
         for task in manifest["tasks"]:
             command = task["command"]
-            if results_dir != Path("results"):
-                command += " --results_dir " + shlex.quote(str(results_dir))
-            job = Job(
-                study,
-                task["index"],
-                task["task_id"],
-                command,
-                logs_dir / study / f"{task['index']}_{task['task_id']}.log",
-            )
-            if task["task_id"] in complete and not rerun:
+            if paths.results_dir != Paths().results_dir:
+                command += " --results_dir " + shlex.quote(str(paths.results_dir))
+            job = Job(study, task["index"], task["task_id"], command, paths)
+            job.store_before = complete.get(job.task_id)
+            if job.store_before is not None and not rerun:
                 job.status = "skipped"
                 skipped.append(job)
             else:
@@ -174,11 +209,11 @@ def select_jobs(
 
 
 def summary_table(jobs: tp.Sequence[Job]) -> Table:
-    """study | task | task id | status | seconds | log."""
+    """study | task | task id | status | seconds | log (or why it was skipped)."""
     table = Table(title="run_local")
     for col in ("study", "task", "task id", "status", "seconds", "log"):
         table.add_column(col, no_wrap=col != "log")
-    colour = {"done": "green", "failed": "red", "skipped": "dim"}
+    colour = {"done": "green", "failed": "red", "skipped": "dim", "held": "yellow"}
     for j in jobs:
         table.add_row(
             j.study,
@@ -186,7 +221,7 @@ def summary_table(jobs: tp.Sequence[Job]) -> Table:
             j.task_id,
             f"[{colour.get(j.status, '')}]{j.status}[/]",
             f"{j.seconds:.0f}" if j.seconds else "",
-            str(j.log) if j.status != "skipped" else "",
+            str(j.log) if j.log else j.note,
         )
     return table
 
@@ -208,21 +243,20 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--rerun", action="store_true", help="also rerun tasks that are complete")
     parser.add_argument("--max-vmap", type=int, default=None, help="when planning: N configs/task")
-    parser.add_argument("--runs-dir", type=Path, default=Path("runs"))
-    parser.add_argument("--results-dir", type=Path, default=Path("results"))
-    parser.add_argument("--logs-dir", type=Path, default=Path("logs"))
+    records.add_arguments(parser)
     args = parser.parse_args(argv)
+    paths = Paths.from_args(args)
     if args.parallel < 1:
         raise UserError(f"--parallel {args.parallel}: must be at least 1")
     if args.missing and args.rerun:
         raise UserError("--missing and --rerun contradict each other; pick one")
     console = make_console()
-    manifests = load_manifests(args.targets, args.runs_dir, args.max_vmap)
-    todo, skipped = select_jobs(manifests, args.results_dir, args.logs_dir, args.rerun)
+    manifests = records.plan_manifests(args.targets, paths, args.max_vmap)
+    todo, skipped = select_jobs(manifests, paths, args.rerun)
     if skipped:
         console.print(f"skipping {len(skipped)} task(s) with a complete result store")
     console.print(
-        f"running {len(todo)} task(s), {args.parallel} at a time; logs under {args.logs_dir}/"
+        f"running {len(todo)} task(s), {args.parallel} at a time; logs under {paths.logs_dir}/"
     )
     run_jobs(todo, args.parallel, console)
     console.print(summary_table(todo + skipped))

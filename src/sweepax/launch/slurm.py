@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime as dt
 import hashlib
-import json
 import os
 import re
 import shlex
@@ -26,6 +24,9 @@ from pathlib import Path
 from rich.console import Console
 
 from sweepax.errors import UserError, cli
+from sweepax.files import sha256_file, utc_now, utc_stamp, write_text
+from sweepax.launch import records, status
+from sweepax.launch.records import Paths
 
 REPO = Path(__file__).resolve().parents[3]
 TEMPLATE = Path("launching") / "array.sbatch"
@@ -159,44 +160,7 @@ def make_options(args: argparse.Namespace, site: dict[str, tp.Any]) -> Options:
     return opts.validate()
 
 
-# --- array specs and MaxArraySize -----------------------------------------------------------------
-def condense(ids: tp.Iterable[int]) -> str:
-    """``[0, 1, 2, 5, 7, 8]`` -> ``"0-2,5,7-8"`` (sorted, duplicates dropped)."""
-    ids = sorted(set(ids))
-    runs: list[list[int]] = []
-    for i in ids:
-        if runs and i == runs[-1][1] + 1:
-            runs[-1][1] = i
-        else:
-            runs.append([i, i])
-    return ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs)
-
-
-def expand(spec: str) -> list[int]:
-    """The indices of an array spec such as ``"0-9%4"``, ``"3,7-8"`` or ``"0-10:2"``."""
-    out: list[int] = []
-    for part in spec.split("%")[0].split(","):
-        part, _, step = part.partition(":")
-        first, _, last = part.partition("-")
-        out.extend(range(int(first), int(last or first) + 1, int(step or 1)))
-    return out
-
-
-def split(indices: tp.Sequence[int], max_array_size: int) -> list[tuple[int, list[int]]]:
-    """``[(offset, local indices)]``: every local index below ``max_array_size``."""
-    if max_array_size < 1:
-        raise UserError(f"MaxArraySize {max_array_size}: must be at least 1")
-    parts: dict[int, list[int]] = {}
-    for i in sorted(set(indices)):
-        offset = (i // max_array_size) * max_array_size
-        parts.setdefault(offset, []).append(i - offset)
-    return sorted(parts.items())
-
-
-def array_spec(local: tp.Sequence[int], max_parallel: int | None) -> str:
-    return condense(local) + (f"%{max_parallel}" if max_parallel else "")
-
-
+# --- MaxArraySize ------------------------------------------------------------------------------
 def parse_max_array_size(config: str) -> int | None:
     """``MaxArraySize`` from the text of ``scontrol show config``."""
     match = re.search(r"^MaxArraySize\s*=\s*(\d+)", config, re.MULTILINE)
@@ -222,7 +186,8 @@ def template_path(project: Path) -> Path:
 
 
 def render(template: str, fields: tp.Mapping[str, str]) -> str:
-    """Fill ``{{ name }}`` fields; an unknown or unused name is an error."""
+    """Fill ``{{ name }}`` fields; a name with no value is an error, a value with no name is left
+    out (a site's own template may leave out fields it does not need)."""
     names = set(_PLACEHOLDER.findall(template))
     if names - set(fields):
         raise UserError(f"{TEMPLATE}: unknown template fields {sorted(names - set(fields))}")
@@ -240,14 +205,22 @@ def script_text(
     opts: Options,
     job_name: str | None = None,
     gpu_check: bool | None = None,
+    paths: Paths = Paths(),
 ) -> str:
     """The sbatch script of one array of ``study``; every path is shell-quoted."""
     q = shlex.quote
     setup = [f"module load {q(m)}" for m in opts.modules] + list(opts.setup)
+    moved_results = paths.results_dir != Paths().results_dir
+    if moved_results and "results_dir" not in _PLACEHOLDER.findall(template):
+        raise UserError(
+            f"{TEMPLATE}: no {{{{ results_dir }}}} field, so tasks cannot write to "
+            f"--results-dir {paths.results_dir}; add it as in sweepax's own template, "
+            "or drop --results-dir"
+        )
     fields = {
         "job_name": job_name or study,
         "study": study,
-        "log_dir": f"logs/{study}",
+        "log_dir": log_dir(paths, study),
         "sbatch_directives": "\n".join(opts.directives()),
         "project": q(str(project)),
         "lines": q(lines),
@@ -255,6 +228,7 @@ def script_text(
         "offset": str(offset),
         "image": q(opts.image) if opts.container and opts.image else "''",
         "gpu_check": "1" if (opts.n_gpus > 0 if gpu_check is None else gpu_check) else "0",
+        "results_dir": q(str(paths.results_dir)) if moved_results else "''",
         "binds": "".join(f" --bind {q(b)}" for b in opts.binds),
         "setup": "\n".join(setup),
     }
@@ -262,38 +236,18 @@ def script_text(
     return re.sub(r"\n{3,}", "\n\n", text)
 
 
-# --- submitting -----------------------------------------------------------------------------------
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def log_dir(paths: Paths, study: str) -> str:
+    """The study's log folder as ``#SBATCH --output`` takes it (no quoting there)."""
+    folder = str(paths.logs(study))
+    if re.search(r"[\s%\\]", folder):
+        raise UserError(
+            f"--logs-dir {paths.logs_dir}: SLURM log paths (#SBATCH --output) cannot hold "
+            "spaces, % or \\; choose a folder without them"
+        )
+    return folder
 
 
-def utc_stamp() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
-
-
-def submissions_path(runs_dir: Path, study: str) -> Path:
-    return runs_dir / f"{study}.submissions.json"
-
-
-def read_submissions(runs_dir: Path, study: str) -> list[dict[str, tp.Any]]:
-    path = submissions_path(runs_dir, study)
-    if not path.is_file():
-        return []
-    try:
-        return json.loads(path.read_text())
-    except ValueError:
-        raise UserError(f"{path}: not valid JSON; fix or delete it") from None
-
-
-def append_submissions(runs_dir: Path, study: str, records: tp.Sequence[dict]) -> None:
-    """Add records to ``runs/<study>.submissions.json`` (written atomically)."""
-    path = submissions_path(runs_dir, study)
-    data = read_submissions(runs_dir, study) + list(records)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
-
-
+# --- planning and submitting ----------------------------------------------------------------------
 def require_sbatch() -> str:
     sbatch = shutil.which("sbatch")
     if sbatch is None:
@@ -314,9 +268,9 @@ def sbatch(command: list[str], cwd: Path) -> str:
     return job_id
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class Submission:
-    """One sbatch call: its script, command and (once submitted) job id."""
+    """One planned sbatch call: its script and what it runs. Submitting it gives a record."""
 
     study: str
     kind: str  # "array" | "parse"
@@ -324,22 +278,34 @@ class Submission:
     array: str
     script: Path  # relative to the project
     text: str
-    command: list[str]
     lines: str
     lines_sha256: str
-    job_id: str | None = None
+    sbatch_args: tuple[str, ...] = ()
+    dependency: str | None = None
     lines_text: str | None = None  # written to ``lines`` first (the parse job's own line)
 
-    def record(self, opts: Options, missing: bool, dependency: str | None) -> dict[str, tp.Any]:
+    @property
+    def command(self) -> list[str]:
+        """The sbatch command line (the one place a dependency becomes a flag)."""
+        dependency = [f"--dependency={self.dependency}"] if self.dependency else []
+        array = f"--array={self.array}"
+        return ["sbatch", "--parsable", *dependency, array, *self.sbatch_args, str(self.script)]
+
+    def after(self, job_ids: tp.Sequence[str]) -> Submission:
+        """The same call, started once every job of ``job_ids`` ended (whatever its outcome)."""
+        return dataclasses.replace(self, dependency="afterany:" + ":".join(job_ids))
+
+    def record(self, job_id: str, opts: Options, missing: bool) -> dict[str, tp.Any]:
+        """What ``runs/<study>.submissions.json`` keeps of this call, once sbatch gave its id."""
         return {
-            "job_id": self.job_id,
+            "job_id": job_id,
             "kind": self.kind,
             "array": self.array,
             "offset": self.offset,
-            "n_tasks": len(expand(self.array)),
-            "submitted_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "n_tasks": len(records.expand(self.array)),
+            "submitted_at": utc_now(),
             "missing": missing,
-            "dependency": dependency,
+            "dependency": self.dependency,
             "options": opts.record(),
             "script": str(self.script),
             "command": self.command,
@@ -348,136 +314,197 @@ class Submission:
         }
 
 
-def plan_submissions(
-    study: str,
-    indices: tp.Sequence[int],
-    opts: Options,
-    *,
-    project: Path,
-    runs_dir: Path,
-    max_size: int,
-    template: str,
-    stamp: str,
-) -> list[Submission]:
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """Where and how one run of ``submit`` plans its sbatch calls."""
+
+    project: Path
+    paths: Paths
+    opts: Options
+    template: str
+    max_array_size: int
+    stamp: str
+
+
+def plan_arrays(study: str, indices: tp.Sequence[int], target: Target) -> list[Submission]:
     """The sbatch calls for ``indices`` of ``study``: one per MaxArraySize part."""
     if not _STUDY.match(study):
         raise UserError(
             f"study name {study!r}: SLURM job names and log folders need letters, digits "
             "and _ . + - only; rename the study (study_name in the sweep file)"
         )
-    lines = runs_dir / f"{study}.txt"
-    if not (project / lines).is_file():
+    paths, opts = target.paths, target.opts
+    lines = paths.lines(study)
+    if not (target.project / lines).is_file():
         raise UserError(
             f"{lines}: missing; plan the study first: nox -s write_jobs -- <sweep file>"
         )
-    sha = sha256_file(project / lines)
-    parts = split(indices, max_size)
+    sha = sha256_file(target.project / lines)
     out = []
-    for k, (offset, local) in enumerate(parts):
-        spec = array_spec(local, opts.max_parallel)
-        script = runs_dir / f"{study}.slurm" / f"{stamp}-{k}.sbatch"
+    for k, (offset, local) in enumerate(records.split(indices, target.max_array_size)):
         text = script_text(
-            template,
-            project=project,
+            target.template,
+            project=target.project,
             study=study,
             lines=str(lines),
             lines_sha256=sha,
             offset=offset,
             opts=opts,
+            paths=paths,
         )
-        command = ["sbatch", "--parsable", f"--array={spec}", *opts.sbatch_args, str(script)]
-        out.append(Submission(study, "array", offset, spec, script, text, command, str(lines), sha))
+        out.append(
+            Submission(
+                study,
+                "array",
+                offset,
+                records.array_spec(local, opts.max_parallel),
+                paths.scripts(study) / f"{target.stamp}-{k}.sbatch",
+                text,
+                str(lines),
+                sha,
+                tuple(opts.sbatch_args),
+            )
+        )
     return out
 
 
-def plan_parse(
-    study: str,
-    opts: Options,
-    *,
-    project: Path,
-    runs_dir: Path,
-    results_dir: Path,
-    template: str,
-    stamp: str,
-) -> Submission:
+def plan_parse(study: str, target: Target) -> Submission:
     """A one-task array that runs ``python -m sweepax.results.parse results/<study>``."""
-    folder = runs_dir / f"{study}.slurm"
-    lines = folder / f"{stamp}-parse.txt"
-    line = f"python -m sweepax.results.parse {shlex.quote(str(results_dir / study))}\n"
+    folder = target.paths.scripts(study)
+    lines = folder / f"{target.stamp}-parse.txt"
+    line = f"python -m sweepax.results.parse {shlex.quote(str(target.paths.results(study)))}\n"
     sha = hashlib.sha256(line.encode()).hexdigest()
-    parse_opts = dataclasses.replace(opts, gpus=None, max_parallel=None)
     text = script_text(
-        template,
-        project=project,
+        target.template,
+        project=target.project,
         study=study,
         lines=str(lines),
         lines_sha256=sha,
         offset=0,
-        opts=parse_opts,
+        opts=dataclasses.replace(target.opts, gpus=None, max_parallel=None),
         job_name=f"{study}-parse",
         gpu_check=False,
+        paths=target.paths,
     )
-    script = folder / f"{stamp}-parse.sbatch"
-    command = ["sbatch", "--parsable", "--array=0", *opts.sbatch_args, str(script)]
-    return Submission(study, "parse", 0, "0", script, text, command, str(lines), sha, None, line)
+    script = folder / f"{target.stamp}-parse.sbatch"
+    args = tuple(target.opts.sbatch_args)
+    return Submission(study, "parse", 0, "0", script, text, str(lines), sha, args, None, line)
+
+
+def print_dry_run(subs: tp.Sequence[Submission], console: Console) -> None:
+    """Each script and the sbatch line that would submit it."""
+    for sub in subs:
+        if sub.kind == "parse":
+            sub = sub.after(["<ids of the arrays above>"])
+        console.print(f"# {sub.script} ({sub.study}, {sub.kind}, offset {sub.offset})")
+        console.print(sub.text, markup=False, highlight=False)
+        console.print(f"$ {shlex.join(sub.command)}", markup=False, highlight=False)
 
 
 def submit(
-    subs: tp.Sequence[Submission],
-    project: Path,
-    opts: Options,
-    *,
-    missing: bool,
-    dependency: str | None = None,
+    subs: tp.Sequence[Submission], target: Target, *, missing: bool
 ) -> list[dict[str, tp.Any]]:
-    """Write the scripts, call sbatch for each, return the records (not yet saved)."""
-    records = []
+    """Write the scripts, call sbatch for each, return the records (not yet saved).
+
+    A parse job waits for every array submitted before it (``afterany``).
+    """
+    done: list[dict[str, tp.Any]] = []
     for sub in subs:
-        path = project / sub.script
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if sub.kind == "parse":
+            sub = sub.after([r["job_id"] for r in done if r["kind"] == "array"])
+        script = target.project / sub.script
+        script.parent.mkdir(parents=True, exist_ok=True)
         if sub.lines_text is not None:
-            (project / sub.lines).write_text(sub.lines_text)
-        path.write_text(sub.text)
-        (project / "logs" / sub.study).mkdir(parents=True, exist_ok=True)
-        command = list(sub.command)
-        if dependency:
-            command.insert(2, f"--dependency={dependency}")
-        sub.command = command
-        sub.job_id = sbatch(command, project)
-        records.append(sub.record(opts, missing, dependency))
-    return records
+            write_text(target.project / sub.lines, sub.lines_text)
+        write_text(script, sub.text)
+        (target.project / target.paths.logs(sub.study)).mkdir(parents=True, exist_ok=True)
+        done.append(sub.record(sbatch(sub.command, target.project), target.opts, missing))
+    return done
 
 
 # --- choosing studies and tasks -------------------------------------------------------------------
-def planned_studies(runs_dir: Path) -> list[str]:
-    """Every study with a manifest under ``runs/``."""
-    return sorted(
-        p.name.removesuffix(".json")
-        for p in runs_dir.glob("*.json")
-        if not p.name.endswith(".submissions.json")
-    )
-
-
-def submitted(runs_dir: Path, study: str) -> bool:
-    """Has the study a recorded array submission (live or finished)?"""
-    return any(r.get("kind", "array") == "array" for r in read_submissions(runs_dir, study))
-
-
 def missing_indices(
-    manifest: dict, runs_dir: Path, results_dir: Path
+    manifest: dict, paths: Paths, *, force: bool = False
 ) -> tuple[list[int], list[int]]:
-    """(indices with no complete store and no live task, indices pending/running now)."""
-    from sweepax.launch import status
+    """(indices with no complete store and no live task, indices pending/running now).
 
-    rows = status.study_status(manifest, runs_dir, results_dir, Path("logs"))
+    A task SLURM cannot be asked about may still be running: it is an error to resubmit it
+    unless ``force``.
+    """
+    rows = status.study_status(manifest, paths)
     live = [r.index for r in rows if r.state in ("pending", "running")]
     todo = [r.index for r in rows if r.state in ("failed", "missing")]
-    return todo, live
+    unknown = [r for r in rows if r.state == "unknown"]
+    if unknown and not force:
+        raise UserError(
+            f"{manifest['study']}: SLURM cannot tell the state of {len(unknown)} task(s) "
+            f"({records.condense(r.index for r in unknown)}): {unknown[0].last_line}; "
+            "resubmitting them could run them twice: retry when `squeue` answers, "
+            "or add --force to resubmit them anyway"
+        )
+    return sorted(todo + [r.index for r in unknown]), live
 
 
-@cli
-def main(argv: tp.Sequence[str] | None = None) -> int:
-    """Submit studies as SLURM job arrays."""
+def choose_studies(
+    targets: tp.Sequence[str],
+    paths: Paths,
+    *,
+    missing: bool,
+    max_vmap: int | None,
+    console: Console,
+) -> list[dict[str, tp.Any]]:
+    """Manifests to submit: the targets (sweep files planned first), else every planned study
+    never submitted (with ``--missing``: every planned study)."""
+    if targets:
+        return records.plan_manifests(targets, paths, max_vmap)
+    names = records.planned_studies(paths)
+    if not missing:
+        names = [n for n in names if not records.submitted(paths, n)]
+    if names:
+        console.print(f"about to submit: {', '.join(names)}")
+    else:
+        console.print(
+            f"nothing to submit: every study under {paths.runs_dir}/ has a submission "
+            "(`nox -s status`); `--missing` resubmits the tasks without a result"
+        )
+    return [records.load_manifest(paths, n) for n in names]
+
+
+def choose_indices(
+    manifest: dict, paths: Paths, *, missing: bool, force: bool, console: Console
+) -> list[int]:
+    """The task indices to submit: all, or with ``missing`` those without a result or live job
+    (and, with ``force``, those SLURM cannot be asked about)."""
+    study = manifest["study"]
+    if not missing:
+        if records.read_submissions(paths, study):
+            console.print(
+                f"note: {study} was submitted before; this submits all its tasks again "
+                "(`--missing` submits only those without a result)"
+            )
+        return [t["index"] for t in manifest["tasks"]]
+    todo, live = missing_indices(manifest, paths, force=force)
+    if live:
+        console.print(f"{study}: {len(live)} task(s) pending or running are left alone")
+    if not todo:
+        console.print(f"{study}: nothing missing (every task has a result or is queued)")
+    return todo
+
+
+def report(
+    study: str, done: tp.Sequence[dict[str, tp.Any]], paths: Paths, console: Console
+) -> None:
+    """One line per job submitted, then where it is recorded."""
+    for r in done:
+        what = f"{r['n_tasks']} task(s), array {r['array']}, offset {r['offset']}"
+        if r["kind"] == "parse":
+            what = f"parse after {r['dependency']}"
+        console.print(f"{study}: submitted job {r['job_id']} ({what})")
+    console.print(f"{study}: recorded in {paths.submissions(study)}; logs: {paths.logs(study)}/")
+
+
+def parse_args(argv: tp.Sequence[str] | None) -> argparse.Namespace:
+    """The command line of ``nox -s submit``."""
     parser = argparse.ArgumentParser(
         prog="nox -s submit --",
         description="Submit each study as ONE SLURM job array (split only above MaxArraySize). "
@@ -509,6 +536,12 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--missing", action="store_true", help="only tasks with no complete result")
     parser.add_argument(
+        "--force",
+        action="store_true",
+        help="with --missing: also resubmit tasks whose SLURM state cannot be asked (they may "
+        "still be running)",
+    )
+    parser.add_argument(
         "--parse", action="store_true", help="queue `parse` after the arrays (afterany)"
     )
     parser.add_argument("--dry-run", action="store_true", help="print scripts and commands only")
@@ -517,100 +550,65 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
         "--max-array-size", type=int, help="override the cluster's MaxArraySize (scontrol)"
     )
     parser.add_argument("--max-vmap", type=int, default=None, help="when planning: N configs/task")
-    args = parser.parse_args(argv)
+    records.add_arguments(parser)
+    return parser.parse_args(argv)
 
-    from sweepax.launch.local import load_manifests
 
+def resolve_image(opts: Options, project: Path, dry_run: bool) -> Options:
+    """``opts`` with the image as an absolute path; a missing image is an error unless dry."""
+    if not (opts.container and opts.image):
+        return opts
+    image = Path(opts.image).expanduser()
+    image = image if image.is_absolute() else project / image
+    if not image.is_file() and not dry_run:
+        raise UserError(f"--image {image}: no such file; build it or fix the path")
+    return dataclasses.replace(opts, image=str(image))
+
+
+@cli
+def main(argv: tp.Sequence[str] | None = None) -> int:
+    """Submit studies as SLURM job arrays."""
+    args = parse_args(argv)
+    if args.force and not args.missing:
+        raise UserError("--force only applies to --missing (resubmit tasks of unknown state)")
     console = Console(soft_wrap=True)
     project = Path.cwd().resolve()
-    runs_dir, results_dir = Path("runs"), Path("results")
-    opts = make_options(args, load_site(args.site))
-    if opts.container and opts.image:
-        image = Path(opts.image).expanduser()
-        opts.image = str(image if image.is_absolute() else project / image)
-        if not Path(opts.image).is_file() and not args.dry_run:
-            raise UserError(f"--image {opts.image}: no such file; build it or fix the path")
+    paths = Paths.from_args(args)
+    opts = resolve_image(make_options(args, load_site(args.site)), project, args.dry_run)
     if not args.dry_run:
         require_sbatch()
-
-    if args.targets:
-        manifests = load_manifests(args.targets, runs_dir, args.max_vmap)
-    else:
-        names = planned_studies(runs_dir)
-        if not args.missing:
-            names = [n for n in names if not submitted(runs_dir, n)]
-        if not names:
-            console.print(
-                "nothing to submit: every study under runs/ has a submission (`nox -s status`); "
-                "`--missing` resubmits the tasks without a result"
-            )
-            return 0
-        manifests = load_manifests(names, runs_dir, None)
-        console.print(f"about to submit: {', '.join(names)}")
-
-    max_size = args.max_array_size or max_array_size()
-    template = template_path(project).read_text()
-    stamp = utc_stamp()
-    for manifest in manifests:
-        study = manifest["study"]
-        indices = [t["index"] for t in manifest["tasks"]]
-        if args.missing:
-            indices, live = missing_indices(manifest, runs_dir, results_dir)
-            if live:
-                console.print(f"{study}: {len(live)} task(s) pending or running are left alone")
-            if not indices:
-                console.print(f"{study}: nothing missing (every task has a result or is queued)")
-                continue
-        elif read_submissions(runs_dir, study):
-            console.print(
-                f"note: {study} was submitted before; this submits all its tasks again "
-                "(`--missing` submits only those without a result)"
-            )
-        subs = plan_submissions(
-            study,
-            indices,
-            opts,
-            project=project,
-            runs_dir=runs_dir,
-            max_size=max_size,
-            template=template,
-            stamp=stamp,
+    manifests = choose_studies(
+        args.targets, paths, missing=args.missing, max_vmap=args.max_vmap, console=console
+    )
+    if not manifests:
+        return 0
+    target = Target(
+        project,
+        paths,
+        opts,
+        template_path(project).read_text(),
+        args.max_array_size or max_array_size(),
+        utc_stamp(),
+    )
+    # every study's tasks are chosen (and refused) before anything is submitted
+    chosen = {
+        m["study"]: choose_indices(
+            m, paths, missing=args.missing, force=args.force, console=console
         )
-        parse = (
-            plan_parse(
-                study,
-                opts,
-                project=project,
-                runs_dir=runs_dir,
-                results_dir=results_dir,
-                template=template,
-                stamp=stamp,
-            )
-            if args.parse
-            else None
-        )
-        if args.dry_run:
-            for sub in subs + ([parse] if parse else []):
-                console.print(f"# {sub.script} ({study}, {sub.kind}, offset {sub.offset})")
-                console.print(sub.text, markup=False, highlight=False)
-                command = list(sub.command)
-                if sub.kind == "parse":
-                    command.insert(2, "--dependency=afterany:<ids of the arrays above>")
-                console.print(f"$ {shlex.join(command)}", markup=False, highlight=False)
+        for m in manifests
+    }
+    for study, indices in chosen.items():
+        if not indices:
             continue
-        records = submit(subs, project, opts, missing=args.missing)
-        if parse is not None:
-            deps = "afterany:" + ":".join(r["job_id"] for r in records)
-            records += submit([parse], project, opts, missing=args.missing, dependency=deps)
-        append_submissions(runs_dir, study, records)
-        for r in records:
-            what = f"{r['n_tasks']} task(s), array {r['array']}, offset {r['offset']}"
-            if r["kind"] == "parse":
-                what = f"parse after {r['dependency']}"
-            console.print(f"{study}: submitted job {r['job_id']} ({what})")
-        console.print(
-            f"{study}: recorded in {submissions_path(runs_dir, study)}; logs: logs/{study}/"
-        )
+        subs = plan_arrays(study, indices, target)
+        if args.parse:
+            subs.append(plan_parse(study, target))
+        if args.dry_run:
+            print_dry_run(subs, console)
+            continue
+        done = submit(subs, target, missing=args.missing)
+        records.append_submissions(paths, study, done)
+        report(study, done, paths, console)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""``nox -s status``: per study, tasks complete / running / pending / failed / missing.
+"""``nox -s status``: per study, tasks complete / running / pending / failed / unknown / missing.
 
 A task is *complete* when its result store is (whatever SLURM says). Otherwise its newest recorded
 submission (``runs/<study>.submissions.json``) is looked up with ``squeue`` (which knows finished
@@ -6,6 +6,9 @@ jobs for ``MinJobAge``), then ``sacct`` (when the cluster keeps accounting), the
 - running / pending: SLURM says so;
 - failed: SLURM says it ended (failed, cancelled, timed out, or completed without writing a
   store), or it is gone from SLURM and left a log but no store;
+- unknown: it was submitted but SLURM cannot be asked (no ``squeue`` here, the controller does
+  not answer, ``sacct`` fails): it may still be running, so it is never counted as failed or
+  missing, and ``submit --missing`` leaves it alone unless forced;
 - missing: never submitted, or gone from SLURM without a trace.
 """
 
@@ -16,6 +19,7 @@ import dataclasses
 import json
 import shutil
 import subprocess
+import sys
 import typing as tp
 from pathlib import Path
 
@@ -23,12 +27,28 @@ from rich.table import Table
 
 from sweepax.console import make_console
 from sweepax.errors import cli
+from sweepax.launch import records
+from sweepax.launch.records import Paths
+from sweepax.results import store
 
-STATES = ("complete", "running", "pending", "failed", "missing")
+STATES = ("complete", "running", "pending", "failed", "unknown", "missing")
 RUNNING = {"RUNNING", "COMPLETING", "CONFIGURING", "STAGE_OUT", "SIGNALING", "RESIZING"}
 PENDING = {"PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "SUSPENDED", "STOPPED"}
+# answers, not failures: the job left squeue (MinJobAge) / the cluster keeps no accounting
+NOT_KNOWN_TO_SLURM = "Invalid job id specified"
+NO_ACCOUNTING = "accounting storage is disabled"
+SLURM_TIMEOUT_S = 120
 
-Query = tp.Callable[[tp.Sequence[str]], dict[tuple[str, int], str]]
+
+@dataclasses.dataclass(frozen=True)
+class SlurmAnswer:
+    """What SLURM said about some array jobs."""
+
+    states: dict[tuple[str, int], str]  # (array job id, array task id) -> SLURM state
+    unasked: dict[str, str]  # array job id -> why SLURM could not be asked about it
+
+
+Query = tp.Callable[[tp.Sequence[str]], SlurmAnswer]
 
 
 @dataclasses.dataclass
@@ -66,57 +86,67 @@ def parse_sacct(text: str) -> dict[tuple[str, int], str]:
     return out
 
 
-def query_slurm(job_ids: tp.Sequence[str]) -> dict[tuple[str, int], str]:
-    """States of every task of the given array jobs that SLURM still knows."""
-    if not job_ids or shutil.which("squeue") is None:
-        return {}
-    ids = ",".join(job_ids)
-    proc = subprocess.run(
-        ["squeue", "-h", "-r", "-t", "all", "-j", ids, "-o", "%F|%K|%T"],
-        capture_output=True,
-        text=True,
-    )
-    states = parse_squeue(proc.stdout)
-    unknown = [j for j in job_ids if not any(k[0] == j for k in states)]
-    if unknown and shutil.which("sacct"):
-        proc = subprocess.run(
-            ["sacct", "-n", "-P", "-X", "-j", ",".join(unknown), "-o", "JobID,State"],
-            capture_output=True,
-            text=True,
-        )
-        if proc.returncode == 0:
-            states.update(parse_sacct(proc.stdout))
-    return states
+def ask(command: list[str]) -> tuple[str, str | None]:
+    """(stdout, None) when the SLURM command answered, else ("", why it could not be asked)."""
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=SLURM_TIMEOUT_S)
+    except FileNotFoundError:
+        return "", f"{command[0]} not found on PATH (run status where SLURM's commands are)"
+    except subprocess.TimeoutExpired:
+        return "", f"{command[0]} did not answer within {SLURM_TIMEOUT_S} s"
+    if proc.returncode == 0:
+        return proc.stdout, None
+    lines = [ln.strip() for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
+    message = lines[-1] if lines else f"exit code {proc.returncode}"
+    if NOT_KNOWN_TO_SLURM in message:
+        return "", None
+    return "", f"{command[0]} failed: {message}"
+
+
+def query_slurm(job_ids: tp.Sequence[str]) -> SlurmAnswer:
+    """States of every task of the given array jobs that SLURM still knows, and the jobs SLURM
+    could not be asked about."""
+    if not job_ids:
+        return SlurmAnswer({}, {})
+    squeue = ["squeue", "-h", "-r", "-t", "all", "-j", ",".join(job_ids), "-o", "%F|%K|%T"]
+    out, error = ask(squeue)
+    if error is not None:
+        return SlurmAnswer({}, dict.fromkeys(job_ids, error))
+    states = parse_squeue(out)
+    gone = [j for j in job_ids if not any(k[0] == j for k in states)]
+    if not gone or shutil.which("sacct") is None:
+        return SlurmAnswer(states, {})
+    out, error = ask(["sacct", "-n", "-P", "-X", "-j", ",".join(gone), "-o", "JobID,State"])
+    if error is None:
+        return SlurmAnswer({**states, **parse_sacct(out)}, {})
+    if NO_ACCOUNTING in error:
+        return SlurmAnswer(states, {})
+    return SlurmAnswer(states, dict.fromkeys(gone, error))
 
 
 def error_line(err: Path, out: Path) -> str:
     """The line that best says why a task failed: the last of stderr, else of stdout."""
-    from sweepax.launch.local import last_line
-
-    return last_line(err) or last_line(out)
+    return records.last_line(err) or records.last_line(out)
 
 
-def study_status(
-    manifest: dict,
-    runs_dir: Path,
-    results_dir: Path,
-    logs_dir: Path,
-    query: Query = query_slurm,
-) -> list[TaskStatus]:
-    """One ``TaskStatus`` per task of the study, in index order."""
-    from sweepax.launch.slurm import expand, read_submissions
-    from sweepax.results import store
-
-    study = manifest["study"]
-    study_dir = results_dir / study
-    complete = store.complete_stores(study_dir) if study_dir.is_dir() else {}
-    newest: dict[int, tuple[str, int]] = {}  # index -> (job id, array task id)
-    for rec in read_submissions(runs_dir, study):
+def newest_submissions(paths: Paths, study: str) -> dict[int, tuple[str, int]]:
+    """index -> (array job id, array task id) of the newest array submission of each task."""
+    newest: dict[int, tuple[str, int]] = {}
+    for rec in records.read_submissions(paths, study):
         if rec.get("kind", "array") != "array" or not rec.get("job_id"):
             continue
-        for local in expand(rec["array"]):
+        for local in records.expand(rec["array"]):
             newest[local + rec["offset"]] = (str(rec["job_id"]), local)
-    states = query(sorted({job for job, _ in newest.values()}, key=int)) if newest else {}
+    return newest
+
+
+def study_status(manifest: dict, paths: Paths, query: Query = query_slurm) -> list[TaskStatus]:
+    """One ``TaskStatus`` per task of the study, in index order."""
+    study = manifest["study"]
+    study_dir = paths.results(study)
+    complete = store.complete_stores(study_dir) if study_dir.is_dir() else {}
+    newest = newest_submissions(paths, study)
+    answer = query(sorted({job for job, _ in newest.values()}, key=int))
 
     rows = []
     for task in manifest["tasks"]:
@@ -125,12 +155,14 @@ def study_status(
         if sub is not None:
             job, local = sub
             row.job = f"{job}_{local}"
-            row.slurm_state = states.get(sub)
-            out = logs_dir / study / f"{job}_{local}.out"
-            err = logs_dir / study / f"{job}_{local}.err"
+            row.slurm_state = answer.states.get(sub)
+            out = paths.slurm_log(study, job, local, "out")
+            err = paths.slurm_log(study, job, local, "err")
             row.out, row.err = str(out), str(err)
         if row.task_id in complete:
             row.state = "complete"
+        elif sub is not None and sub[0] in answer.unasked:
+            row.state, row.last_line = "unknown", answer.unasked[sub[0]]
         elif sub is not None:
             slurm = (row.slurm_state or "").rstrip("+")
             if slurm in RUNNING:
@@ -150,17 +182,59 @@ def counts(rows: tp.Sequence[TaskStatus]) -> dict[str, int]:
     return {s: sum(r.state == s for r in rows) for s in STATES}
 
 
-def studies_of(targets: tp.Sequence[str], runs_dir: Path) -> list[dict]:
-    """Manifests of the named studies (sweep files/folders name theirs), or of all in runs/."""
-    from sweepax.launch.local import load_manifests
-    from sweepax.launch.slurm import planned_studies
-    from sweepax.sweep.write_jobs import plan_targets
+def status_table(report: tp.Mapping[str, tp.Sequence[TaskStatus]]) -> Table:
+    """study | tasks | one count per state."""
+    table = Table(title="status")
+    for col in ("study", "tasks", *STATES):
+        if col == "study":
+            table.add_column(col, overflow="fold")
+        else:
+            table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
+    colour = {
+        "complete": "green",
+        "running": "cyan",
+        "pending": "yellow",
+        "failed": "red",
+        "unknown": "magenta",
+    }
+    for study, rows in report.items():
+        n = counts(rows)
+        cells = [f"[{colour[s]}]{n[s]}[/]" if n[s] and s in colour else str(n[s]) for s in STATES]
+        table.add_row(study, str(len(rows)), *cells)
+    return table
 
-    names = [t for t in targets if not Path(t).exists()]
-    paths = [t for t in targets if Path(t).exists()]
-    if paths:  # never re-plan here: only the names matter
-        names += [p.study.name for p in plan_targets(paths, None)]
-    return load_manifests(names or planned_studies(runs_dir), runs_dir, None)
+
+def unknown_warning(study: str, rows: tp.Sequence[TaskStatus]) -> str | None:
+    """One line saying which tasks SLURM could not be asked about, and why; None if none."""
+    unknown = [r for r in rows if r.state == "unknown"]
+    if not unknown:
+        return None
+    return (
+        f"warning: {study}: SLURM could not be asked about {len(unknown)} task(s) "
+        f"({records.condense(r.index for r in unknown)}): {unknown[0].last_line}; they are "
+        "unknown, not failed or missing (they may still run): ask again when SLURM answers"
+    )
+
+
+def study_notes(study: str, rows: tp.Sequence[TaskStatus], paths: Paths) -> list[str]:
+    """Lines under the table: each failed task with its log, unknown tasks, what to do next."""
+    lines = [
+        f"[red]failed[/red] {study}[{r.index}] {r.task_id} job {r.job} "
+        f"({r.slurm_state or 'gone from SLURM'}): {r.last_line}  log: {r.err}"
+        for r in rows
+        if r.state == "failed"
+    ]
+    warning = unknown_warning(study, rows)
+    if warning:
+        lines.append(f"[magenta]{warning}[/magenta]")
+    missing = [r.index for r in rows if r.state in ("failed", "missing")]
+    if missing:
+        if records.submitted(paths, study):
+            fix = f"`nox -s submit -- {study} --missing` resubmits them"
+        else:
+            fix = f"`nox -s run_local -- {study}` runs them here (never submitted to SLURM)"
+        lines.append(f"{study}: {len(missing)} task(s) without a result: {fix}")
+    return lines
 
 
 @cli
@@ -168,50 +242,31 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     """Show the state of every task of studies."""
     parser = argparse.ArgumentParser(
         prog="nox -s status --",
-        description="Per study: tasks complete / running / pending / failed / missing.",
+        description="Per study: tasks complete / running / pending / failed / unknown / missing.",
     )
     parser.add_argument(
         "studies", nargs="*", help="study names or sweep files (default: all in runs/)"
     )
     parser.add_argument("--json", action="store_true", help="print every task as JSON")
-    parser.add_argument("--runs-dir", type=Path, default=Path("runs"))
-    parser.add_argument("--results-dir", type=Path, default=Path("results"))
-    parser.add_argument("--logs-dir", type=Path, default=Path("logs"))
+    records.add_arguments(parser)
     args = parser.parse_args(argv)
+    paths = Paths.from_args(args)
     console = make_console()
-    report = {}
-    for manifest in studies_of(args.studies, args.runs_dir):
-        rows = study_status(manifest, args.runs_dir, args.results_dir, args.logs_dir)
-        report[manifest["study"]] = rows
+    report = {
+        manifest["study"]: study_status(manifest, paths)
+        for manifest in records.read_manifests(args.studies, paths)
+    }
     if args.json:
+        for study, rows in report.items():
+            warning = unknown_warning(study, rows)
+            if warning:
+                print(warning, file=sys.stderr)
         print(json.dumps({s: [dataclasses.asdict(r) for r in rows] for s, rows in report.items()}))
         return 0
-    table = Table(title="status")
-    for col in ("study", "tasks", *STATES):
-        if col == "study":
-            table.add_column(col, overflow="fold")
-        else:
-            table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
-    colour = {"complete": "green", "running": "cyan", "pending": "yellow", "failed": "red"}
+    console.print(status_table(report))
     for study, rows in report.items():
-        n = counts(rows)
-        cells = [f"[{colour[s]}]{n[s]}[/]" if n[s] and s in colour else str(n[s]) for s in STATES]
-        table.add_row(study, str(len(rows)), *cells)
-    console.print(table)
-    for study, rows in report.items():
-        for r in rows:
-            if r.state == "failed":
-                console.print(
-                    f"[red]failed[/red] {study}[{r.index}] {r.task_id} job {r.job} "
-                    f"({r.slurm_state or 'gone from SLURM'}): {r.last_line}  log: {r.err}",
-                    highlight=False,
-                )
-        missing = [r.index for r in rows if r.state in ("failed", "missing")]
-        if missing:
-            console.print(
-                f"{study}: {len(missing)} task(s) without a result: "
-                f"`nox -s submit -- {study} --missing` resubmits them"
-            )
+        for line in study_notes(study, rows, paths):
+            console.print(line, highlight=False)
     return 0
 
 

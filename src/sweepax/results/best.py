@@ -1,8 +1,10 @@
 """Best hyperparameters per env from ``scores.zarr``: JSON record, table and learning curves.
 
-Usage: ``python -m sweepax.results.best [STUDY_DIR ...] [--measure auc|final] [--discounted]``.
-Writes ``STUDY_DIR/best_<measure>[_discounted].json`` and ``.png``; with several studies also
-``<results-dir>/best_<measure>[_discounted].png`` comparing every study's winner per env.
+Usage: ``python -m sweepax.results.best [STUDY_DIR ...] [--measure auc|final] [--discounted]
+[--partial]``. Writes ``STUDY_DIR/best_<measure>[_discounted].json`` and ``.png``; with several
+studies also ``<results-dir>/best_<measure>[_discounted].png`` comparing every study's winner per
+env. It parses again whenever ``scores.zarr`` was not made from the stores as they are now, and
+refuses (exit 2) a study with corrupt stores or planned cells without data unless ``--partial``.
 """
 
 from __future__ import annotations
@@ -19,18 +21,21 @@ import xarray as xr
 from rich.console import Console
 from rich.table import Table
 
+from sweepax import files
 from sweepax.console import make_console
 from sweepax.errors import UserError, cli
-from sweepax.results.parse import (
-    ENV,
-    SCORES,
-    _nanmean,
-    add_study_arguments,
-    parse_study,
-    study_dirs,
-)
+from sweepax.results.parse import ENV, SCORES, add_study_arguments, parse_study, study_dirs
 from sweepax.results.plots import Curve, plot_curves, seed_mean_sem
-from sweepax.results.store import _jsonable, all_complete_stores, open_zarr, read_attrs
+from sweepax.results.store import (
+    CORRUPT,
+    StoreState,
+    all_complete_stores,
+    open_zarr,
+    read_attrs,
+    store_state,
+    study_stores,
+)
+from sweepax.results.values import jsonable, nanmean
 
 MEASURES = ("auc", "final")
 
@@ -58,7 +63,7 @@ def per_seed_scores(scores: xr.Dataset, measure: str, discounted: bool) -> xr.Da
     var = scores[metric_names(measure, discounted)]
     if measure == "final":
         return var
-    values = _nanmean(var.transpose(..., "update").values, axis=-1)
+    values = nanmean(var.transpose(..., "update").values, axis=-1)
     dims = [d for d in var.transpose(..., "update").dims if d != "update"]
     return xr.DataArray(values, dims=dims, coords={d: scores[d] for d in dims})
 
@@ -93,58 +98,30 @@ def best(scores: xr.Dataset, measure: str = "auc", discounted: bool = False) -> 
     varying = [d for d in attrs.get("hparams", []) if d in scores.dims]
     fixed = dict(attrs.get("fixed") or {})
     stores = attrs.get("stores") or []
-    seed_scores = per_seed_scores(scores, measure, discounted).transpose(ENV, *varying, "seed")
-    store_index = scores["store_index"].transpose(ENV, *varying, "seed").values
-    config_index = scores["config_index"].transpose(ENV, *varying, "seed").values
+    order = (ENV, *varying, "seed")
+    seed_scores = per_seed_scores(scores, measure, discounted).transpose(*order).values
+    store_index = scores["store_index"].transpose(*order).values
+    config_index = scores["config_index"].transpose(*order).values
     seeds = scores["seed"].values.tolist()
+    common = {"measure": measure, "discounted": bool(discounted)}
     envs: dict[str, tp.Any] = {}
     for e, env in enumerate(scores[ENV].values.tolist()):
-        cells = seed_scores.values[e]  # (hparams..., seed)
-        flat = cells.reshape(-1, len(seeds))
-        ok = np.isfinite(flat)
-        n = ok.sum(axis=1)
-        mean = _nanmean(flat, axis=1)
-        candidates = np.where(n > 0, mean, -np.inf)
-        common = {"measure": measure, "discounted": bool(discounted)}
-        if not np.any(n > 0):
-            envs[str(env)] = {
-                "hparams": None,
-                "score": None,
-                "std": None,
-                "sem": None,
-                "n_seeds": 0,
-                "seeds": [],
-                "per_seed": [],
-                **common,
-                "store": None,
-                "config_index": None,
-                "reason": "no config has data for this measure",
-            }
+        cells = seed_scores[e]  # (hparams..., seed)
+        k = winning_row(cells.reshape(-1, len(seeds)))
+        if k is None:
+            envs[str(env)] = {**NO_WINNER, **common}
             continue
-        k = int(np.argmax(candidates))  # first maximum = first in sorted coordinate order
         idx = tuple(int(i) for i in np.unravel_index(k, cells.shape[:-1])) if varying else ()
-        win = flat[k]
-        per_seed = win[ok[k]]
-        std = float(np.std(per_seed, ddof=1)) if per_seed.size > 1 else 0.0
         hparams = {d: scores[d].values.tolist()[i] for d, i in zip(varying, idx, strict=True)}
-        hparams.update(fixed)
-        src = store_index[e][idx].reshape(-1)
-        rows = config_index[e][idx].reshape(-1)
-        have = [(int(s), int(r)) for s, r in zip(src, rows, strict=True) if s >= 0]
-        store, row = collections.Counter(have).most_common(1)[0][0] if have else (-1, -1)
+        store, row = source_row(store_index[e][idx], config_index[e][idx])
         envs[str(env)] = {
-            "hparams": hparams,
-            "score": float(mean[k]),
-            "std": std,
-            "sem": std / float(np.sqrt(per_seed.size)),
-            "n_seeds": int(per_seed.size),
-            "seeds": [int(s) for s, good in zip(seeds, ok[k], strict=True) if good],
-            "per_seed": [float(x) for x in per_seed],
+            "hparams": {**hparams, **fixed},
+            **seed_summary(cells[idx], seeds),
             **common,
-            "store": stores[store]["path"] if 0 <= store < len(stores) else None,
-            "config_index": row if row >= 0 else None,
+            "store": stores[store]["path"] if store is not None and store < len(stores) else None,
+            "config_index": row,
         }
-    return _jsonable(
+    return jsonable(
         {
             "study": attrs.get("study"),
             "measure": measure,
@@ -154,6 +131,57 @@ def best(scores: xr.Dataset, measure: str = "auc", discounted: bool = False) -> 
             "envs": envs,
         }
     )
+
+
+NO_WINNER = {
+    "hparams": None,
+    "score": None,
+    "std": None,
+    "sem": None,
+    "n_seeds": 0,
+    "seeds": [],
+    "per_seed": [],
+    "store": None,
+    "config_index": None,
+    "reason": "no config has data for this measure",
+}
+
+
+def winning_row(scores: np.ndarray) -> int | None:
+    """The row of ``scores`` (config, seed) with the highest mean over its finite seeds; the
+    first such row on ties; None when no row has a finite score."""
+    n = np.isfinite(scores).sum(axis=1)
+    if not np.any(n > 0):
+        return None
+    return int(np.argmax(np.where(n > 0, nanmean(scores, axis=1), -np.inf)))
+
+
+def seed_summary(scores: np.ndarray, seeds: list[int]) -> dict[str, tp.Any]:
+    """Mean, std (ddof=1, 0 for one seed), sem and the per-seed values of one config's
+    (seed,) scores, over the seeds that have a finite score."""
+    ok = np.isfinite(scores)
+    per_seed = scores[ok]
+    std = float(np.std(per_seed, ddof=1)) if per_seed.size > 1 else 0.0
+    return {
+        "score": float(nanmean(scores, axis=-1)),
+        "std": std,
+        "sem": std / float(np.sqrt(per_seed.size)),
+        "n_seeds": int(per_seed.size),
+        "seeds": [int(s) for s, good in zip(seeds, ok, strict=True) if good],
+        "per_seed": [float(x) for x in per_seed],
+    }
+
+
+def source_row(store_index: np.ndarray, config_index: np.ndarray) -> tuple[int | None, int | None]:
+    """``(store, config row)`` that provided most of one config's seeds, or (None, None)."""
+    have = [
+        (int(s), int(r))
+        for s, r in zip(store_index.reshape(-1), config_index.reshape(-1), strict=True)
+        if s >= 0
+    ]
+    if not have:
+        return None, None
+    return collections.Counter(have).most_common(1)[0][0]
 
 
 def winner_curve(
@@ -171,23 +199,98 @@ def winner_curve(
 
 
 def open_scores(study_dir: Path) -> xr.Dataset:
-    """Open ``study_dir/scores.zarr`` (loaded into memory, attrs decoded)."""
-    ds = open_zarr(Path(study_dir) / SCORES)
-    ds = ds.load()
+    """Open ``study_dir/scores.zarr`` (loaded into memory, attrs decoded); a store that fails to
+    decode is a one-line ``UserError``."""
+    path = Path(study_dir) / SCORES
+    try:
+        ds = open_zarr(path).load()
+    except Exception as err:  # any decode error: name the file and the fix
+        raise UserError(
+            f"{path}: unreadable ({type(err).__name__}: {err}); parse it again with "
+            f"`nox -s parse -- {study_dir}`"
+        ) from None
     ds.attrs = read_attrs(ds.attrs)
     return ds
 
 
-def _is_stale(study_dir: Path) -> bool:
-    """True when scores.zarr is missing, unreadable, or not made from the current stores."""
+def is_stale(study_dir: Path, stores: list[StoreState]) -> bool:
+    """True when ``scores.zarr`` is missing, damaged, or not made from exactly ``stores`` (the
+    study's stores, fully checked): one more, one fewer, re-run, or corrupt since."""
     path = Path(study_dir) / SCORES
+    if not store_state(path, full=True).complete:
+        return True
     try:
-        meta = json.loads((path / "zarr.json").read_text())["attributes"]
-        used = {Path(s["path"]).name: s["completed_at"] for s in meta["stores"]}
+        attrs = read_attrs(path)
+        used = {Path(s["path"]).name: s["completed_at"] for s in attrs["stores"]}
+        used.update({Path(c["path"]).name: CORRUPT for c in attrs.get("corrupt") or []})
     except (OSError, ValueError, KeyError, TypeError):
         return True
-    now = {i["path"].name: i["completed_at"] for i in all_complete_stores(study_dir)}
-    return bool(now) and used != now  # no stores (synced results only): use scores.zarr as is
+    now = {s.path.name: s.completed_at for s in stores if s.complete}
+    now.update({s.path.name: CORRUPT for s in stores if s.state == CORRUPT})
+    return used != now
+
+
+def current_scores(
+    study_dir: Path, discounted: bool, console: Console, progress: bool = True
+) -> xr.Dataset:
+    """The study's scores, parsed again unless ``scores.zarr`` was made from the stores as
+    they are now (every store checked in full). Without any store (results synced without
+    ``--raw``) the ``scores.zarr`` there is used, if it is intact."""
+    study_dir = Path(study_dir)
+    stores = study_stores(study_dir, full=True)
+    if stores:
+        if is_stale(study_dir, stores):
+            parse_study(study_dir, progress=progress, discounted=discounted, console=console)
+        return open_scores(study_dir)
+    state = store_state(study_dir / SCORES, full=True)
+    if state.state == CORRUPT:
+        raise UserError(
+            f"{state.path}: corrupt ({state.reason}) and no task stores here to parse again; "
+            "fetch it again (`nox -s sync -- HOST:PATH`)"
+        )
+    return open_scores(study_dir)
+
+
+def study_gaps(scores: xr.Dataset) -> dict[str, list[dict[str, tp.Any]]]:
+    """What a winner of ``scores`` would be missing: ``missing`` (planned cells without data,
+    corrupt tasks included) and ``corrupt`` (stores no intact copy replaces)."""
+    attrs = read_attrs(scores.attrs)
+    return {
+        "missing": [m for m in attrs.get("missing") or [] if m.get("task_id")],
+        "corrupt": [c for c in attrs.get("corrupt") or [] if not c.get("intact_copy")],
+    }
+
+
+def _few(items: list[str], shown: int = 3) -> str:
+    more = f" (+{len(items) - shown} more)" if len(items) > shown else ""
+    return ", ".join(items[:shown]) + more
+
+
+def describe_gaps(gaps: dict[str, list[dict[str, tp.Any]]]) -> str:
+    """``2 corrupt stores (path: reason, ...), 6 planned cells missing (tasks a, b)``."""
+    parts = []
+    if gaps["corrupt"]:
+        named = [f"{c['path']}: {c['reason']}" for c in gaps["corrupt"]]
+        parts.append(f"{len(named)} corrupt stores ({_few(named, 2)})")
+    if gaps["missing"]:
+        cells = sum(len(m["seeds"]) for m in gaps["missing"])
+        tasks = sorted({m["task_id"] for m in gaps["missing"]})
+        parts.append(f"{cells} planned (config, seed) cells missing (tasks {_few(tasks)})")
+    return ", ".join(parts)
+
+
+def refusal(gaps: dict[Path, dict[str, list[dict[str, tp.Any]]]]) -> str:
+    """The one line ``best`` stops with when studies have gaps: what is missing and the fix."""
+    bad = {d: g for d, g in gaps.items() if g["missing"] or g["corrupt"]}
+    studies = " ".join(d.name for d in bad)
+    fix = f"re-run them (`nox -s run_local -- {studies}` or `nox -s submit -- {studies} --missing`)"
+    if any(g["corrupt"] for g in bad.values()):
+        fix = (
+            f"remove the corrupt stores (`nox -s clean -- {' '.join(str(d) for d in bad)} "
+            f"--corrupt`) and {fix}"
+        )
+    what = "; ".join(f"{d}: {describe_gaps(g)}" for d, g in bad.items())
+    return f"{what}; a winner without them may be wrong: {fix}, or pass --partial"
 
 
 def _shown_names(results: list[dict[str, tp.Any]]) -> dict[str, list[str]]:
@@ -225,22 +328,40 @@ def run_best(
     results_dir: Path,
     console: Console | None = None,
     progress: bool = True,
+    partial: bool = False,
 ) -> list[dict[str, tp.Any]]:
-    """Parse where needed, then find, record, print and plot the winners of each study."""
+    """Parse where needed, then find, record, print and plot the winners of each study.
+
+    A study with corrupt stores or planned cells without data stops everything with a one-line
+    ``UserError`` before anything is written, unless ``partial``: then its record says
+    ``"partial": true`` and lists the ``missing`` cells and ``corrupt`` stores.
+    """
     console = console or make_console()
+    studies = {Path(d): current_scores(d, discounted, console, progress) for d in dirs}
+    gaps = {d: study_gaps(scores) for d, scores in studies.items()}
+    if not partial and any(g["missing"] or g["corrupt"] for g in gaps.values()):
+        raise UserError(refusal(gaps))
     stem = output_stem(measure, discounted)
     ylabel = metric_names("auc", discounted)
     title = f"best by {measure} ({metric_names(measure, discounted)})"
     rows, results = [], []
     comparison: dict[str, list[Curve]] = collections.defaultdict(list)
-    for d in dirs:
-        if _is_stale(d):
-            parse_study(d, progress=progress, discounted=discounted, console=console)
-        scores = open_scores(d)
+    for d, scores in studies.items():
         result = best(scores, measure, discounted)
-        result["scores"] = str(Path(d) / SCORES)
-        study = str(result.get("study") or Path(d).name)
-        (Path(d) / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+        result["scores"] = str(d / SCORES)
+        result["partial"] = bool(gaps[d]["missing"] or gaps[d]["corrupt"])
+        if result["partial"]:
+            result.update(gaps[d])
+            console.print(
+                f"warning: {d}: partial result, {describe_gaps(gaps[d])} "
+                f"(recorded in {d / f'{stem}.json'})",
+                style="yellow",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+        study = str(result.get("study") or d.name)
+        files.write_json(d / f"{stem}.json", result, indent=2)
         panels: dict[str, list[Curve]] = {}
         for env, r in result["envs"].items():
             rows.append((study, env, r))
@@ -253,9 +374,9 @@ def run_best(
             )
             panels[env] = [winner_curve(scores, env, r, discounted, label)]
             comparison[env].append(panels[env][0]._replace(label=study))
-        plot_curves(panels, Path(d) / f"{stem}.png", title=f"{study}: {title}", ylabel=ylabel)
+        plot_curves(panels, d / f"{stem}.png", title=f"{study}: {title}", ylabel=ylabel)
         console.print(
-            f"wrote {Path(d) / f'{stem}.json'} and {Path(d) / f'{stem}.png'}",
+            f"wrote {d / f'{stem}.json'} and {d / f'{stem}.png'}",
             highlight=False,
             soft_wrap=True,
         )
@@ -292,6 +413,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="rank by discounted returns (discounted_return / final_discounted_return)",
     )
+    p.add_argument(
+        "--partial",
+        action="store_true",
+        help="rank what is there even if planned cells are missing or stores are corrupt; the "
+        'JSON then says "partial": true and lists them (default: refuse, exit 2)',
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar while parsing")
     return p
 
@@ -307,7 +434,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"{d}: no complete task stores and no {SCORES}; run the tasks first "
                 "(`nox -s status` lists which are missing)"
             )
-    run_best(dirs, args.measure, args.discounted, args.results_dir, progress=not args.no_progress)
+    run_best(
+        dirs,
+        args.measure,
+        args.discounted,
+        args.results_dir,
+        progress=not args.no_progress,
+        partial=args.partial,
+    )
     return 0
 
 

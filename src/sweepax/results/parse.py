@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import os
-import shutil
 import sys
 import typing as tp
 from pathlib import Path
@@ -22,16 +20,19 @@ import xarray as xr
 from rich.console import Console
 from rich.progress import track
 
+from sweepax import files
 from sweepax.console import make_console
 from sweepax.errors import UserError, cli
 from sweepax.results.store import (
-    _coord_values,
-    _jsonable,
+    CORRUPT,
+    UNVERIFIABLE,
+    StoreState,
     all_complete_stores,
-    consolidate,
     open_store,
-    utc_now,
+    seal,
+    study_stores,
 )
+from sweepax.results.values import coord_values, jsonable, nanmean
 
 SCORES = "scores.zarr"
 ENV = "env"
@@ -58,7 +59,9 @@ def _sort_key(value: tp.Any) -> tuple:
     return (1, str(value))
 
 
-class _Store(tp.NamedTuple):
+class TaskStore(tp.NamedTuple):
+    """One complete task store as parse reads it."""
+
     index: int
     task_id: str
     path: Path
@@ -69,43 +72,84 @@ class _Store(tp.NamedTuple):
     attrs: dict[str, tp.Any]
 
 
-def _load_stores(infos: list[dict], progress: bool) -> list[_Store]:
-    """Open every complete store and read its labels."""
-    out = []
-    for i, info in enumerate(
-        track(infos, description="reading stores", disable=not progress, transient=True)
-    ):
-        ds = open_store(info["path"])
-        attrs = ds.attrs
-        static = attrs.get("static") or {}
-        args = attrs.get("args") or {}
-        env = static.get(ENV, args.get(ENV))
-        if env is None:
-            raise UserError(
-                f"{info['path']}: attrs 'static' has no 'env'; re-run the task with a current "
-                "sweepax so the store records its labels"
-            )
-        n_config = ds.sizes.get("config", 1)
-        rows: list[dict[str, tp.Any]] = [{} for _ in range(n_config)]
-        for name in attrs.get("hparams_static") or []:
-            if name in NOT_LABELS:
-                continue
-            value = _py(static.get(name, args.get(name)))
-            for row in rows:
-                row[name] = value
-        for name in attrs.get("hparams_vmapped") or []:
-            values = ds[name].values.tolist() if name in ds.coords else [None] * n_config
-            for row, value in zip(rows, values, strict=True):
-                row[name] = _py(value)
+class PlannedCell(tp.NamedTuple):
+    """One (labels, seed) cell a manifest plans, and the task that should provide it."""
+
+    labels: dict[str, tp.Any]  # env and every label name the manifest gives
+    seed: int
+    task_id: str
+
+
+def read_stores(
+    states: list[StoreState], progress: bool = False
+) -> tuple[list[TaskStore], list[StoreState]]:
+    """Open every complete store (oldest first) lazily with its coordinates and labels:
+    ``(stores, unreadable)``, a store that fails to decode being corrupt with the error."""
+    out, unreadable = [], []
+    for state in track(states, description="reading stores", disable=not progress, transient=True):
+        try:
+            ds = open_store(state.path)
+            for var in ds.coords.values():
+                var.load()
+        except Exception as err:  # any decode error: the store is damaged, not parse
+            unreadable.append(_unreadable(state, err))
+            continue
+        env, rows = store_labels(ds, state.path)
         out.append(
-            _Store(
-                i, info["task_id"], info["path"], info["completed_at"], _py(env), rows, ds, attrs
+            TaskStore(
+                len(out),
+                state.task_id,
+                state.path,
+                str(state.completed_at),
+                env,
+                rows,
+                ds,
+                ds.attrs,
             )
         )
-    return out
+    return out, unreadable
 
 
-def _label_names(stores: list[_Store]) -> list[str]:
+def _unreadable(state: StoreState, err: Exception) -> StoreState:
+    reason = f"unreadable ({type(err).__name__}: {err})".replace("\n", " ")
+    return state._replace(state=CORRUPT, reason=reason)
+
+
+class UnreadableStoreError(Exception):
+    """A store's data failed to decode while filling the tensor."""
+
+    def __init__(self, store: TaskStore, err: Exception):
+        super().__init__(f"{store.path}: {err}")
+        self.store, self.err = store, err
+
+
+def store_labels(ds: xr.Dataset, path: Path) -> tuple[tp.Any, list[dict[str, tp.Any]]]:
+    """``(env, rows)``: a store's env and the label values of each of its config rows."""
+    attrs = ds.attrs
+    static = attrs.get("static") or {}
+    args = attrs.get("args") or {}
+    env = static.get(ENV, args.get(ENV))
+    if env is None:
+        raise UserError(
+            f"{path}: attrs 'static' has no 'env'; re-run the task with a current "
+            "sweepax so the store records its labels"
+        )
+    n_config = ds.sizes.get("config", 1)
+    rows: list[dict[str, tp.Any]] = [{} for _ in range(n_config)]
+    for name in attrs.get("hparams_static") or []:
+        if name in NOT_LABELS:
+            continue
+        value = _py(static.get(name, args.get(name)))
+        for row in rows:
+            row[name] = value
+    for name in attrs.get("hparams_vmapped") or []:
+        values = ds[name].values.tolist() if name in ds.coords else [None] * n_config
+        for row, value in zip(rows, values, strict=True):
+            row[name] = _py(value)
+    return _py(env), rows
+
+
+def label_names(stores: list[TaskStore]) -> list[str]:
     """Static label names in declaration order as stored, then vmapped ones (first-seen order)."""
     static: list[str] = []
     vmapped: list[str] = []
@@ -131,8 +175,8 @@ def _find_manifest(study: str, manifest: Path | None) -> Path | None:
     return default if default.is_file() else None
 
 
-def _read_manifest(path: Path, names: list[str]) -> list[tuple[dict[str, tp.Any], int, str]]:
-    """Planned cells ``(labels incl. env, seed, task_id)`` from a manifest's ``tasks``."""
+def read_manifest(path: Path, names: list[str]) -> list[PlannedCell]:
+    """Every cell a manifest (``runs/<study>.json``) plans, from its ``tasks``."""
     try:
         doc = json.loads(path.read_text())
         tasks = doc["tasks"]
@@ -145,7 +189,7 @@ def _read_manifest(path: Path, names: list[str]) -> list[tuple[dict[str, tp.Any]
                 labels = dict(base)
                 labels.update({n: _py(config[n]) for n in names if n in config})
                 for seed in task["seeds"]:
-                    cells.append((labels, int(seed), str(task["task_id"])))
+                    cells.append(PlannedCell(labels, int(seed), str(task["task_id"])))
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise UserError(
             f"{path}: not a sweepax manifest ({type(err).__name__}: {err}); regenerate it with "
@@ -154,31 +198,206 @@ def _read_manifest(path: Path, names: list[str]) -> list[tuple[dict[str, tp.Any]
     return cells
 
 
-def _atomic_write(ds: xr.Dataset, final: Path) -> None:
-    """Write ``ds`` under a hidden temporary name, then swap it in for ``final``."""
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    old = final.with_name(f".{final.name}.old-{os.getpid()}")
-    for p in (tmp, old):
-        if p.exists():
-            shutil.rmtree(p)
-    try:
-        ds.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False)
-        consolidate(tmp)
-        if final.exists():
-            os.rename(final, old)
-        os.rename(tmp, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
+class Grid(tp.NamedTuple):
+    """The tensor's coordinates: sorted values of env and every label, which labels vary."""
+
+    coords: dict[str, list[tp.Any]]  # env and every label name -> sorted values
+    varying: list[str]  # label names with more than one value: the hyperparameter dims
+    fixed: dict[str, tp.Any]  # label names with one value -> that value
+    seeds: list[int]
+    n_update: int
+    pos: dict[str, dict[tp.Any, int]]  # env and every varying name -> value -> index
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Cell shape: (env, *varying, seed)."""
+        return (
+            len(self.coords[ENV]),
+            *(len(self.coords[n]) for n in self.varying),
+            len(self.seeds),
+        )
+
+    def head(self, labels: tp.Mapping[str, tp.Any]) -> tuple[int, ...]:
+        """Index of ``labels`` along (env, *varying)."""
+        return tuple(self.pos[n][labels.get(n)] for n in [ENV, *self.varying])
 
 
-def _nanmean(x: np.ndarray, axis: int | tuple[int, ...]) -> np.ndarray:
-    """Mean over ``axis`` ignoring NaN; NaN (no warning) where nothing is finite."""
-    ok = np.isfinite(x)
-    n = ok.sum(axis=axis)
-    total = np.where(ok, x, 0.0).sum(axis=axis)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n > 0, total / np.maximum(n, 1), np.nan)
+def coordinate_values(
+    stores: list[TaskStore], planned: list[PlannedCell], names: list[str]
+) -> Grid:
+    """Every value any store (or a fully labelled planned cell) has, sorted per coordinate."""
+    values: dict[str, set] = {n: set() for n in [ENV, *names]}
+    seeds: set[int] = set()
+    for s in stores:
+        values[ENV].add(s.env)
+        for row in s.rows:
+            for n in names:
+                values[n].add(row.get(n))
+        seeds.update(int(x) for x in s.ds["seed"].values.tolist())
+    for cell in planned:
+        if all(n in cell.labels for n in names) and cell.labels.get(ENV) is not None:
+            for n in [ENV, *names]:
+                values[n].add(cell.labels[n])
+            seeds.add(cell.seed)
+    coords = {n: sorted(v, key=_sort_key) for n, v in values.items()}
+    varying = [n for n in names if len(coords[n]) > 1]
+    return Grid(
+        coords=coords,
+        varying=varying,
+        fixed={n: coords[n][0] for n in names if len(coords[n]) == 1},
+        seeds=sorted(seeds),
+        n_update=max((s.ds.sizes.get("update", 0) for s in stores), default=0),
+        pos={n: {v: i for i, v in enumerate(coords[n])} for n in [ENV, *varying]},
+    )
+
+
+class Tensor(tp.NamedTuple):
+    """The arrays being filled: data variables, which store and row filled each cell, steps."""
+
+    per_update: dict[str, np.ndarray]  # (*cell, update)
+    final: dict[str, np.ndarray]  # (*cell)
+    store_index: np.ndarray  # (*cell) int32, -1 where no store provides the cell
+    config_index: np.ndarray  # (*cell) int32, -1 likewise
+    env_steps: np.ndarray  # (update,) int64, or (env, *varying, update) float when stores differ
+
+
+def allocate(stores: list[TaskStore], grid: Grid) -> Tensor:
+    """NaN everywhere (-1 for the indices); a variable's dtype is the widest any store has, at
+    least float32."""
+    per_update, final = [], []
+    dtypes: dict[str, np.dtype] = {}
+    for s in stores:
+        for name, var in s.ds.data_vars.items():
+            if name not in per_update and name not in final:
+                (per_update if "update" in var.dims else final).append(name)
+            dtypes[name] = np.result_type(dtypes.get(name, np.float32), var.dtype, np.float32)
+    shape = grid.shape
+    steps = [np.asarray(s.ds["env_steps"].values, np.float64) for s in stores]
+    if all(np.array_equal(steps[0], x) for x in steps[1:]):
+        env_steps = steps[0].astype(np.int64)
+    else:
+        env_steps = np.full((*shape[:-1], grid.n_update), np.nan)
+    return Tensor(
+        per_update={n: np.full((*shape, grid.n_update), np.nan, dtypes[n]) for n in per_update},
+        final={n: np.full(shape, np.nan, dtypes[n]) for n in final},
+        store_index=np.full(shape, -1, np.int32),
+        config_index=np.full(shape, -1, np.int32),
+        env_steps=env_steps,
+    )
+
+
+def fill(stores: list[TaskStore], grid: Grid, tensor: Tensor) -> collections.Counter:
+    """Copy every store's values into ``tensor``, newest ``completed_at`` first, so the newest
+    store providing a cell wins it; returns ``{(winner index, loser index): cells}``. A store
+    whose data fails to decode raises ``UnreadableStoreError`` before it claims any cell."""
+    superseded: collections.Counter = collections.Counter()
+    owner: dict[tuple, int] = {}
+    seed_pos = {s: i for i, s in enumerate(grid.seeds)}
+    for s in sorted(stores, key=lambda s: (s.completed_at, s.path.name), reverse=True):
+        store_seeds = [int(x) for x in s.ds["seed"].values.tolist()]
+        try:
+            arrays = {n: np.asarray(s.ds[n].values) for n in s.ds.data_vars}
+        except Exception as err:  # any decode error: the store is damaged, not parse
+            raise UnreadableStoreError(s, err) from err
+        u = s.ds.sizes.get("update", 0)
+        for c, row in enumerate(s.rows):
+            head = grid.head({ENV: s.env, **row})
+            if tensor.env_steps.ndim > 1:
+                tensor.env_steps[head][:u] = s.ds["env_steps"].values
+            for k, seed in enumerate(store_seeds):
+                cell = (*head, seed_pos[seed])
+                if cell in owner:
+                    superseded[(owner[cell], s.index)] += 1
+                    continue
+                owner[cell] = s.index
+                tensor.store_index[cell] = s.index
+                tensor.config_index[cell] = c
+                for n, arr in arrays.items():
+                    if n in tensor.per_update:
+                        tensor.per_update[n][cell][:u] = arr[c, k]
+                    else:
+                        tensor.final[n][cell] = arr[c, k]
+    return superseded
+
+
+def missing_cells(
+    grid: Grid,
+    store_index: np.ndarray,
+    planned: list[PlannedCell],
+    corrupt: tp.Mapping[str, str] | None = None,
+) -> list[dict[str, tp.Any]]:
+    """Cells no store filled, one entry per (labels, task) with its seeds; the task is the
+    manifest's where it planned the cell, else None (not planned). ``corrupt`` maps a task id
+    to the reason its cells are missing when its only store is corrupt."""
+    corrupt = corrupt or {}
+    task_of = {}
+    for cell in planned:
+        labels = cell.labels
+        if labels.get(ENV) is None or any(n not in labels for n in [*grid.varying, *grid.fixed]):
+            continue
+        if any(labels[n] != grid.fixed[n] for n in grid.fixed):
+            continue
+        task_of[(*grid.head(labels), grid.seeds.index(cell.seed))] = cell.task_id
+    groups: dict[tuple, list[int]] = collections.defaultdict(list)
+    for cell in zip(*np.nonzero(store_index < 0), strict=True):
+        cell = tuple(int(i) for i in cell)
+        groups[(cell[:-1], task_of.get(cell))].append(grid.seeds[cell[-1]])
+    missing = []
+    for (head, task_id), seeds in sorted(groups.items(), key=lambda g: (g[0][0], g[0][1] or "")):
+        entry = {ENV: grid.coords[ENV][head[0]]}
+        entry.update({n: grid.coords[n][i] for n, i in zip(grid.varying, head[1:], strict=True)})
+        entry.update(seeds=sorted(seeds), task_id=task_id)
+        if task_id in corrupt:
+            entry["reason"] = corrupt[task_id]
+        elif task_id:
+            entry["reason"] = REASON_MISSING.format(task_id=task_id)
+        else:
+            entry["reason"] = REASON_NOT_PLANNED
+        missing.append(entry)
+    return missing
+
+
+def superseded_records(
+    stores: list[TaskStore], superseded: collections.Counter
+) -> list[dict[str, tp.Any]]:
+    """``attrs["superseded"]``: per (newer, older) pair of stores, how many cells the newer won."""
+    return [
+        {
+            "task_id": stores[loser].task_id,
+            "path": str(stores[loser].path),
+            "completed_at": stores[loser].completed_at,
+            "superseded_by": {"task_id": stores[winner].task_id, "path": str(stores[winner].path)},
+            "cells": count,
+        }
+        for (winner, loser), count in sorted(superseded.items())
+    ]
+
+
+def assemble(grid: Grid, tensor: Tensor, attrs: dict[str, tp.Any]) -> xr.Dataset:
+    """The labelled Dataset (see ``parse_study``) from the filled arrays."""
+    dims = (ENV, *grid.varying, "seed")
+    coords: dict[str, tp.Any] = {ENV: (ENV, coord_values(grid.coords[ENV]))}
+    coords.update({n: (n, coord_values(grid.coords[n])) for n in grid.varying})
+    coords["seed"] = ("seed", np.asarray(grid.seeds, np.int64))
+    coords["update"] = ("update", np.arange(grid.n_update, dtype=np.int64))
+    if tensor.env_steps.ndim == 1:
+        coords["env_steps"] = ("update", tensor.env_steps)
+    else:
+        coords["env_steps"] = ((*dims[:-1], "update"), tensor.env_steps)
+    coords["store_index"] = (dims, tensor.store_index)
+    coords["config_index"] = (dims, tensor.config_index)
+    data_vars = {n: ((*dims, "update"), v) for n, v in tensor.per_update.items()}
+    data_vars.update({n: (dims, v) for n, v in tensor.final.items()})
+    return xr.Dataset(data_vars, coords=coords, attrs=jsonable(attrs))
+
+
+def write_scores(scores: xr.Dataset, final: Path) -> Path:
+    """Write ``scores`` under a hidden temporary name with its completion record (checked like
+    a task store's), then swap it in for ``final``."""
+    with files.building(final) as tmp:
+        scores.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False)
+        seal(tmp, sorted(scores.variables))
+        return files.publish(tmp, final, replace=True)
 
 
 def parse_study(
@@ -193,7 +412,7 @@ def parse_study(
     Parameters
     ----------
     study_dir
-        ``results/<study>`` holding ``<task_id>.zarr`` stores; only complete stores are read.
+        ``results/<study>`` holding ``<task_id>.zarr`` stores; only intact stores are read.
     manifest
         Optional ``runs/<study>.json`` (default: that path relative to the cwd, if it exists); used
         only to name the task of a missing cell and to add planned values no store has yet.
@@ -213,9 +432,14 @@ def parse_study(
         ``final_*`` all but ``update``. Coords ``env_steps`` (on ``update`` when the same for every
         store, else also on ``env`` and the hyperparameter dims), ``store_index`` / ``config_index``
         (which store and config row filled each cell, -1 if none). Attrs: ``study``, ``stores``,
-        ``entries``, ``hparams``, ``fixed``, ``missing``, ``superseded``, ``discounted``.
-        Cells no store provides are NaN and listed in ``missing``; when two stores provide the
-        same cell the newest ``completed_at`` wins and the other is listed in ``superseded``.
+        ``entries``, ``hparams``, ``fixed``, ``missing``, ``corrupt``, ``unverified``,
+        ``superseded``, ``discounted``. Cells no store provides are NaN and listed in
+        ``missing``; when two stores provide the same cell the newest ``completed_at`` wins and
+        the other is listed in ``superseded``. Every store is checked against its completion
+        record (sha256 of every file) first: a corrupt one (or one whose data fails to decode)
+        is never read, but listed in ``corrupt`` with the reason, and the cells of its task are
+        missing with reason ``corrupt store ...`` unless an intact store of the same task
+        provides them. Stores written before checksums are read and listed in ``unverified``.
     """
     console = console or make_console()
     study_dir = Path(study_dir)
@@ -223,152 +447,90 @@ def parse_study(
         raise UserError(
             f"{study_dir}: no such study folder; pass results/<study> (see `ls results`)"
         )
-    infos = all_complete_stores(study_dir)
-    if not infos:
-        raise UserError(
-            f"{study_dir}: no complete task stores (<task_id>.zarr); run the tasks first "
-            "(`nox -s status` lists which are missing)"
-        )
-    stores = _load_stores(infos, progress)
+    states = study_stores(study_dir, full=True)
+    stores, unreadable = read_stores([s for s in states if s.complete], progress)
+    corrupt = [s for s in states if s.state == CORRUPT] + unreadable
+    _need_stores(study_dir, stores, corrupt)
     study = str(stores[-1].attrs.get("study") or study_dir.name)
-    names = _label_names(stores)
+    names = label_names(stores)
     manifest_path = _find_manifest(study, manifest)
-    planned = _read_manifest(manifest_path, names) if manifest_path else []
-
-    # COORDINATE VALUES: every value any store (or the manifest) has, sorted.
-    values: dict[str, set] = {n: set() for n in [ENV, *names]}
-    seeds: set[int] = set()
-    for s in stores:
-        values[ENV].add(s.env)
-        for row in s.rows:
-            for n in names:
-                values[n].add(row.get(n))
-        seeds.update(int(x) for x in s.ds["seed"].values.tolist())
-    for labels, seed, _ in planned:
-        if all(n in labels for n in names) and labels.get(ENV) is not None:
-            for n in [ENV, *names]:
-                values[n].add(labels[n])
-            seeds.add(seed)
-    coords_of = {n: sorted(v, key=_sort_key) for n, v in values.items()}
-    varying = [n for n in names if len(coords_of[n]) > 1]
-    fixed = {n: coords_of[n][0] for n in names if len(coords_of[n]) == 1}
-    seed_list = sorted(seeds)
-    pos = {n: {v: i for i, v in enumerate(coords_of[n])} for n in [ENV, *varying]}
-    seed_pos = {s: i for i, s in enumerate(seed_list)}
-    n_update = max(s.ds.sizes.get("update", 0) for s in stores)
-    cell_shape = (len(coords_of[ENV]), *(len(coords_of[n]) for n in varying), len(seed_list))
-
-    # ALLOCATE: NaN everywhere no store provides a value.
-    per_update, final = [], []
-    for s in stores:
-        for name, var in s.ds.data_vars.items():
-            target = per_update if "update" in var.dims else final
-            if name not in per_update and name not in final:
-                target.append(name)
-    dtypes: dict[str, np.dtype] = {}
-    for s in stores:
-        for name, var in s.ds.data_vars.items():
-            dtypes[name] = np.result_type(dtypes.get(name, np.float32), var.dtype, np.float32)
-    data = {n: np.full((*cell_shape, n_update), np.nan, dtypes[n]) for n in per_update}
-    data.update({n: np.full(cell_shape, np.nan, dtypes[n]) for n in final})
-    store_index = np.full(cell_shape, -1, np.int32)
-    config_index = np.full(cell_shape, -1, np.int32)
-    steps_list = [np.asarray(s.ds["env_steps"].values, np.float64) for s in stores]
-    same_steps = all(np.array_equal(steps_list[0], x) for x in steps_list[1:])
-    steps = None if same_steps else np.full((*cell_shape[:-1], n_update), np.nan)
-
-    # FILL: newest store first, so the first store to claim a cell wins it.
-    superseded: collections.Counter = collections.Counter()
-    owner: dict[tuple, int] = {}
-    for s in sorted(stores, key=lambda s: (s.completed_at, s.path.name), reverse=True):
-        store_seeds = [int(x) for x in s.ds["seed"].values.tolist()]
-        arrays = {n: np.asarray(s.ds[n].values) for n in s.ds.data_vars}
-        u = s.ds.sizes.get("update", 0)
-        for c, row in enumerate(s.rows):
-            hp_idx = tuple(pos[n][row.get(n)] for n in varying)
-            head = (pos[ENV][s.env], *hp_idx)
-            if steps is not None:
-                steps[head][:u] = steps_list[s.index]
-            for k, seed in enumerate(store_seeds):
-                cell = (*head, seed_pos[seed])
-                if cell in owner:
-                    superseded[(owner[cell], s.index)] += 1
-                    continue
-                owner[cell] = s.index
-                store_index[cell] = s.index
-                config_index[cell] = c
-                for n, arr in arrays.items():
-                    if n in per_update:
-                        data[n][cell][:u] = arr[c, k]
-                    else:
-                        data[n][cell] = arr[c, k]
-
-    # MISSING: cells with no data, named by the manifest's task where it planned them.
-    task_of = {}
-    for labels, seed, task_id in planned:
-        if labels.get(ENV) is None or any(n not in labels for n in names):
-            continue
-        if any(labels[n] != fixed[n] for n in fixed):
-            continue
-        head = (pos[ENV][labels[ENV]], *(pos[n][labels[n]] for n in varying))
-        task_of[(*head, seed_pos[seed])] = task_id
-    groups: dict[tuple, list[int]] = collections.defaultdict(list)
-    for cell in zip(*np.nonzero(store_index < 0), strict=True):
-        cell = tuple(int(i) for i in cell)
-        groups[(cell[:-1], task_of.get(cell))].append(seed_list[cell[-1]])
-    missing = []
-    by_cell = sorted(groups.items(), key=lambda g: (g[0][0], g[0][1] or ""))
-    for (head, task_id), cell_seeds in by_cell:
-        entry = {ENV: coords_of[ENV][head[0]]}
-        entry.update({n: coords_of[n][i] for n, i in zip(varying, head[1:], strict=True)})
-        entry.update(seeds=sorted(cell_seeds), task_id=task_id)
-        entry["reason"] = REASON_MISSING.format(task_id=task_id) if task_id else REASON_NOT_PLANNED
-        missing.append(entry)
-
-    superseded_list = [
-        {
-            "task_id": stores[loser].task_id,
-            "path": str(stores[loser].path),
-            "completed_at": stores[loser].completed_at,
-            "superseded_by": {"task_id": stores[winner].task_id, "path": str(stores[winner].path)},
-            "cells": count,
-        }
-        for (winner, loser), count in sorted(superseded.items())
-    ]
-
-    # ASSEMBLE
-    dims = (ENV, *varying, "seed")
-    coords: dict[str, tp.Any] = {ENV: (ENV, _coord_values(coords_of[ENV]))}
-    coords.update({n: (n, _coord_values(coords_of[n])) for n in varying})
-    coords["seed"] = ("seed", np.asarray(seed_list, np.int64))
-    coords["update"] = ("update", np.arange(n_update, dtype=np.int64))
-    if steps is None:
-        coords["env_steps"] = ("update", steps_list[0].astype(np.int64))
-    else:
-        coords["env_steps"] = ((*dims[:-1], "update"), steps)
-    coords["store_index"] = (dims, store_index)
-    coords["config_index"] = (dims, config_index)
-    data_vars = {n: ((*dims, "update"), data[n]) for n in per_update}
-    data_vars.update({n: (dims, data[n]) for n in final})
+    planned = read_manifest(manifest_path, names) if manifest_path else []
+    while True:  # a store that fails to decode is corrupt: set it aside and fill again
+        grid = coordinate_values(stores, planned, names)
+        tensor = allocate(stores, grid)
+        try:
+            superseded = fill(stores, grid, tensor)
+            break
+        except UnreadableStoreError as err:
+            state = next(s for s in states if s.path == err.store.path)
+            corrupt.append(_unreadable(state, err.err))
+            kept = [s for s in stores if s.path != err.store.path]
+            stores = [s._replace(index=i) for i, s in enumerate(kept)]
+            _need_stores(study_dir, stores, corrupt)
+    corrupt_list = corrupt_records(corrupt, stores)
+    unverified = {s.path for s in states if s.complete and not s.verified}
     attrs = {
         "study": study,
         "entries": sorted({str(s.attrs.get("entry")) for s in stores if s.attrs.get("entry")}),
-        "hparams": varying,
-        "fixed": fixed,
+        "hparams": grid.varying,
+        "fixed": grid.fixed,
         "stores": [
             {"task_id": s.task_id, "path": str(s.path), "completed_at": s.completed_at}
             for s in stores
         ],
-        "missing": missing,
-        "superseded": superseded_list,
+        "missing": missing_cells(grid, tensor.store_index, planned, _corrupt_reasons(corrupt_list)),
+        "corrupt": corrupt_list,
+        "unverified": [str(s.path) for s in stores if s.path in unverified],
+        "superseded": superseded_records(stores, superseded),
         "discounted": bool(discounted),
         "manifest": str(manifest_path) if manifest_path else None,
-        "parsed_at": utc_now(),
+        "parsed_at": files.utc_now("microseconds"),
     }
-    scores = xr.Dataset(data_vars, coords=coords, attrs=_jsonable(attrs))
-    _atomic_write(scores, study_dir / SCORES)
+    scores = assemble(grid, tensor, attrs)
+    write_scores(scores, study_dir / SCORES)
     _report(console, study_dir, scores, discounted)
     return scores
+
+
+def _need_stores(study_dir: Path, stores: list[TaskStore], corrupt: list[StoreState]) -> None:
+    """A one-line ``UserError`` when no intact store is left to parse."""
+    if stores:
+        return
+    if not corrupt:
+        raise UserError(
+            f"{study_dir}: no complete task stores (<task_id>.zarr); run the tasks first "
+            "(`nox -s status` lists which are missing)"
+        )
+    first = corrupt[0]
+    raise UserError(
+        f"{study_dir}: no intact task stores, {len(corrupt)} corrupt ({first.path}: "
+        f"{first.reason}); `nox -s verify -- {study_dir}` lists them, "
+        f"`nox -s clean -- {study_dir} --corrupt` removes them so the tasks re-run"
+    )
+
+
+def corrupt_records(corrupt: list[StoreState], stores: list[TaskStore]) -> list[dict[str, tp.Any]]:
+    """``attrs["corrupt"]``: each corrupt store's task, path, reason, and the intact store of
+    the same task that provides its cells instead (``intact_copy``, None if there is none)."""
+    intact = {s.task_id: str(s.path) for s in stores}
+    return [
+        {
+            "task_id": c.task_id,
+            "path": str(c.path),
+            "reason": c.reason,
+            "intact_copy": intact.get(c.task_id),
+        }
+        for c in sorted(corrupt, key=lambda c: c.path.name)
+    ]
+
+
+def _corrupt_reasons(corrupt: list[dict[str, tp.Any]]) -> dict[str, str]:
+    """Task id -> why its cells are missing, for the tasks whose only stores are corrupt."""
+    return {
+        c["task_id"]: f"corrupt store {c['path']} ({c['reason']})"
+        for c in corrupt
+        if c["intact_copy"] is None
+    }
 
 
 def _labels_text(entry: dict[str, tp.Any], names: tp.Iterable[str]) -> str:
@@ -376,7 +538,8 @@ def _labels_text(entry: dict[str, tp.Any], names: tp.Iterable[str]) -> str:
 
 
 def _report(console: Console, study_dir: Path, scores: xr.Dataset, discounted: bool) -> None:
-    """Print what was parsed: dims, superseded stores, missing cells, a per-env summary."""
+    """Print what was parsed: dims, corrupt and unverified stores, superseded stores, missing
+    cells, a per-env summary."""
 
     def say(text: str, style: str | None = None) -> None:
         console.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
@@ -386,6 +549,18 @@ def _report(console: Console, study_dir: Path, scores: xr.Dataset, discounted: b
     say(f"{a['study']}: {len(a['stores'])} stores -> {study_dir / SCORES} ({sizes})", "bold")
     if a["fixed"]:
         say("fixed: " + ", ".join(f"{k}={v}" for k, v in a["fixed"].items()))
+    for c in a["corrupt"]:
+        instead = (
+            f"its cells come from {c['intact_copy']}"
+            if c["intact_copy"]
+            else "its cells are missing"
+        )
+        say(f"corrupt store: {c['path']} (task {c['task_id']}): {c['reason']}; {instead}", "red")
+    if a["unverified"]:
+        say(
+            f"warning: {len(a['unverified'])} stores {UNVERIFIABLE} (e.g. {a['unverified'][0]})",
+            "yellow",
+        )
     for sup in a["superseded"]:
         say(
             f"duplicate cells: {sup['superseded_by']['path']} won over {sup['path']} "
@@ -409,7 +584,7 @@ def _report(console: Console, study_dir: Path, scores: xr.Dataset, discounted: b
     hp_dims = list(a["hparams"])
     for env in scores[ENV].values.tolist():
         curve = scores[metric].sel({ENV: env}).transpose(*hp_dims, "seed", "update").values
-        per_config = _nanmean(_nanmean(curve, axis=-1), axis=-1).reshape(-1)
+        per_config = nanmean(nanmean(curve, axis=-1), axis=-1).reshape(-1)
         ok = per_config[np.isfinite(per_config)]
         if ok.size:
             say(

@@ -15,6 +15,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter, MaxNLocator
 
+from sweepax import files
+
 
 class Curve(tp.NamedTuple):
     """One line: ``mean`` ± ``sem`` (update,) against ``x`` (update,) environment steps."""
@@ -56,7 +58,7 @@ def plot_curves(
     panels
         Panel title (env) -> curves drawn on it; panels appear in the given order.
     path
-        The PNG to write (parent folders are created).
+        The PNG to write, atomically (parent folders are created).
     title
         Figure title.
     ylabel
@@ -91,5 +93,6 @@ def plot_curves(
         fig.suptitle(title)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=110)
-    return path
+    with files.building(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+        return files.publish(tmp, path, replace=True)

@@ -5,18 +5,19 @@ variables named as the ``TrainMetrics`` fields with dims ``(config, seed, update
 ``(config, seed)`` (``final_*``); coordinates: one per vmapped hyperparameter along ``config``,
 ``seed``, ``update`` (0..U-1) and ``env_steps`` (update). Root attributes hold the study, task id,
 entry, static and resolved arguments, spec path and hash, provenance, the label names
-(``hparams_static``, ``hparams_vmapped``) and, written last, ``complete`` and ``completed_at``.
+(``hparams_static``, ``hparams_vmapped``) and, written last, the completion record: ``arrays``,
+``files`` (every file's size and sha256), ``complete`` and ``completed_at`` (see ``seal``).
+Readers verify it (``store_state``); ``leftovers`` finds what killed writers left behind.
 See https://zarr.readthedocs.io and https://docs.xarray.dev/en/stable/user-guide/io.html#zarr.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
-import math
 import os
-import shutil
+import re
+import socket
 import typing as tp
 import warnings
 from pathlib import Path
@@ -25,56 +26,13 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from sweepax import files
+from sweepax.results.values import coord_values, jsonable
+
 STORE_SUFFIX = ".zarr"
+SCRATCH_PREFIX = "reproduce-"
 DIMS = ("config", "seed", "update")
-# Written by ``write_task_store`` itself; everything else in the attrs comes from the caller.
-_OWN_ATTRS = ("hparams_vmapped", "arrays", "complete", "completed_at")
 _CHUNK_BYTES = 8 * 2**20
-
-
-def utc_now() -> str:
-    """The current UTC time as ISO 8601 with microseconds (sorts as text)."""
-    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
-
-
-def _jsonable(value: tp.Any) -> tp.Any:
-    """``value`` as plain JSON types (numpy scalars, tuples, paths, non-finite floats)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return _jsonable(value.item())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    return str(value)
-
-
-def _coord_values(values: tp.Sequence[tp.Any]) -> np.ndarray:
-    """A coordinate array: float64 / int64 / bool, or object dtype for strings (no ``<U``)."""
-    # float32 values (e.g. from a traced config) keep their shortest decimal form: 2.5e-4, not
-    # 0.0002500000118743628, so labels match the sweep file and the manifest.
-    values = [
-        float(str(v))
-        if isinstance(v, np.floating) and v.itemsize < 8
-        else v.item()
-        if isinstance(v, np.generic)
-        else v
-        for v in values
-    ]
-    if all(isinstance(v, bool) for v in values):
-        return np.asarray(values, dtype=bool)
-    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        return np.asarray(values, dtype=np.int64)
-    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        return np.asarray(values, dtype=np.float64)
-    return np.asarray([str(v) for v in values], dtype=object)
 
 
 def _chunks(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
@@ -111,7 +69,7 @@ def build_dataset(
             raise ValueError(f"metric {name!r} has shape {arr.shape}, expected {want} {dims}")
         data_vars[name] = (dims, arr)
     coords: dict[str, tp.Any] = {
-        name: ("config", _coord_values(values)) for name, values in vmapped.items()
+        name: ("config", coord_values(values)) for name, values in vmapped.items()
     }
     coords["seed"] = ("seed", np.asarray(seeds, dtype=np.int64))
     coords["update"] = ("update", np.arange(n_update, dtype=np.int64))
@@ -124,7 +82,7 @@ def _final_name(study_dir: Path, task_id: str) -> Path:
     path = study_dir / f"{task_id}{STORE_SUFFIX}"
     if not path.exists():
         return path
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
+    stamp = files.utc_stamp().removesuffix("Z")
     return study_dir / f"{task_id}.{stamp}{STORE_SUFFIX}"
 
 
@@ -157,7 +115,8 @@ def write_task_store(
         (update,) cumulative environment steps at the end of each update.
     attrs
         JSON-able metadata (study, task_id, entry, static, args, spec_path, spec_hash, provenance,
-        hparams_static); stored as given plus ``hparams_vmapped``, ``complete``, ``completed_at``.
+        hparams_static); stored as given plus ``hparams_vmapped`` and the completion record
+        (``seal``).
     """
     study_dir = Path(study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
@@ -166,29 +125,23 @@ def write_task_store(
         name: {"chunks": _chunks(var.shape, var.dtype.itemsize)}
         for name, var in ds.data_vars.items()
     }
-    tmp = study_dir / f".{task_id}{STORE_SUFFIX}.tmp-{os.getpid()}"
-    if tmp.exists():  # a leftover of this very process id: ours to replace
-        shutil.rmtree(tmp)
-    try:
+    with files.building(study_dir / f"{task_id}{STORE_SUFFIX}") as tmp:
         ds.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False, encoding=encoding)
-        group = zarr.open_group(tmp, mode="r+", zarr_format=3)
-        meta = _jsonable(dict(attrs))
-        meta.update(task_id=task_id, hparams_vmapped=list(vmapped), arrays=sorted(ds.variables))
-        group.update_attributes(meta)
-        # The marker that makes the store count as a result; only the consolidated copy of the
-        # metadata (so a plain ``xr.open_zarr`` opens it quietly) and the rename come after.
-        group.update_attributes({"complete": True, "completed_at": utc_now()})
-        consolidate(tmp)
-        final = _final_name(study_dir, task_id)
+        meta = jsonable(dict(attrs))
+        meta.update(task_id=task_id, hparams_vmapped=list(vmapped))
+        zarr.open_group(tmp, mode="r+", zarr_format=3).update_attributes(meta)
+        seal(tmp, sorted(ds.variables))
         try:
-            os.rename(tmp, final)
+            final = files.publish(tmp, _final_name(study_dir, task_id))
         except OSError:  # another writer took the name in between
-            final = _final_name(study_dir, task_id)
-            os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            final = files.publish(tmp, _final_name(study_dir, task_id))
     return final
+
+
+def scratch_path(store_path: Path, task_id: str) -> Path:
+    """The default results root of ``reproduce --run``: a hidden folder beside the store, named
+    by this host and process (``files.temp_path``), so ``leftovers`` can tell when it is dead."""
+    return files.temp_path(Path(store_path).parent / f"{SCRATCH_PREFIX}{task_id}")
 
 
 def _root_attrs(path: Path) -> dict[str, tp.Any] | None:
@@ -201,54 +154,299 @@ def _root_attrs(path: Path) -> dict[str, tp.Any] | None:
     return attrs if isinstance(attrs, dict) else None
 
 
-def is_complete(path: Path) -> bool:
-    """True when the store was marked complete and every array it lists is present."""
+# --- completion record ----------------------------------------------------------------------------
+ROOT_META = "zarr.json"
+COMPLETE, CORRUPT, INCOMPLETE = "complete", "corrupt", "incomplete"
+UNVERIFIABLE = "written before checksums; `nox -s verify` cannot check it"
+NO_RECORD = "no completion record (its writer did not finish)"
+
+
+def file_record(path: Path) -> dict[str, dict[str, tp.Any]]:
+    """``{relative path: {"size", "sha256"}}`` of every file in the store but the root
+    ``zarr.json`` (which holds this record): each array's chunks and metadata."""
     path = Path(path)
-    attrs = _root_attrs(path)
-    if not attrs or attrs.get("complete") is not True or not attrs.get("completed_at"):
-        return False
+    record = {}
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        rel = file.relative_to(path).as_posix()
+        if rel != ROOT_META:
+            record[rel] = {"size": file.stat().st_size, "sha256": files.sha256_file(file)}
+    return record
+
+
+def seal(path: Path, arrays: tp.Sequence[str]) -> None:
+    """Write the completion record of a finished (still hidden) store: ``arrays``, ``files``
+    (``file_record``), ``complete`` and ``completed_at``, then the consolidated metadata (so a
+    plain ``xr.open_zarr`` opens it quietly). Only the rename to the final name comes after."""
+    group = zarr.open_group(path, mode="r+", zarr_format=3)
+    record = file_record(path)
+    group.update_attributes(
+        {
+            "arrays": list(arrays),
+            "files": record,
+            "complete": True,
+            "completed_at": files.utc_now("microseconds"),
+        }
+    )
+    consolidate(path)
+
+
+class StoreState(tp.NamedTuple):
+    """What a store under a final name is: ``complete``, ``corrupt`` or ``incomplete``."""
+
+    path: Path
+    state: str
+    reason: str = ""  # why corrupt or incomplete; for a complete store, UNVERIFIABLE or ""
+    task_id: str = ""
+    completed_at: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        """Counts as a result (verified, or written before checksums)."""
+        return self.state == COMPLETE
+
+    @property
+    def verified(self) -> bool:
+        """Complete and its completion record checked."""
+        return self.state == COMPLETE and not self.reason
+
+
+def _what(rel: str) -> str:
+    """How a problem names a file of the store: ``chunk x/c/0/0``, ``metadata x/zarr.json``."""
+    parts = rel.split("/")
+    if "c" in parts[:-1]:
+        return f"chunk {rel}"
+    return f"metadata {rel}" if parts[-1] == ROOT_META else f"file {rel}"
+
+
+def _file_problems(path: Path, record: tp.Mapping[str, tp.Any], full: bool) -> list[str]:
+    """What is wrong with the files ``record`` lists: missing, wrong size (stat only), and with
+    ``full`` a checksum mismatch or a file the record does not list."""
+    problems = []
+    for rel, want in record.items():
+        file = path / rel
+        try:
+            size = file.stat().st_size
+        except FileNotFoundError:
+            problems.append(f"{_what(rel)} missing")
+            continue
+        except OSError as err:
+            problems.append(f"{_what(rel)} unreadable ({err.strerror})")
+            continue
+        if size != want["size"]:
+            problems.append(f"{_what(rel)} size {size} != {want['size']}")
+        elif full and files.sha256_file(file) != want["sha256"]:
+            problems.append(f"{_what(rel)} checksum mismatch")
+    if full:
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            rel = file.relative_to(path).as_posix()
+            if rel != ROOT_META and rel not in record and not file.name.startswith("."):
+                problems.append(f"{_what(rel)} not in the completion record")
+    return problems
+
+
+def _summary(problems: list[str], shown: int = 3) -> str:
+    more = f" (+{len(problems) - shown} more)" if len(problems) > shown else ""
+    return "; ".join(problems[:shown]) + more
+
+
+def store_state(path: Path, full: bool = True) -> StoreState:
+    """Check a store against its completion record.
+
+    ``full=True`` reads every listed file and compares its sha256 (parse, best, verify);
+    ``full=False`` only checks that every listed file exists with its recorded size (stat only:
+    status, run_local). A store without ``files`` in its record was written by an older sweepax:
+    it counts as complete when every array it lists is there, with reason ``UNVERIFIABLE``.
+    """
+    path = Path(path)
+    task_id = path.name.split(".")[0]
+    try:
+        meta = json.loads((path / ROOT_META).read_bytes())
+        attrs = meta.get("attributes") or {}
+        if not isinstance(attrs, dict):
+            raise TypeError("attributes is not an object")
+    except FileNotFoundError:
+        return StoreState(path, CORRUPT, f"{ROOT_META} missing", task_id)
+    except (OSError, ValueError, AttributeError, TypeError):
+        return StoreState(path, CORRUPT, f"{ROOT_META} unreadable", task_id)
+    task_id = str(attrs.get("task_id") or task_id)
+    done = attrs.get("completed_at")
+    if attrs.get("complete") is not True or not isinstance(done, str) or not done:
+        return StoreState(path, INCOMPLETE, NO_RECORD, task_id)
     arrays = attrs.get("arrays")
     if not isinstance(arrays, list) or not arrays:
-        return False
-    return all((path / name / "zarr.json").is_file() for name in arrays)
+        return StoreState(path, CORRUPT, "completion record lists no arrays", task_id, done)
+    record = attrs.get("files")
+    if record is None:
+        problems = [
+            f"metadata {a}/{ROOT_META} missing"
+            for a in arrays
+            if not (path / str(a) / ROOT_META).is_file()
+        ]
+        if problems:
+            return StoreState(path, CORRUPT, _summary(problems), task_id, done)
+        return StoreState(path, COMPLETE, UNVERIFIABLE, task_id, done)
+    try:
+        problems = _file_problems(path, record, full)
+    except (AttributeError, KeyError, TypeError):
+        return StoreState(path, CORRUPT, "completion record unreadable", task_id, done)
+    if problems:
+        return StoreState(path, CORRUPT, _summary(problems), task_id, done)
+    return StoreState(path, COMPLETE, "", task_id, done)
 
 
-def store_info(path: Path) -> dict[str, tp.Any] | None:
-    """``{task_id, path, completed_at}`` of a complete store, else None."""
-    if not is_complete(path):
-        return None
-    attrs = _root_attrs(path) or {}
-    task_id = attrs.get("task_id") or Path(path).name.split(".")[0]
-    return {"task_id": str(task_id), "path": Path(path), "completed_at": attrs["completed_at"]}
+def is_complete(path: Path) -> bool:
+    """True when the store has its completion record and every file it lists is there with its
+    size (``store_state(path, full=False)``)."""
+    return store_state(path, full=False).complete
 
 
-def all_complete_stores(study_dir: Path) -> list[dict[str, tp.Any]]:
-    """Every complete store in ``study_dir`` (re-runs included), oldest ``completed_at`` first.
+def study_stores(study_dir: Path, full: bool = False) -> list[StoreState]:
+    """The state of every store under a final name in ``study_dir`` (re-runs included), oldest
+    ``completed_at`` first (stores without one first).
 
     Hidden entries (temporary stores of running or killed writers) and ``scores.zarr`` are skipped.
     """
     study_dir = Path(study_dir)
     if not study_dir.is_dir():
         return []
-    out = []
-    for path in sorted(study_dir.iterdir()):
-        if path.name.startswith(".") or not path.name.endswith(STORE_SUFFIX):
-            continue
-        if path.name == "scores.zarr" or not path.is_dir():
-            continue
-        info = store_info(path)
-        if info is not None:
-            out.append(info)
-    out.sort(key=lambda i: (i["completed_at"], i["path"].name))
-    return out
+    states = [
+        store_state(path, full)
+        for path in sorted(study_dir.iterdir())
+        if not path.name.startswith(".")
+        and path.name.endswith(STORE_SUFFIX)
+        and path.name != "scores.zarr"
+        and path.is_dir()
+    ]
+    return sorted(states, key=lambda s: (s.completed_at or "", s.path.name))
+
+
+def all_complete_stores(study_dir: Path, full: bool = False) -> list[dict[str, tp.Any]]:
+    """``{task_id, path, completed_at}`` of every complete store in ``study_dir`` (re-runs
+    included), oldest ``completed_at`` first; see ``study_stores``."""
+    return [
+        {"task_id": s.task_id, "path": s.path, "completed_at": s.completed_at}
+        for s in study_stores(study_dir, full)
+        if s.complete
+    ]
 
 
 def complete_stores(study_dir: Path) -> dict[str, Path]:
-    """The winning store per task id: the complete one with the newest ``completed_at``."""
+    """The winning store per task id: the complete one (stat check) with the newest
+    ``completed_at``. A corrupt store never counts: its task is re-run like a missing one."""
     winners: dict[str, Path] = {}
     for info in all_complete_stores(study_dir):  # oldest first: later ones overwrite
         winners[info["task_id"]] = info["path"]
     return dict(sorted(winners.items()))
+
+
+def corrupt_stores(study_dir: Path, full: bool = False) -> dict[str, tuple[Path, str]]:
+    """``{task_id: (path, reason)}`` of the tasks whose stores are all corrupt (the newest
+    corrupt one is named): what status lists as corrupt and a re-run replaces."""
+    states = study_stores(study_dir, full)
+    complete = {s.task_id for s in states if s.complete}
+    return {
+        s.task_id: (s.path, s.reason)
+        for s in states
+        if s.state == CORRUPT and s.task_id not in complete
+    }
+
+
+# --- leftovers ------------------------------------------------------------------------------------
+_OLD_TEMP = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)$")
+_REPLACED = re.compile(r"^\.(?P<name>.+)\.old-(?P<pid>\d+)$")
+
+
+class Leftover(tp.NamedTuple):
+    """Something in a study folder that is not a result: what it is, and whether ``clean`` may
+    remove it (only when it is provably dead)."""
+
+    path: Path
+    kind: str  # temporary store | temporary file | reproduce scratch | replaced copy | broken store
+    reason: str
+    removable: bool
+
+
+def pid_alive(pid: int) -> bool:
+    """Does a process with this id run on this host (or might it: no permission to ask)?"""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def this_host() -> str:
+    """This host's name as ``files.temp_path`` writes it."""
+    return socket.gethostname().replace("/", "_")
+
+
+def _owner_verdict(host: str | None, pid: int) -> tuple[str, bool]:
+    """(reason, removable) for a temporary name written by ``pid`` on ``host``."""
+    if host is None:
+        return (
+            f"older temporary name without a host: cannot tell whether pid {pid} still "
+            "writes it; remove it by hand once no task of this study runs",
+            False,
+        )
+    if host != this_host():
+        return f"written on {host}: cannot tell from here whether pid {pid} still runs", False
+    if pid_alive(pid):
+        return f"pid {pid} on this host still runs", False
+    return f"pid {pid} on this host has ended", True
+
+
+def _temp_kind(name: str) -> str:
+    if name.startswith(SCRATCH_PREFIX):
+        return "reproduce scratch"
+    return "temporary store" if name.endswith(STORE_SUFFIX) else "temporary file"
+
+
+def _leftover(path: Path) -> Leftover | None:
+    """What ``path`` (an entry of a study folder) is, if it is a leftover; else None."""
+    name = path.name
+    if owner := files.temp_owner(path):
+        final, host, pid = owner
+        return Leftover(path, _temp_kind(final), *_owner_verdict(host, pid))
+    if match := _OLD_TEMP.match(name):
+        # Older writers named temporaries without the host; their provenance may record it.
+        prov = (_root_attrs(path) or {}).get("provenance")
+        host = prov.get("host") if isinstance(prov, dict) else None
+        host = host.replace("/", "_") if isinstance(host, str) else None
+        return Leftover(path, _temp_kind(match["name"]), *_owner_verdict(host, int(match["pid"])))
+    if match := _REPLACED.match(name):
+        if (path.parent / match["name"]).exists():
+            return Leftover(path, "replaced copy", f"{match['name']} replaced it", True)
+        return Leftover(
+            path,
+            "replaced copy",
+            f"the only copy of {match['name']} (its replacement never arrived); rename it back",
+            False,
+        )
+    if not name.startswith(".") and name.endswith(STORE_SUFFIX) and path.is_dir():
+        state = store_state(path, full=False)
+        if state.reason in (f"{ROOT_META} missing", f"{ROOT_META} unreadable"):
+            return Leftover(path, "broken store", f"root {state.reason}: not readable data", True)
+    return None
+
+
+def leftovers(study_dir: Path) -> list[Leftover]:
+    """What killed writers and finished re-runs left in ``study_dir`` (cheap: no checksums).
+
+    Temporary names ``.<name>.tmp-<host>-<pid>`` (stores, files, ``reproduce --run`` scratch
+    folders) are removable when written on this host by a process that has ended; older
+    ``.<name>.tmp-<pid>`` ones only when their provenance names this host. ``.<name>.old-<pid>``
+    copies are removable when ``<name>`` exists again; stores whose root ``zarr.json`` is
+    missing or unreadable always.
+    """
+    study_dir = Path(study_dir)
+    if not study_dir.is_dir():
+        return []
+    found = (_leftover(p) for p in sorted(study_dir.iterdir()))
+    return [x for x in found if x is not None]
 
 
 def consolidate(path: Path) -> None:

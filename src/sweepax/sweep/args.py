@@ -10,14 +10,15 @@ import argparse
 import hashlib
 import itertools
 import json
+import re
 import shlex
 import typing as tp
 
 from sweepax.entries import MODULE, Entry
 from sweepax.hparams import Field
 
-# Options of the training program that are not hyperparameters (never labels, never in task ids).
-RUN_OPTIONS = ("study", "results_dir", "spec", "spec_hash", "platform", "grid")
+# Study names: a folder under results/, the stem of runs/<study>.txt, a SLURM job name.
+STUDY_NAME = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9_.+-]*")
 
 
 def fmt(value: tp.Any) -> str:
@@ -95,14 +96,18 @@ def _add_field(parser: argparse.ArgumentParser, field: Field) -> None:
         parser.add_argument(f"--{field.name}", type=field.type, help=help_text)
 
 
-def parser(entry: Entry) -> argparse.ArgumentParser:
-    """The parser of ``python -m sweepax.train <entry>``, built from the declarations."""
-    p = argparse.ArgumentParser(
-        prog=f"python -m {MODULE} {entry.name}",
-        description="Train every (config, seed) of one task in one jitted program; "
-        "write its store.",
+def study_problem(name: tp.Any) -> str | None:
+    """Why ``name`` cannot be a study name (folder, runs file, SLURM job name); None if it can."""
+    if isinstance(name, str) and STUDY_NAME.fullmatch(name):
+        return None
+    return (
+        f"{name!r} is not a usable study name: use letters, digits and _ . + - "
+        "(not starting with '.')"
     )
-    run = p.add_argument_group("run options")
+
+
+def add_run_options(run: argparse._ActionsContainer) -> None:
+    """The options of ``python -m sweepax.train`` that are not hyperparameters."""
     run.add_argument("--study", default="default", help="study name: results/<study>/")
     run.add_argument("--results_dir", "--results-dir", default="results", help="results root")
     run.add_argument("--spec", default=None, help="sweep file this task was planned from")
@@ -116,6 +121,34 @@ def parser(entry: Entry) -> argparse.ArgumentParser:
         default="product",
         help="vmapped values: their Cartesian product (default) or zipped into config rows",
     )
+
+
+class _Refusing(argparse.ArgumentParser):
+    """A parser that raises ``ValueError`` instead of printing usage and exiting."""
+
+    def error(self, message: str) -> tp.NoReturn:
+        raise ValueError(message)
+
+
+def run_options(argv: tp.Sequence[str]) -> argparse.Namespace | None:
+    """The run options among a task's arguments (after the entry), read without the entry's
+    declarations (so without JAX); None when they do not parse (the full ``parser`` says why)."""
+    p = _Refusing(add_help=False)
+    add_run_options(p)
+    try:
+        return p.parse_known_args(list(argv))[0]
+    except ValueError:
+        return None
+
+
+def parser(entry: Entry) -> argparse.ArgumentParser:
+    """The parser of ``python -m sweepax.train <entry>``, built from the declarations."""
+    p = argparse.ArgumentParser(
+        prog=f"python -m {MODULE} {entry.name}",
+        description="Train every (config, seed) of one task in one jitted program; "
+        "write its store.",
+    )
+    add_run_options(p.add_argument_group("run options"))
     static = p.add_argument_group("static hyperparameters (one value per program)")
     for field in entry.static_fields:
         _add_field(static, field)

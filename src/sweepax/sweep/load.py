@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import hashlib
 import runpy
 import typing as tp
 from pathlib import Path
 
-from sweepax import entries
+from sweepax import entries, files
 from sweepax.errors import UserError
 from sweepax.hparams import Field
+from sweepax.sweep import args as task_args
 from sweepax.sweep.values import vmap
 
 DEFAULT_ENTRY = f"-m {entries.MODULE} ppo"
@@ -159,6 +159,11 @@ def load(path: str | Path) -> Study:
         raise UserError(f"{where}:{err.lineno}: syntax error: {err.msg}; fix the file") from None
     try:
         namespace = runpy.run_path(str(path), run_name=f"sweepax_sweep_{path.stem}")
+    except SystemExit as err:  # sys.exit() in the file would end the caller with nothing planned
+        raise UserError(
+            f"{where}: the file called sys.exit({err.code!r}) while loading; a sweep file only "
+            "defines `hparams`: remove the exit"
+        ) from None
     except Exception as err:  # the file's own code failed: report it as the file's error
         raise UserError(f"{where}: running the file raised {type(err).__name__}: {err}") from None
     hparams = namespace.get("hparams")
@@ -193,6 +198,8 @@ def load(path: str | Path) -> Study:
             if key in LEGACY_IGNORED:
                 continue
             if key == "study_name":
+                if problem := task_args.study_problem(value):
+                    raise UserError(f"{where_i}: key 'study_name': {problem}; fix 'study_name'")
                 study_names.add(value)
                 continue
             if key == "platform":
@@ -211,12 +218,13 @@ def load(path: str | Path) -> Study:
     name = hparams.get("study_name") or (study_names.pop() if len(study_names) == 1 else path.stem)
     if len(study_names) > 1:
         raise UserError(f"{where}: key 'study_name': differs between args dicts; use one name")
-    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
-        raise UserError(f"{where}: key 'study_name': {name!r} is not a usable folder name")
+    if problem := task_args.study_problem(name):
+        fix = "set 'study_name'" if name == path.stem else "fix 'study_name'"
+        raise UserError(f"{where}: key 'study_name': {problem}; {fix}")
     return Study(
         name=name,
         path=path,
-        spec_hash=hashlib.sha256(source).hexdigest(),
+        spec_hash=files.sha256_file(path),
         entry=entry,
         arg_sets=tuple(arg_sets),
         exclude=_exclude(hparams.get("exclude", []), entry, where),

@@ -2,7 +2,8 @@
 
 An env that cannot be vmapped (``registry.vmappable``: image envs with ``renderer="madrona"``)
 gets one task per config and per seed (``--seed s --n_seeds 1``), and the plan says so in
-``Plan.notes``.
+``Plan.notes``. A study larger than ``max_configs`` is refused from the sizes of its axes, before
+any config is made; every ``exclude`` rule must drop at least one config.
 """
 
 from __future__ import annotations
@@ -10,13 +11,18 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import os
+import math
 import typing as tp
 from pathlib import Path
 
+from sweepax import files
 from sweepax.errors import UserError
 from sweepax.sweep import args as task_args
 from sweepax.sweep.load import Axis, Study
+
+MAX_CONFIGS = 100_000  # default --max-configs: ~12 s and ~0.5 GB to plan, ~10 MB of manifest
+PROGRESS_EVERY = 10_000  # configs between two progress reports of a large plan
+SEED_KEYS = ("seed", "n_seeds")  # static values a manifest task carries as its list of seeds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +57,12 @@ class Plan:
         return sum(len(t.configs) * len(t.seeds) for t in self.tasks)
 
     def manifest(self) -> dict[str, tp.Any]:
-        """The JSON manifest ``runs/<study>.json``."""
+        """The JSON manifest ``runs/<study>.json``.
+
+        Each task: ``index``, ``task_id``, ``command``, ``static`` (every static value but the
+        seeds; ``hparams_static`` names those that label results), ``configs`` (every swept
+        value of each config), ``seeds`` (``seed`` .. ``seed + n_seeds - 1``), ``n_configs``.
+        """
         entry = self.study.entry
         return {
             "study": self.study.name,
@@ -69,8 +80,7 @@ class Plan:
                     "index": t.index,
                     "task_id": t.task_id,
                     "command": t.command,
-                    "static": {k: t.static[k] for k in entry.label_static},
-                    "args": t.static,
+                    "static": {k: v for k, v in t.static.items() if k not in SEED_KEYS},
                     "configs": t.configs,
                     "seeds": t.seeds,
                     "n_configs": len(t.configs),
@@ -80,16 +90,10 @@ class Plan:
         }
 
 
-def _product(axes: tp.Sequence[Axis]) -> list[dict[str, tp.Any]]:
+def _product(axes: tp.Sequence[Axis]) -> tp.Iterator[dict[str, tp.Any]]:
     keys = [a.key for a in axes]
-    return [
-        dict(zip(keys, combo, strict=True))
-        for combo in itertools.product(*(a.values for a in axes))
-    ]
-
-
-def _excluded(row: tp.Mapping[str, tp.Any], rules: tp.Sequence[tp.Mapping[str, tuple]]) -> bool:
-    return any(all(row[key] in values for key, values in rule.items()) for rule in rules)
+    for combo in itertools.product(*(a.values for a in axes)):
+        yield dict(zip(keys, combo, strict=True))
 
 
 def _vmappable(static: tp.Mapping[str, tp.Any]) -> bool:
@@ -101,102 +105,206 @@ def _vmappable(static: tp.Mapping[str, tp.Any]) -> bool:
     return registry.vmappable(static["env"], static.get("renderer", "jax"))
 
 
-def plan(study: Study, max_vmap: int | None = None) -> Plan:
-    """Expand a study into tasks; ``max_vmap`` caps the vmapped configs per task."""
+def _axis_values(axes: tp.Sequence[Axis], key: str, default: tp.Any) -> tuple:
+    return next((a.values for a in axes if a.key == key), (default,))
+
+
+def size(study: Study) -> tuple[int, int, str]:
+    """``(configs, tasks at most, how)`` from the axis lengths alone, before exclusion.
+
+    A config of an env that cannot vmap counts once per seed in ``tasks`` (each is a task);
+    ``how`` reads ``args[0]: 3 env x 24 lr``.
+    """
+    statics = {f.name: f.default for f in study.entry.static_fields}
+    configs = tasks = 0
+    how = []
+    for i, axes in enumerate(study.arg_sets):
+        n = math.prod(len(a.values) for a in axes)
+        seeds = 1
+        envs = _axis_values(axes, "env", statics.get("env"))
+        renderers = _axis_values(axes, "renderer", statics.get("renderer", "jax"))
+        if not all(_vmappable({"env": e, "renderer": r}) for e in envs for r in renderers):
+            seeds = max(_axis_values(axes, "n_seeds", statics.get("n_seeds", 1)))
+        configs += n
+        tasks += n * seeds
+        factors = [f"{len(a.values)} {a.key}" for a in axes if len(a.values) > 1]
+        factors += [f"{seeds} seeds (cannot vmap)"] if seeds > 1 else []
+        how.append(f"args[{i}]: {' x '.join(factors) or '1'}")
+    return configs, tasks, "; ".join(how)
+
+
+def check_size(study: Study, max_configs: int) -> int:
+    """Refuse a study of more than ``max_configs`` configs (or tasks); its number of configs."""
+    if max_configs < 1:
+        raise UserError(f"--max-configs {max_configs}: must be at least 1")
+    configs, tasks, how = size(study)
+    if max(configs, tasks) > max_configs:
+        what = f"{configs:,} configs" + (f" in {tasks:,} tasks" if tasks > configs else "")
+        raise UserError(
+            f"{study.path}: the sweep expands to {what} ({how}), more than --max-configs "
+            f"{max_configs:,}; split the study into several sweep files or raise --max-configs"
+        )
+    return configs
+
+
+class _Exclusion:
+    """The study's ``exclude`` rules, remembering which ones dropped a config."""
+
+    def __init__(self, rules: tp.Sequence[tp.Mapping[str, tuple]]) -> None:
+        self.rules = rules
+        self.used = [False] * len(rules)
+        self.seen: dict[str, set] = {key: set() for rule in rules for key in rule}
+
+    def drops(self, row: tp.Mapping[str, tp.Any]) -> bool:
+        """Whether any rule matches every one of its keys in ``row`` (the row's full values)."""
+        for key, values in self.seen.items():
+            values.add(row[key])
+        hit = False
+        for i, rule in enumerate(self.rules):
+            if all(row[key] in values for key, values in rule.items()):
+                self.used[i] = hit = True
+        return hit
+
+    def check_used(self, where: Path) -> None:
+        """Refuse a rule that dropped nothing (a typo), naming the values the sweep has."""
+        for rule, used in zip(self.rules, self.used, strict=True):
+            if used:
+                continue
+            given = {k: v[0] if len(v) == 1 else list(v) for k, v in rule.items()}
+            has = "; ".join(
+                f"{key}: {', '.join(map(repr, sorted(self.seen[key], key=repr)))}" for key in rule
+            )
+            raise UserError(
+                f"{where}: key 'exclude': rule {given!r} matches no config of the sweep (its "
+                f"values: {has}); fix the values or remove the rule"
+            )
+
+
+@dataclasses.dataclass
+class _Builder:
+    """Tasks of a plan as they are made, in order, without duplicates."""
+
+    study: Study
+    max_vmap: int | None
+    tasks: dict[str, Task] = dataclasses.field(default_factory=dict)
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def entry(self) -> tp.Any:
+        return self.study.entry
+
+    @property
+    def run_options(self) -> dict[str, tp.Any]:
+        return {
+            "study": self.study.name,
+            "spec": str(self.study.path),
+            "spec_hash": self.study.spec_hash[:16],
+            "platform": self.study.platform,
+        }
+
+    def add(self, static: dict, given_static: dict, given_rows: list[dict], configs: list[dict]):
+        """One task of ``configs`` (``given_rows``: their values the sweep file sets)."""
+        tid = task_args.task_id(self.entry, static, configs)
+        if tid not in self.tasks:
+            argv = task_args.to_argv(self.entry, given_static, given_rows, self.run_options)
+            seeds = list(range(static["seed"], static["seed"] + static["n_seeds"]))
+            self.tasks[tid] = Task(len(self.tasks), tid, static, configs, seeds, argv)
+
+    def add_vmapped(self, static: dict, given_static: dict, rows: list[dict], defaults: dict):
+        """The configs of one program, split into tasks of at most ``max_vmap`` configs."""
+        step = self.max_vmap or len(rows)
+        for start in range(0, len(rows), step):
+            chunk = rows[start : start + step]
+            self.add(static, given_static, chunk, [{**defaults, **r} for r in chunk])
+
+    def add_unvmapped(self, static: dict, given_static: dict, rows: list[dict], defaults: dict):
+        """One task per config row and seed: ``--seed s --n_seeds 1``, one config each."""
+        for row in rows:
+            for seed in range(static["seed"], static["seed"] + static["n_seeds"]):
+                one_seed = {"seed": seed, "n_seeds": 1}
+                self.add(
+                    {**static, **one_seed}, {**given_static, **one_seed}, [row],
+                    [{**defaults, **row}],
+                )  # fmt: skip
+
+
+def plan(
+    study: Study,
+    max_vmap: int | None = None,
+    max_configs: int = MAX_CONFIGS,
+    on_progress: tp.Callable[[int, int], None] | None = None,
+) -> Plan:
+    """Expand a study into tasks; ``max_vmap`` caps the vmapped configs per task.
+
+    Refuses (``UserError``) a study of more than ``max_configs`` configs before making any,
+    values outside their declared range, and ``exclude`` rules that drop nothing.
+    ``on_progress(done, total)`` hears every ``PROGRESS_EVERY`` configs of a large study.
+    """
     if max_vmap is not None and max_vmap < 1:
         raise UserError(f"--max-vmap {max_vmap}: must be at least 1")
+    total = check_size(study, max_configs)
     entry = study.entry
     static_defaults = {f.name: f.default for f in entry.static_fields}
     sweep_defaults = {f.name: f.default for f in entry.sweep_fields}
-    run_options = {
-        "study": study.name,
-        "spec": str(study.path),
-        "spec_hash": study.spec_hash[:16],
-        "platform": study.platform,
-    }
-    tasks: dict[str, Task] = {}
-    notes: list[str] = []
+    exclusion = _Exclusion(study.exclude)
+    built = _Builder(study, max_vmap)
+    done = 0
     for axes in study.arg_sets:
         static_axes = [a for a in axes if not a.vmapped and a.key in static_defaults]
         array_sweep_axes = [a for a in axes if not a.vmapped and a.key in sweep_defaults]
         vmap_axes = [a for a in axes if a.vmapped]
+        swept_values = [{a.key: v} for a in axes if a.key in sweep_defaults for v in a.values]
         for given_static in _product(static_axes):
             static = {**static_defaults, **given_static}
-            if problems := entry.static_cls(**static).problems():
+            if problems := entry.problems(static, swept_values):
                 raise UserError(f"{study.path}: {problems[0]}; fix the sweep file")
             # configs of this program: job-array values of swept keys x their vmapped values
             groups: dict[tuple, list[dict[str, float]]] = {}
             for array_row in _product(array_sweep_axes):
                 for vrow in _product(vmap_axes):
+                    done += 1
+                    if on_progress is not None and done % PROGRESS_EVERY == 0:
+                        on_progress(done, total)
                     given_row = {**array_row, **vrow}
-                    if _excluded({**static, **sweep_defaults, **given_row}, study.exclude):
+                    if exclusion.drops({**static, **sweep_defaults, **given_row}):
                         continue
                     groups.setdefault(tuple(array_row.items()), []).append(given_row)
-            if not _vmappable(static):
-                n_before = len(tasks)
-                n_configs = sum(len(rows) for rows in groups.values())
-                for given_rows in groups.values():
-                    _add_unvmapped(
-                        tasks, entry, static, given_static, sweep_defaults, given_rows, run_options
-                    )
-                note = (
-                    f"{static['env']} (renderer {static.get('renderer', 'jax')}) cannot vmap: "
-                    f"{n_configs} configs x {static['n_seeds']} seeds -> "
-                    f"{len(tasks) - n_before} tasks"
-                )
-                if note not in notes:
-                    notes.append(note)
+            if _vmappable(static):
+                for rows in groups.values():
+                    built.add_vmapped(static, given_static, rows, sweep_defaults)
                 continue
-            for given_rows in groups.values():
-                step = max_vmap or len(given_rows)
-                for start in range(0, len(given_rows), step):
-                    chunk = given_rows[start : start + step]
-                    configs = [{**sweep_defaults, **r} for r in chunk]
-                    tid = task_args.task_id(entry, static, configs)
-                    if tid in tasks:
-                        continue
-                    argv = task_args.to_argv(entry, given_static, chunk, run_options)
-                    seeds = list(range(static["seed"], static["seed"] + static["n_seeds"]))
-                    tasks[tid] = Task(len(tasks), tid, static, configs, seeds, argv)
-    if not tasks:
+            n_before = len(built.tasks)
+            for rows in groups.values():
+                built.add_unvmapped(static, given_static, rows, sweep_defaults)
+            note = (
+                f"{static['env']} (renderer {static.get('renderer', 'jax')}) cannot vmap: "
+                f"{sum(len(rows) for rows in groups.values())} configs x {static['n_seeds']} "
+                f"seeds -> {len(built.tasks) - n_before} tasks"
+            )
+            if note not in built.notes:
+                built.notes.append(note)
+    exclusion.check_used(study.path)
+    if not built.tasks:
         raise UserError(
             f"{study.path}: key 'exclude': the sweep is empty after exclusion; loosen 'exclude'"
         )
-    return Plan(study, list(tasks.values()), max_vmap, notes)
+    return Plan(study, list(built.tasks.values()), max_vmap, built.notes)
 
 
-def _add_unvmapped(
-    tasks: dict[str, Task],
-    entry: tp.Any,
-    static: dict[str, tp.Any],
-    given_static: dict[str, tp.Any],
-    sweep_defaults: dict[str, float],
-    given_rows: list[dict[str, float]],
-    run_options: dict[str, tp.Any],
-) -> None:
-    """One task per config row and seed: ``--seed s --n_seeds 1``, one config each."""
-    for row in given_rows:
-        for seed in range(static["seed"], static["seed"] + static["n_seeds"]):
-            one_seed = {"seed": seed, "n_seeds": 1}
-            configs = [{**sweep_defaults, **row}]
-            task_static = {**static, **one_seed}
-            tid = task_args.task_id(entry, task_static, configs)
-            if tid in tasks:
-                continue
-            argv = task_args.to_argv(entry, {**given_static, **one_seed}, [row], run_options)
-            tasks[tid] = Task(len(tasks), tid, task_static, configs, [seed], argv)
+def manifest_text(plan: Plan) -> str:
+    """The manifest as JSON text: the study's keys one per line, then one line per task."""
+    doc = plan.manifest()
+    tasks = doc.pop("tasks")
+    head = json.dumps(doc, indent=1, allow_nan=False)[:-2]  # without the closing "\n}"
+    lines = [json.dumps(t, separators=(",", ":"), allow_nan=False) for t in tasks]
+    return head + ',\n "tasks": [\n  ' + ",\n  ".join(lines) + "\n ]\n}\n"
 
 
 def write(plan: Plan, runs_dir: Path) -> tuple[Path, Path]:
     """Write ``runs/<study>.txt`` (line i = task i) and ``runs/<study>.json`` atomically."""
     runs_dir.mkdir(parents=True, exist_ok=True)
-    txt = runs_dir / f"{plan.study.name}.txt"
-    manifest = runs_dir / f"{plan.study.name}.json"
-    for path, text in (
-        (txt, "".join(t.command + "\n" for t in plan.tasks)),
-        (manifest, json.dumps(plan.manifest(), indent=1) + "\n"),
-    ):
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+    txt = files.write_text(
+        runs_dir / f"{plan.study.name}.txt", "".join(t.command + "\n" for t in plan.tasks)
+    )
+    manifest = files.write_text(runs_dir / f"{plan.study.name}.json", manifest_text(plan))
     return txt, manifest

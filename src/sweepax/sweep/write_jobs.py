@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import functools
+import sys
 import typing as tp
 from pathlib import Path
 
@@ -13,9 +15,18 @@ from sweepax.errors import UserError, cli
 from sweepax.sweep import load, plan
 
 
-def plan_targets(targets: tp.Sequence[str], max_vmap: int | None) -> list[plan.Plan]:
-    """Load and plan every sweep file under ``targets``; fail on the first bad one."""
-    plans = [plan.plan(load.load(f), max_vmap) for f in load.find_sweep_files(targets)]
+def plan_targets(
+    targets: tp.Sequence[str], max_vmap: int | None, max_configs: int = plan.MAX_CONFIGS
+) -> list[plan.Plan]:
+    """Load and plan every sweep file under ``targets``; fail on the first bad one.
+
+    A study of more than ``plan.PROGRESS_EVERY`` configs reports its progress on stderr.
+    """
+    plans = []
+    for path in load.find_sweep_files(targets):
+        study = load.load(path)
+        progress = functools.partial(_report_progress, study.name)
+        plans.append(plan.plan(study, max_vmap, max_configs, on_progress=progress))
     seen: dict[str, Path] = {}
     for p in plans:
         if p.study.name in seen:
@@ -26,6 +37,10 @@ def plan_targets(targets: tp.Sequence[str], max_vmap: int | None) -> list[plan.P
             )
         seen[p.study.name] = p.study.path
     return plans
+
+
+def _report_progress(study: str, done: int, total: int) -> None:
+    print(f"planning {study}: {done:,} of {total:,} configs", file=sys.stderr, flush=True)
 
 
 def plan_table(plans: tp.Sequence[plan.Plan]) -> Table:
@@ -70,6 +85,12 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
         "--max-vmap", type=int, default=None, help="at most N vmapped configs per task"
     )
     parser.add_argument(
+        "--max-configs",
+        type=int,
+        default=plan.MAX_CONFIGS,
+        help=f"refuse a study of more configs than this (default {plan.MAX_CONFIGS:,})",
+    )
+    parser.add_argument(
         "--runs-dir", type=Path, default=Path("runs"), help="where to write (runs/)"
     )
     parser.add_argument(
@@ -78,9 +99,8 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
         help="also prelaunch the tasks for onager (.onager/scripts/<study>/jobs.json)",
     )
     args = parser.parse_args(argv)
-    plans = plan_targets(
-        args.targets, args.max_vmap
-    )  # everything validated before anything is written
+    # everything validated before anything is written
+    plans = plan_targets(args.targets, args.max_vmap, args.max_configs)
     console = make_console()
     for p in plans:
         txt, manifest = plan.write(p, args.runs_dir)
