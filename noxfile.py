@@ -84,7 +84,7 @@ def tests(session: nox.Session) -> None:
     env = path_env(python)
     # real-cluster tests have their own session (slurm_tests) and long learning checks run with
     # `-- -m slow`: by default neither runs, unless -m asks for them
-    select = [] if "-m" in session.posargs else ["-m", "not slurm and not slow"]
+    select = [] if "-m" in session.posargs else ["-m", "not slurm and not slow and not pobax"]
     session.run(python, "-m", "pytest", *select, *session.posargs, external=True, env=env)
 
 
@@ -207,6 +207,15 @@ def slurm_tests(session: nox.Session) -> None:
     _start_local_slurm(session)
     env = path_env(python)
     session.run(python, "-m", "pytest", "-m", "slurm", *session.posargs, external=True, env=env)
+
+
+@nox.session(python=False, default=False)
+def pobax_tests(session: nox.Session) -> None:
+    """Agreement with POBAX 0.0.1 (pytest -m pobax); makes build/pobax-venv first (minutes)."""
+    python = venv(session)
+    env = path_env(python)
+    session.run(python, str(ROOT / "bench" / "pobax" / "pobax_venv.py"), external=True, env=env)
+    session.run(python, "-m", "pytest", "-m", "pobax", *session.posargs, external=True, env=env)
 
 
 @nox.session(python=False, default=False)

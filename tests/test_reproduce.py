@@ -45,9 +45,11 @@ def made(tmp_path_factory) -> Path:
 
 
 def set_attrs(path: Path, change) -> None:
-    """Edit a store's root attributes in place (as a record made elsewhere would read)."""
+    """Edit a store's root attributes in place (as a record made elsewhere would read), with
+    the root checksum that writer would have written."""
     meta = json.loads((path / "zarr.json").read_text())
     change(meta["attributes"])
+    meta["attributes"]["root_sha256"] = store.root_digest(meta)
     (path / "zarr.json").write_text(json.dumps(meta))
 
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
+import numpy as np
 import pytest
+
+from sweepax.results import store
 
 TINY_SWEEP = """
 from sweepax import vmap
@@ -23,3 +27,23 @@ hparams = {
 def tiny_sweep() -> str:
     """A sweep file of 2 tiny tmaze_5 tasks (hidden 8 and 16) x 2 vmapped lrs x 2 seeds."""
     return textwrap.dedent(TINY_SWEEP)
+
+
+def tiny_store(study_dir: Path, task_id: str) -> Path:
+    """A real, complete (sealed) task store of one config, one seed and two updates."""
+    return store.write_task_store(
+        study_dir,
+        task_id,
+        {"episode_return": np.zeros((1, 1, 2), np.float32)},
+        {"lr": [0.1]},
+        [0],
+        np.arange(1, 3),
+        {"study": study_dir.name},
+    )
+
+
+def damage(store_path: Path) -> None:
+    """Grow one chunk of a store by a byte: its completion record no longer matches."""
+    chunk = next(p for p in sorted(store_path.rglob("*")) if p.is_file() and "c" in p.parts)
+    with chunk.open("ab") as f:
+        f.write(b"x")

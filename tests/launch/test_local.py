@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-import numpy as np
 import xarray as xr
 
-from sweepax.launch import local, records
+from sweepax.launch import local, records, status
 from sweepax.launch.records import Paths
 from sweepax.results import store
+
+from .conftest import damage, tiny_store
 
 
 def run(cwd: Path, module: str, *args: str) -> subprocess.CompletedProcess:
@@ -106,6 +111,55 @@ def test_a_task_another_run_holds_is_skipped_and_its_holder_named(tmp_path):
     assert (tmp_path / "logs" / "s" / "1_id1.log").read_text().endswith("task 1\n")
 
 
+def test_status_shows_a_task_a_live_run_local_holds_as_running(tmp_path):
+    manifest = {"study": "s", "tasks": echo_study(tmp_path)}
+    paths = Paths(tmp_path / "runs", tmp_path / "results", tmp_path / "logs")
+    me = {"host": socket.gethostname(), "pid": os.getpid(), "started": "T0"}
+    held = records.claim(paths.claim("s", 1, "id1"), me)
+    assert isinstance(held, records.Claim)
+    rows = status.study_status(manifest, paths)
+    assert [r.state for r in rows] == ["missing", "running", "missing"]
+    assert rows[1].last_line == f"run_local: host {me['host']}, pid {os.getpid()}, since T0"
+    held.release()
+    assert [r.state for r in status.study_status(manifest, paths)] == ["missing"] * 3
+    # a holder that died holding the claim left its record: not running
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    paths.claim("s", 2, "id2").write_text(json.dumps({**me, "pid": ended.pid}))
+    assert [r.state for r in status.study_status(manifest, paths)] == ["missing"] * 3
+
+
+def test_a_task_outliving_its_killed_run_local_keeps_its_claim(tmp_path):
+    manifest = {"study": "s", "tasks": echo_study(tmp_path, n=1, command="sleep 60")}
+    paths = Paths(tmp_path / "runs", tmp_path / "results", tmp_path / "logs")
+    first = subprocess.Popen(
+        [sys.executable, "-m", "sweepax.launch.local", "s"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    claim_file = tmp_path / paths.claim("s", 0, "id0")
+    deadline = time.monotonic() + 60
+    while "task_pid" not in (claim_file.read_text() if claim_file.exists() else ""):
+        assert time.monotonic() < deadline and first.poll() is None
+        time.sleep(0.1)
+    task_pid = json.loads(claim_file.read_text())["task_pid"]
+    first.kill()
+    first.wait()
+    try:
+        rows = status.study_status(manifest, paths)
+        assert rows[0].state == "running" and f"pid {first.pid}," in rows[0].last_line
+        second = run(tmp_path, "sweepax.launch.local", "s")
+        assert second.returncode == 0
+        assert "skipping s[0] id0: another run_local holds it" in " ".join(second.stdout.split())
+    finally:
+        os.kill(task_pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10  # the kernel drops the claim with its last holder
+    while not isinstance(records.claim(claim_file, {}), records.Claim):
+        assert time.monotonic() < deadline, "the claim outlived its task"
+        time.sleep(0.1)
+
+
 def test_every_run_keeps_its_own_log_and_the_stable_name_follows_the_newest(tmp_path):
     echo_study(tmp_path, n=1, command="echo run $RANDOM$RANDOM")
     logs = tmp_path / "logs" / "s"
@@ -126,19 +180,24 @@ def test_every_run_keeps_its_own_log_and_the_stable_name_follows_the_newest(tmp_
 def test_a_task_completed_meanwhile_is_not_started(tmp_path):
     paths = Paths(tmp_path / "runs", tmp_path / "results", tmp_path / "logs")
     job = local.Job("s", 0, "id0", "echo never", paths)
-    store.write_task_store(
-        paths.results("s"),
-        "id0",
-        {"episode_return": np.zeros((1, 1, 2), np.float32)},
-        {"lr": [0.1]},
-        [0],
-        np.arange(1, 3),
-        {"study": "s"},
-    )
+    tiny_store(paths.results("s"), "id0")
     assert not local.take(job)
     assert job.status == "skipped" and job.note.startswith("completed meanwhile: ")
     # the claim was released with it
     assert isinstance(records.claim(paths.claim("s", 0, "id0"), {}), records.Claim)
+
+
+def test_a_task_whose_store_is_damaged_runs_again(tmp_path):
+    echo_study(tmp_path, n=2)
+    tiny_store(tmp_path / "results" / "s", "id1")
+    damage(tiny_store(tmp_path / "results" / "s", "id0"))
+    proc = run(tmp_path, "sweepax.launch.local", "s")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = " ".join(proc.stdout.split())
+    assert "re-running s[0] id0: its store is damaged (" in out and "size" in out
+    assert "skipping 1 task(s) with a complete result store" in out
+    assert (tmp_path / "logs" / "s" / "0_id0.log").read_text().endswith("task 0\n")
+    assert not (tmp_path / "logs" / "s" / "1_id1.log").exists()
 
 
 def test_two_concurrent_runs_of_one_study_run_every_task_exactly_once(tmp_path, tiny_sweep):

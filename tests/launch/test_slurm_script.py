@@ -19,6 +19,9 @@ import pytest
 from sweepax.files import sha256_file
 from sweepax.launch import onager, records, slurm, status, sync
 from sweepax.launch.records import Paths
+from sweepax.results import store
+
+from .conftest import damage, tiny_store
 
 GOLDEN = Path(__file__).parent / "golden"
 ODD_PROJECT = Path('/home/o\'neil/my "sweeps" $HOME')
@@ -443,6 +446,17 @@ def test_submit_plans_without_writing_or_submitting(fake_cluster, capsys):
     assert not (fake_cluster.parent / "sbatch.calls").exists()
 
 
+NONE = dict.fromkeys(status.STATES, 0)
+
+
+def table_counts(out: str, study: str = "s") -> dict[str, int]:
+    """The state counts of ``study``'s row of the printed status table."""
+    header = next(ln for ln in out.splitlines() if "complete" in ln).split()[1:-1:2]
+    row = next(ln for ln in out.splitlines() if ln.startswith(f"│ {study} ")).split()[1:-1:2]
+    assert header[:2] == ["study", "tasks"] and row[0] == study
+    return {state: int(n) for state, n in zip(header[2:], row[2:], strict=True)}
+
+
 def stand_in(project: Path, name: str, text: str) -> None:
     """Replace the fake cluster's stand-in ``name``."""
     (project.parent / "bin" / name).write_text(text)
@@ -467,10 +481,7 @@ def test_unreachable_slurm_makes_tasks_unknown_and_missing_refuses(
     out = capsys.readouterr().out
     assert "failed s[" not in out and "without a result" not in out
     assert "warning: s: SLURM could not be asked about 2 task(s) (1-2): squeue failed:" in out
-    header = next(ln for ln in out.splitlines() if "complete" in ln)
-    row = next(ln for ln in out.splitlines() if ln.startswith("│ s "))
-    assert header.split()[1:-1:2] == ["study", "tasks", *status.STATES]
-    assert row.split()[1:-1:2] == ["s", "3", "1", "0", "0", "0", "2", "0"]
+    assert table_counts(out) == {**NONE, "complete": 1, "unknown": 2}
     assert status.main(["s", "--json"]) == 0
     captured = capsys.readouterr()
     assert [r["state"] for r in json.loads(captured.out)["s"]] == ["complete", "unknown", "unknown"]
@@ -531,6 +542,33 @@ def test_without_squeue_a_submitted_study_is_unknown_and_an_unsubmitted_one_runs
     assert rows[0].last_line.startswith("squeue not found on PATH")
     assert slurm.main(["s", "--missing", "--no-container"]) == 2
     assert "squeue not found on PATH" in capsys.readouterr().err
+
+
+def test_status_names_damaged_stores_and_leftovers_and_missing_resubmits_them(fake_cluster, capsys):
+    results = fake_cluster / "results" / "s"
+    tiny_store(results, "id0")
+    damaged = tiny_store(results, "id1")
+    damage(damaged)
+    finished = subprocess.Popen(["true"])  # a writer that has ended
+    finished.wait()
+    leftover = results / f".id2.zarr.tmp-{store.this_host()}-{finished.pid}"
+    leftover.mkdir()
+    rows = status.study_status(json.loads((fake_cluster / "runs" / "s.json").read_text()), Paths())
+    assert [r.state for r in rows] == ["complete", "corrupt", "missing"]
+    assert rows[1].last_line.startswith(f"{damaged.relative_to(fake_cluster)}: ")
+
+    assert status.main(["s"]) == 0
+    out = capsys.readouterr().out
+    assert table_counts(out) == {**NONE, "complete": 1, "corrupt": 1, "missing": 1}
+    assert f"corrupt s[1] id1: {damaged.relative_to(fake_cluster)}: " in out
+    assert (
+        f"leftover s: {leftover.relative_to(fake_cluster)} (temporary store: pid {finished.pid} "
+        "on this host has ended); `nox -s clean -- s` removes it" in " ".join(out.split())
+    )
+    assert "s: 2 task(s) without a result: `nox -s run_local -- s` runs them here" in out
+
+    assert slurm.main(["s", "--missing", "--no-container"]) == 0
+    assert sbatch_calls(fake_cluster)[-1].startswith("--parsable --array=1-2 ")
 
 
 def test_submit_and_status_use_moved_runs_results_and_logs_folders(fake_cluster, capsys):

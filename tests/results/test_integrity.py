@@ -59,9 +59,9 @@ def truncate(path: Path, rel: str = CHUNK, keep: int = 20) -> None:
 
 
 def drop_record(path: Path) -> None:
-    """Make the store look written by an older sweepax: no ``files`` in its completion record."""
+    """Make the store look written by an older sweepax: no ``files`` and no ``root_sha256``."""
     meta = json.loads((path / "zarr.json").read_text())
-    del meta["attributes"]["files"]
+    del meta["attributes"]["files"], meta["attributes"]["root_sha256"]
     (path / "zarr.json").write_text(json.dumps(meta))
 
 
@@ -150,6 +150,22 @@ def test_unreadable_or_missing_root_metadata_is_corrupt(stores):
     assert store.store_state(path).reason == "zarr.json missing"
 
 
+def test_an_edited_root_zarr_json_is_corrupt(stores):
+    """Labels, provenance and the consolidated metadata live in the root zarr.json: changing a
+    label (valid JSON, same size) is seen by the cheap check as well as the full one."""
+    path = stores.make("task_a", hidden_size=32)
+    assert store.read_attrs(path)["root_sha256"] == store.root_digest(
+        json.loads((path / "zarr.json").read_text())
+    )
+    text = (path / "zarr.json").read_text()
+    (path / "zarr.json").write_text(text.replace('"hidden_size": 32', '"hidden_size": 33'))
+    for full in (True, False):
+        state = store.store_state(path, full=full)
+        assert (state.state, state.reason) == ("corrupt", "zarr.json checksum mismatch")
+    (path / "zarr.json").write_text(text.replace('"node_type": "array"', '"node_type":"array" '))
+    assert store.store_state(path).verified  # the same document, spaced differently
+
+
 def test_a_store_without_marker_is_incomplete(stores):
     path = stores.make("task_a")
     meta = json.loads((path / "zarr.json").read_text())
@@ -170,17 +186,21 @@ def test_a_store_written_before_checksums_is_accepted_with_a_warning(study):
     assert f"warning: 1 stores {store.UNVERIFIABLE}" in printed
 
 
-def test_an_old_store_that_fails_to_decode_is_a_named_corrupt_store(study):
+@pytest.mark.parametrize("chunk", [FINAL_CHUNK, "lr/c/0"])  # data (fill) or labels (read)
+def test_an_old_store_that_fails_to_decode_is_a_named_corrupt_store(study, chunk):
     old = study.study_dir / "h32.zarr"
     drop_record(old)
-    truncate(old, FINAL_CHUNK)  # no record: only decoding can find it
+    truncate(old, chunk, keep=5)  # no record: only decoding can find it
     ds, printed = _parse(study.study_dir)
     (entry,) = ds.attrs["corrupt"]
     assert entry["path"] == str(old) and entry["task_id"] == "h32"
     assert entry["reason"].startswith("unreadable (") and entry["intact_copy"] is None
     assert [s["task_id"] for s in ds.attrs["stores"]] == ["h64"]
-    assert np.isnan(ds["final_return"].sel(hidden_size=32)).all()
+    assert ds.attrs["unverified"] == []  # read as nothing: corrupt only
     assert not np.isnan(ds["final_return"].sel(hidden_size=64)).any()
+    assert np.isnan(ds["final_return"].sel(hidden_size=32)).all()  # planned by the manifest
+    assert [m["task_id"] for m in ds.attrs["missing"]] == ["h32"] * 4
+    assert ds.attrs["missing"][0]["reason"].startswith(f"corrupt store {old} (unreadable (")
     assert f"corrupt store: {old} (task h32): unreadable (" in printed
 
 
@@ -294,7 +314,9 @@ def test_best_refuses_a_winner_that_damage_would_change_and_partial_says_so(cont
 
 
 def test_best_refuses_planned_cells_that_never_ran(contest, tmp_path, capsys):
-    contest.plan("h128", hidden_size=128)
+    assert best_main(["results/tmaze_ppo", "--no-progress"]) == 0
+    capsys.readouterr()
+    contest.plan("h128", hidden_size=128)  # planned since the last parse: scores.zarr is stale
     contest.write_manifest(tmp_path / "runs" / "tmaze_ppo.json")
     assert best_main(["results/tmaze_ppo", "--no-progress"]) == 2
     err = capsys.readouterr().err
@@ -483,13 +505,26 @@ def test_clean_removes_only_what_is_dead_and_says_what_it_kept(study, tmp_path, 
     assert not gone.exists() and running.exists() and remote.exists() and flipped.exists()
     assert (d / "h32.zarr").exists()
 
+    _parse(d)  # flipped is listed as corrupt, not read: scores.zarr stays
     assert clean.main([str(d), "--corrupt"]) == 0
-    assert (
-        f"removed {flipped} (corrupt store: chunk {CHUNK} checksum mismatch)"
-        in capsys.readouterr().out
-    )
-    assert not flipped.exists() and (d / "h32.zarr").exists()
+    out = capsys.readouterr().out
+    assert f"removed {flipped} (corrupt store: chunk {CHUNK} checksum mismatch)" in out
+    assert not flipped.exists() and (d / "h32.zarr").exists() and (d / "scores.zarr").exists()
     assert store.complete_stores(d) == {"h32": d / "h32.zarr"}  # h64 re-runs like a missing task
+
+
+def test_clean_removes_scores_parsed_from_a_store_it_removes(study, capsys):
+    d = study.study_dir
+    _parse(d)
+    flip_bit(d / "h64.zarr")  # damaged after the parse: scores.zarr holds its old values
+    (d / "h32.zarr" / "zarr.json").write_text("{")  # broken
+    assert clean.main([str(d), "--corrupt"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"removed {d / 'h32.zarr'} (broken store: root zarr.json unreadable: not readable data)",
+        f"removed {d / 'h64.zarr'} (corrupt store: chunk {CHUNK} checksum mismatch)",
+        f"removed {d / 'scores.zarr'} (stale scores: parsed from h32.zarr)",
+    ]
+    assert sorted(p.name for p in d.iterdir()) == []
 
 
 def test_clean_of_a_tidy_study_says_so(study, capsys):
@@ -504,3 +539,16 @@ def test_a_damaged_zarr_write_in_place_is_seen(stores):
     arr = zarr.open_group(path, mode="r+")["final_return"]
     arr[0, 0] = -1.0
     assert store.store_state(path).reason.startswith("chunk final_return/c/0/0 ")
+
+
+def test_verify_lists_leftovers_after_the_stores(study, capsys):
+    d = study.study_dir
+    dead = dead_pid()
+    tmp = d / f".h128.zarr.tmp-{socket.gethostname()}-{dead}"
+    tmp.mkdir()
+    assert verify.main([str(d)]) == 0  # a leftover is not a damaged store
+    assert capsys.readouterr().out.splitlines()[-2:] == [
+        f"leftover    {tmp}: temporary store, pid {dead} on this host has ended "
+        "(`nox -s clean` removes it)",
+        f"{d}: 2 stores: 2 ok; 1 leftovers (1 removable)",
+    ]

@@ -21,7 +21,7 @@ import typing as tp
 
 from gymnax.environments import environment
 
-from sweepax.envs import gymnax_envs, names
+from sweepax.envs import gymnax_envs, names, pobax
 from sweepax.envs.tmaze import TMaze
 from sweepax.errors import UserError
 
@@ -158,6 +158,7 @@ FAMILIES: list[Family] = [
         renders=True,
         vmappable=lambda match, renderer: renderer == "jax",  # Madrona: no vmap
     ),
+    *pobax.families(),
 ]
 
 
@@ -202,7 +203,8 @@ def make(
     fam, match = _lookup(env_id)
     if kwargs.pop("perfect_memory", False):
         if not fam.perfect_memory:
-            raise UserError(f"env {env_id!r}: perfect_memory is only defined for tmaze_<N>")
+            which = " and ".join(f.template for f in FAMILIES if f.perfect_memory)
+            raise UserError(f"env {env_id!r}: perfect_memory is only defined for {which}")
         kwargs["perfect_memory"] = True
     if fam.renders:
         return fam.build(match, renderer=renderer, **kwargs)

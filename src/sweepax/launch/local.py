@@ -41,11 +41,12 @@ class Job:
     store_before: Path | None = None  # its complete store when the run began (with --rerun)
     log: Path | None = None  # this run's log, once started
     claim: records.Claim | None = None
+    holder: dict[str, tp.Any] = dataclasses.field(default_factory=dict)  # what the claim records
     proc: subprocess.Popen | None = None
     started: float = 0.0
     seconds: float = 0.0
     status: str = "pending"  # running | done | failed | skipped | held
-    note: str = ""  # why it was skipped or who holds it
+    note: str = ""  # why it was skipped, who holds it, or why it runs again
 
     @property
     def name(self) -> str:
@@ -60,8 +61,8 @@ def _progress_of(log: Path | None) -> float:
 def take(job: Job) -> bool:
     """Claim ``job`` for this run; False (with the reason in ``job.note``) when another run
     holds it or its store became complete since this run chose its tasks."""
-    holder = {"host": socket.gethostname(), "pid": os.getpid(), "started": utc_now()}
-    got = records.claim(job.paths.claim(job.study, job.index, job.task_id), holder)
+    job.holder = {"host": socket.gethostname(), "pid": os.getpid(), "started": utc_now()}
+    got = records.claim(job.paths.claim(job.study, job.index, job.task_id), job.holder)
     if not isinstance(got, records.Claim):
         job.status, job.note = (
             "held",
@@ -105,6 +106,8 @@ def start(job: Job, env: dict[str, str]) -> None:
             env=env,
             pass_fds=(job.claim.fd,),
         )
+    # the task keeps the claim if this run dies first: say which process it is
+    job.claim.record({**job.holder, "task_pid": job.proc.pid})
     link_latest(job.log, job.paths.latest_log(job.study, job.index, job.task_id))
     job.started = time.perf_counter()
     job.status = "running"
@@ -194,12 +197,16 @@ def select_jobs(
         study = manifest["study"]
         study_dir = paths.results(study)
         complete = store.complete_stores(study_dir) if study_dir.is_dir() else {}
+        corrupt = store.corrupt_stores(study_dir) if study_dir.is_dir() else {}
         for task in manifest["tasks"]:
             command = task["command"]
             if paths.results_dir != Paths().results_dir:
                 command += " --results_dir " + shlex.quote(str(paths.results_dir))
             job = Job(study, task["index"], task["task_id"], command, paths)
             job.store_before = complete.get(job.task_id)
+            if job.task_id in corrupt:
+                path, reason = corrupt[job.task_id]
+                job.note = f"its store is damaged ({path}: {reason})"
             if job.store_before is not None and not rerun:
                 job.status = "skipped"
                 skipped.append(job)
@@ -255,6 +262,9 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     todo, skipped = select_jobs(manifests, paths, args.rerun)
     if skipped:
         console.print(f"skipping {len(skipped)} task(s) with a complete result store")
+    for job in todo:
+        if job.note:
+            console.print(f"re-running {job.name}: {job.note}", soft_wrap=True)
     console.print(
         f"running {len(todo)} task(s), {args.parallel} at a time; logs under {paths.logs_dir}/"
     )

@@ -13,11 +13,13 @@ import dataclasses
 import fcntl
 import json
 import os
+import socket
 import typing as tp
 from pathlib import Path
 
 from sweepax.errors import UserError
 from sweepax.files import write_json
+from sweepax.results.store import pid_alive
 from sweepax.sweep import plan as planning
 from sweepax.sweep.write_jobs import plan_targets
 
@@ -205,13 +207,21 @@ class Claim:
 
     The kernel drops the lock when every process holding the descriptor has exited (give it to
     the task's process, ``pass_fds``, to keep the claim while the task runs), so a claim never
-    outlives its holder.
+    outlives its holder. The file records the holder (host, pid, start time) while it is held.
     """
 
     path: Path
     fd: int
 
+    def record(self, holder: tp.Mapping[str, tp.Any]) -> None:
+        """Replace what the claim file says of its holder."""
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, json.dumps(dict(holder)).encode(), 0)
+
     def release(self) -> None:
+        """Give the claim up, emptying its record first: a record left in a claim file belongs
+        to a holder that still runs, or that died holding it."""
+        os.ftruncate(self.fd, 0)
         os.close(self.fd)
 
 
@@ -229,9 +239,23 @@ def claim(path: Path, holder: tp.Mapping[str, tp.Any]) -> Claim | dict[str, tp.A
             held = {}
         os.close(fd)
         return held if isinstance(held, dict) else {}
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, json.dumps(dict(holder)).encode(), 0)
-    return Claim(path, fd)
+    taken = Claim(path, fd)
+    taken.record(holder)
+    return taken
+
+
+def running_here(path: Path) -> dict[str, tp.Any] | None:
+    """The record of the claim at ``path`` if its holder (``pid``, or the task it started,
+    ``task_pid``) is a live process on this host, else None. Only reads the file: it never takes
+    the lock, so it cannot get in a run's way."""
+    try:
+        held = json.loads(path.read_bytes() or b"{}")
+    except (OSError, ValueError):
+        return None
+    if not isinstance(held, dict) or held.get("host") != socket.gethostname():
+        return None
+    pids = [held.get(key) for key in ("pid", "task_pid")]
+    return held if any(isinstance(p, int) and pid_alive(p) for p in pids) else None
 
 
 def describe_holder(held: tp.Mapping[str, tp.Any]) -> str:

@@ -426,14 +426,15 @@ def submit(
 def missing_indices(
     manifest: dict, paths: Paths, *, force: bool = False
 ) -> tuple[list[int], list[int]]:
-    """(indices with no complete store and no live task, indices pending/running now).
+    """(indices with no complete store (none, or only damaged ones) and no live task, indices
+    pending/running now).
 
     A task SLURM cannot be asked about may still be running: it is an error to resubmit it
     unless ``force``.
     """
     rows = status.study_status(manifest, paths)
     live = [r.index for r in rows if r.state in ("pending", "running")]
-    todo = [r.index for r in rows if r.state in ("failed", "missing")]
+    todo = [r.index for r in rows if r.state in ("failed", "corrupt", "missing")]
     unknown = [r for r in rows if r.state == "unknown"]
     if unknown and not force:
         raise UserError(

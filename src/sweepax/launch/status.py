@@ -1,11 +1,14 @@
-"""``nox -s status``: per study, tasks complete / running / pending / failed / unknown / missing.
+"""``nox -s status``: per study, tasks complete / running / pending / failed / corrupt / unknown /
+missing, and what else lies in the study's results folder (leftovers of killed writers).
 
 A task is *complete* when its result store is (whatever SLURM says). Otherwise its newest recorded
 submission (``runs/<study>.submissions.json``) is looked up with ``squeue`` (which knows finished
 jobs for ``MinJobAge``), then ``sacct`` (when the cluster keeps accounting), then its log files:
-- running / pending: SLURM says so;
+- running / pending: SLURM says so, or a ``run_local`` on this host holds the task's claim;
 - failed: SLURM says it ended (failed, cancelled, timed out, or completed without writing a
   store), or it is gone from SLURM and left a log but no store;
+- corrupt: its only store fails the check of its completion record (damaged); it is re-run
+  like a missing task;
 - unknown: it was submitted but SLURM cannot be asked (no ``squeue`` here, the controller does
   not answer, ``sacct`` fails): it may still be running, so it is never counted as failed or
   missing, and ``submit --missing`` leaves it alone unless forced;
@@ -31,7 +34,7 @@ from sweepax.launch import records
 from sweepax.launch.records import Paths
 from sweepax.results import store
 
-STATES = ("complete", "running", "pending", "failed", "unknown", "missing")
+STATES = ("complete", "running", "pending", "failed", "corrupt", "unknown", "missing")
 RUNNING = {"RUNNING", "COMPLETING", "CONFIGURING", "STAGE_OUT", "SIGNALING", "RESIZING"}
 PENDING = {"PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "SUSPENDED", "STOPPED"}
 # answers, not failures: the job left squeue (MinJobAge) / the cluster keeps no accounting
@@ -145,6 +148,7 @@ def study_status(manifest: dict, paths: Paths, query: Query = query_slurm) -> li
     study = manifest["study"]
     study_dir = paths.results(study)
     complete = store.complete_stores(study_dir) if study_dir.is_dir() else {}
+    corrupt = store.corrupt_stores(study_dir) if study_dir.is_dir() else {}
     newest = newest_submissions(paths, study)
     answer = query(sorted({job for job, _ in newest.values()}, key=int))
 
@@ -152,28 +156,39 @@ def study_status(manifest: dict, paths: Paths, query: Query = query_slurm) -> li
     for task in manifest["tasks"]:
         row = TaskStatus(task["index"], task["task_id"], "missing")
         sub = newest.get(row.index)
+        slurm, logged = "", False
         if sub is not None:
             job, local = sub
             row.job = f"{job}_{local}"
             row.slurm_state = answer.states.get(sub)
+            slurm = (row.slurm_state or "").rstrip("+")
             out = paths.slurm_log(study, job, local, "out")
             err = paths.slurm_log(study, job, local, "err")
             row.out, row.err = str(out), str(err)
+            logged = out.exists() or err.exists()
+        here = (
+            None
+            if row.task_id in complete
+            else records.running_here(paths.claim(study, row.index, row.task_id))
+        )
         if row.task_id in complete:
             row.state = "complete"
+        elif here is not None:
+            row.state, row.last_line = "running", f"run_local: {records.describe_holder(here)}"
         elif sub is not None and sub[0] in answer.unasked:
             row.state, row.last_line = "unknown", answer.unasked[sub[0]]
-        elif sub is not None:
-            slurm = (row.slurm_state or "").rstrip("+")
-            if slurm in RUNNING:
-                row.state = "running"
-            elif slurm in PENDING:
-                row.state = "pending"
-            elif slurm or out.exists() or err.exists():
-                row.state = "failed"
-                row.last_line = error_line(err, out)
-                if slurm == "COMPLETED" and not row.last_line:
-                    row.last_line = "ended without writing a complete result store"
+        elif slurm in RUNNING:
+            row.state = "running"
+        elif slurm in PENDING:
+            row.state = "pending"
+        elif row.task_id in corrupt:
+            path, reason = corrupt[row.task_id]
+            row.state, row.last_line = "corrupt", f"{path}: {reason}"
+        elif slurm or logged:
+            row.state = "failed"
+            row.last_line = error_line(Path(row.err or ""), Path(row.out or ""))
+            if slurm == "COMPLETED" and not row.last_line:
+                row.last_line = "ended without writing a complete result store"
         rows.append(row)
     return rows
 
@@ -195,6 +210,7 @@ def status_table(report: tp.Mapping[str, tp.Sequence[TaskStatus]]) -> Table:
         "running": "cyan",
         "pending": "yellow",
         "failed": "red",
+        "corrupt": "red",
         "unknown": "magenta",
     }
     for study, rows in report.items():
@@ -217,17 +233,24 @@ def unknown_warning(study: str, rows: tp.Sequence[TaskStatus]) -> str | None:
 
 
 def study_notes(study: str, rows: tp.Sequence[TaskStatus], paths: Paths) -> list[str]:
-    """Lines under the table: each failed task with its log, unknown tasks, what to do next."""
+    """Lines under the table: each failed or corrupt task, unknown tasks, leftovers in the
+    study's results folder, and what to do next."""
     lines = [
         f"[red]failed[/red] {study}[{r.index}] {r.task_id} job {r.job} "
         f"({r.slurm_state or 'gone from SLURM'}): {r.last_line}  log: {r.err}"
         for r in rows
         if r.state == "failed"
     ]
+    lines += [
+        f"[red]corrupt[/red] {study}[{r.index}] {r.task_id}: {r.last_line}"
+        for r in rows
+        if r.state == "corrupt"
+    ]
     warning = unknown_warning(study, rows)
     if warning:
         lines.append(f"[magenta]{warning}[/magenta]")
-    missing = [r.index for r in rows if r.state in ("failed", "missing")]
+    lines += leftover_lines(study, paths)
+    missing = [r.index for r in rows if r.state in ("failed", "corrupt", "missing")]
     if missing:
         if records.submitted(paths, study):
             fix = f"`nox -s submit -- {study} --missing` resubmits them"
@@ -235,6 +258,18 @@ def study_notes(study: str, rows: tp.Sequence[TaskStatus], paths: Paths) -> list
             fix = f"`nox -s run_local -- {study}` runs them here (never submitted to SLURM)"
         lines.append(f"{study}: {len(missing)} task(s) without a result: {fix}")
     return lines
+
+
+def leftover_lines(study: str, paths: Paths) -> list[str]:
+    """One line per leftover in ``results/<study>/`` (``store.leftovers``), saying whether
+    ``nox -s clean`` removes it."""
+    moved = paths.results_dir != Paths().results_dir
+    clean = f"nox -s clean -- {study}" + (f" --results-dir {paths.results_dir}" if moved else "")
+    return [
+        f"leftover {study}: {x.path} ({x.kind}: {x.reason}); "
+        + (f"`{clean}` removes it" if x.removable else "`nox -s clean` keeps it")
+        for x in store.leftovers(paths.results(study))
+    ]
 
 
 @cli

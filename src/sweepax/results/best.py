@@ -24,7 +24,14 @@ from rich.table import Table
 from sweepax import files
 from sweepax.console import make_console
 from sweepax.errors import UserError, cli
-from sweepax.results.parse import ENV, SCORES, add_study_arguments, parse_study, study_dirs
+from sweepax.results.parse import (
+    ENV,
+    SCORES,
+    add_study_arguments,
+    find_manifest,
+    parse_study,
+    study_dirs,
+)
 from sweepax.results.plots import Curve, plot_curves, seed_mean_sem
 from sweepax.results.store import (
     CORRUPT,
@@ -215,7 +222,8 @@ def open_scores(study_dir: Path) -> xr.Dataset:
 
 def is_stale(study_dir: Path, stores: list[StoreState]) -> bool:
     """True when ``scores.zarr`` is missing, damaged, or not made from exactly ``stores`` (the
-    study's stores, fully checked): one more, one fewer, re-run, or corrupt since."""
+    study's stores, fully checked: one more, one fewer, re-run, or corrupt since) and the
+    manifest parse would read now (``runs/<study>.json``, which says what is planned)."""
     path = Path(study_dir) / SCORES
     if not store_state(path, full=True).complete:
         return True
@@ -227,7 +235,9 @@ def is_stale(study_dir: Path, stores: list[StoreState]) -> bool:
         return True
     now = {s.path.name: s.completed_at for s in stores if s.complete}
     now.update({s.path.name: CORRUPT for s in stores if s.state == CORRUPT})
-    return used != now
+    manifest = find_manifest(str(attrs.get("study") or Path(study_dir).name))
+    planned = (str(manifest), files.sha256_file(manifest)) if manifest else (None, None)
+    return used != now or planned != (attrs.get("manifest"), attrs.get("manifest_sha256"))
 
 
 def current_scores(
@@ -248,7 +258,15 @@ def current_scores(
             f"{state.path}: corrupt ({state.reason}) and no task stores here to parse again; "
             "fetch it again (`nox -s sync -- HOST:PATH`)"
         )
-    return open_scores(study_dir)
+    scores = open_scores(study_dir)
+    console.print(
+        f"{study_dir}: no task stores here; using {SCORES} as parsed at "
+        f"{scores.attrs.get('parsed_at')}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    return scores
 
 
 def study_gaps(scores: xr.Dataset) -> dict[str, list[dict[str, tp.Any]]]:

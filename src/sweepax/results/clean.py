@@ -6,7 +6,7 @@ folders and files of processes that ran on this host and have ended, ``reproduce
 folders of finished re-runs, copies already replaced, stores whose root ``zarr.json`` is gone or
 unreadable. Everything else is kept and listed with the reason. With ``--corrupt`` it also removes
 every store that fails its full check (``store_state``), so ``run_local`` and
-``submit --missing`` re-run its task.
+``submit --missing`` re-run its task. A ``scores.zarr`` parsed from a store it removes goes too.
 """
 
 from __future__ import annotations
@@ -17,8 +17,15 @@ from pathlib import Path
 
 from sweepax import files
 from sweepax.errors import cli
-from sweepax.results.parse import add_study_arguments
-from sweepax.results.store import CORRUPT, Leftover, leftovers, study_stores
+from sweepax.results.parse import SCORES, add_study_arguments
+from sweepax.results.store import (
+    CORRUPT,
+    Leftover,
+    leftovers,
+    read_attrs,
+    store_state,
+    study_stores,
+)
 from sweepax.results.verify import targets
 
 
@@ -31,6 +38,17 @@ def corrupt_leftovers(study_dir: Path, known: set[Path]) -> list[Leftover]:
     ]
 
 
+def stale_scores(study_dir: Path, removed: set[str]) -> list[Leftover]:
+    """``scores.zarr``, as removable, when it was parsed from a store being removed: with no
+    store left, ``best`` would take it for results synced without their stores."""
+    path = Path(study_dir) / SCORES
+    attrs = (store_state(path, full=False).complete and read_attrs(path)) or {}
+    used = {Path(s.get("path", "")).name for s in attrs.get("stores") or []}
+    if not used & removed:
+        return []
+    return [Leftover(path, "stale scores", f"parsed from {sorted(used & removed)[0]}", True)]
+
+
 def clean_study(
     study_dir: Path, corrupt: bool = False, dry_run: bool = False
 ) -> tuple[list[Leftover], list[Leftover]]:
@@ -39,6 +57,7 @@ def clean_study(
     if corrupt:
         found += corrupt_leftovers(study_dir, {x.path for x in found})
     removed = [x for x in found if x.removable]
+    removed += stale_scores(study_dir, {x.path.name for x in removed})
     if not dry_run:
         for x in removed:
             files.remove(x.path)

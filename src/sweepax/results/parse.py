@@ -163,7 +163,8 @@ def label_names(stores: list[TaskStore]) -> list[str]:
     return static + [n for n in vmapped if n not in static]
 
 
-def _find_manifest(study: str, manifest: Path | None) -> Path | None:
+def find_manifest(study: str, manifest: Path | None = None) -> Path | None:
+    """``manifest`` if given (it must exist), else ``runs/<study>.json`` if it exists."""
     if manifest is not None:
         if not Path(manifest).is_file():
             raise UserError(
@@ -453,7 +454,7 @@ def parse_study(
     _need_stores(study_dir, stores, corrupt)
     study = str(stores[-1].attrs.get("study") or study_dir.name)
     names = label_names(stores)
-    manifest_path = _find_manifest(study, manifest)
+    manifest_path = find_manifest(study, manifest)
     planned = read_manifest(manifest_path, names) if manifest_path else []
     while True:  # a store that fails to decode is corrupt: set it aside and fill again
         grid = coordinate_values(stores, planned, names)
@@ -484,6 +485,7 @@ def parse_study(
         "superseded": superseded_records(stores, superseded),
         "discounted": bool(discounted),
         "manifest": str(manifest_path) if manifest_path else None,
+        "manifest_sha256": files.sha256_file(manifest_path) if manifest_path else None,
         "parsed_at": files.utc_now("microseconds"),
     }
     scores = assemble(grid, tensor, attrs)

@@ -14,6 +14,7 @@ See https://zarr.readthedocs.io and https://docs.xarray.dev/en/stable/user-guide
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -156,6 +157,7 @@ def _root_attrs(path: Path) -> dict[str, tp.Any] | None:
 
 # --- completion record ----------------------------------------------------------------------------
 ROOT_META = "zarr.json"
+ROOT_DIGEST = "root_sha256"
 COMPLETE, CORRUPT, INCOMPLETE = "complete", "corrupt", "incomplete"
 UNVERIFIABLE = "written before checksums; `nox -s verify` cannot check it"
 NO_RECORD = "no completion record (its writer did not finish)"
@@ -173,10 +175,20 @@ def file_record(path: Path) -> dict[str, dict[str, tp.Any]]:
     return record
 
 
+def root_digest(doc: tp.Mapping[str, tp.Any]) -> str:
+    """sha256 of a root ``zarr.json`` document as canonical JSON (sorted keys, no spaces),
+    leaving out its own ``root_sha256`` attribute: covers the labels, the provenance, the
+    completion record and the consolidated metadata."""
+    attrs = {k: v for k, v in (doc.get("attributes") or {}).items() if k != ROOT_DIGEST}
+    text = json.dumps({**doc, "attributes": attrs}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def seal(path: Path, arrays: tp.Sequence[str]) -> None:
     """Write the completion record of a finished (still hidden) store: ``arrays``, ``files``
     (``file_record``), ``complete`` and ``completed_at``, then the consolidated metadata (so a
-    plain ``xr.open_zarr`` opens it quietly). Only the rename to the final name comes after."""
+    plain ``xr.open_zarr`` opens it quietly), then ``root_sha256`` (``root_digest``) into the
+    root ``zarr.json``. Only the rename to the final name comes after."""
     group = zarr.open_group(path, mode="r+", zarr_format=3)
     record = file_record(path)
     group.update_attributes(
@@ -188,6 +200,10 @@ def seal(path: Path, arrays: tp.Sequence[str]) -> None:
         }
     )
     consolidate(path)
+    root = Path(path) / ROOT_META
+    doc = json.loads(root.read_bytes())
+    doc["attributes"][ROOT_DIGEST] = root_digest(doc)
+    root.write_text(json.dumps(doc, indent=2))
 
 
 class StoreState(tp.NamedTuple):
@@ -213,7 +229,7 @@ class StoreState(tp.NamedTuple):
 def _what(rel: str) -> str:
     """How a problem names a file of the store: ``chunk x/c/0/0``, ``metadata x/zarr.json``."""
     parts = rel.split("/")
-    if "c" in parts[:-1]:
+    if len(parts) > 2 and parts[1] == "c":
         return f"chunk {rel}"
     return f"metadata {rel}" if parts[-1] == ROOT_META else f"file {rel}"
 
@@ -252,10 +268,11 @@ def _summary(problems: list[str], shown: int = 3) -> str:
 def store_state(path: Path, full: bool = True) -> StoreState:
     """Check a store against its completion record.
 
-    ``full=True`` reads every listed file and compares its sha256 (parse, best, verify);
-    ``full=False`` only checks that every listed file exists with its recorded size (stat only:
-    status, run_local). A store without ``files`` in its record was written by an older sweepax:
-    it counts as complete when every array it lists is there, with reason ``UNVERIFIABLE``.
+    The root ``zarr.json`` is always checked against its ``root_sha256``. Then ``full=True``
+    reads every listed file and compares its sha256 (parse, best, verify); ``full=False`` only
+    checks that every listed file exists with its recorded size (stat only: status, run_local).
+    A store without ``files`` and ``root_sha256`` was written by an older sweepax: it counts as
+    complete when every array it lists is there, with reason ``UNVERIFIABLE``.
     """
     path = Path(path)
     task_id = path.name.split(".")[0]
@@ -268,15 +285,18 @@ def store_state(path: Path, full: bool = True) -> StoreState:
         return StoreState(path, CORRUPT, f"{ROOT_META} missing", task_id)
     except (OSError, ValueError, AttributeError, TypeError):
         return StoreState(path, CORRUPT, f"{ROOT_META} unreadable", task_id)
-    task_id = str(attrs.get("task_id") or task_id)
     done = attrs.get("completed_at")
     if attrs.get("complete") is not True or not isinstance(done, str) or not done:
-        return StoreState(path, INCOMPLETE, NO_RECORD, task_id)
+        return StoreState(path, INCOMPLETE, NO_RECORD, str(attrs.get("task_id") or task_id))
+    record = attrs.get("files")
+    sealed = ROOT_DIGEST in attrs or record is not None
+    if sealed and attrs.get(ROOT_DIGEST) != root_digest(meta):
+        return StoreState(path, CORRUPT, f"{ROOT_META} checksum mismatch", task_id, done)
+    task_id = str(attrs.get("task_id") or task_id)
     arrays = attrs.get("arrays")
     if not isinstance(arrays, list) or not arrays:
         return StoreState(path, CORRUPT, "completion record lists no arrays", task_id, done)
-    record = attrs.get("files")
-    if record is None:
+    if record is None:  # written before checksums
         problems = [
             f"metadata {a}/{ROOT_META} missing"
             for a in arrays
@@ -380,8 +400,8 @@ def pid_alive(pid: int) -> bool:
 
 
 def this_host() -> str:
-    """This host's name as ``files.temp_path`` writes it."""
-    return socket.gethostname().replace("/", "_")
+    """This host's name as ``files.temp_path`` writes it into temporary names."""
+    return files.temp_owner(files.temp_path("x"))[1]
 
 
 def _owner_verdict(host: str | None, pid: int) -> tuple[str, bool]:
@@ -415,7 +435,7 @@ def _leftover(path: Path) -> Leftover | None:
         # Older writers named temporaries without the host; their provenance may record it.
         prov = (_root_attrs(path) or {}).get("provenance")
         host = prov.get("host") if isinstance(prov, dict) else None
-        host = host.replace("/", "_") if isinstance(host, str) else None
+        host = (this_host() if host == socket.gethostname() else host) if host else None
         return Leftover(path, _temp_kind(match["name"]), *_owner_verdict(host, int(match["pid"])))
     if match := _REPLACED.match(name):
         if (path.parent / match["name"]).exists():

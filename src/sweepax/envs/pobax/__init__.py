@@ -1,0 +1,107 @@
+"""POBAX's environments under POBAX's ids (github.com/taodav/pobax, PyPI ``pobax==0.0.1``).
+
+Our own JAX implementations (gymnax 1.0 API, vmappable), each agreeing step for step with POBAX's:
+classic ``.POMDP`` models (``classic``), ``simple_chain``, ``compass_world``, RockSample
+(``rocksample``) and Battleship (``battleship``).
+``families()`` returns their registry families. Every env has ``gamma``: the discount POBAX trains
+it with in place of the agent's (the ``.POMDP`` file's), or None where POBAX uses the agent's.
+"""
+
+from __future__ import annotations
+
+import re
+import typing as tp
+
+
+def _build_classic(
+    match: re.Match, max_steps_in_episode: int | None = None
+) -> tuple[tp.Any, tp.Any]:
+    from sweepax.envs.pobax.classic import ClassicPOMDP
+
+    return _with_time_limit(ClassicPOMDP.from_id(match.group(0)), max_steps_in_episode)
+
+
+def _with_time_limit(env: tp.Any, max_steps_in_episode: int | None) -> tuple[tp.Any, tp.Any]:
+    params = env.default_params
+    if max_steps_in_episode is not None:
+        params = params.replace(max_steps_in_episode=int(max_steps_in_episode))
+    return env, params
+
+
+def _build_simple_chain(
+    match: re.Match, max_steps_in_episode: int | None = None
+) -> tuple[tp.Any, tp.Any]:
+    from sweepax.envs.pobax.simple_chain import SimpleChain
+
+    return _with_time_limit(SimpleChain(n=10), max_steps_in_episode)
+
+
+def _build_compass_world(
+    match: re.Match, max_steps_in_episode: int | None = None
+) -> tuple[tp.Any, tp.Any]:
+    from sweepax.envs.pobax.compass_world import CompassWorld
+
+    return _with_time_limit(CompassWorld(size=8), max_steps_in_episode)
+
+
+def _build_battleship(
+    match: re.Match, max_steps_in_episode: int | None = None
+) -> tuple[tp.Any, tp.Any]:
+    from sweepax.envs.pobax.battleship import Battleship
+
+    return _with_time_limit(Battleship(size=int(match.group(1))), max_steps_in_episode)
+
+
+def _build_rocksample(
+    match: re.Match,
+    layout_seed: int = 0,
+    perfect_memory: bool = False,
+    max_steps_in_episode: int | None = None,
+) -> tuple[tp.Any, tp.Any]:
+    from sweepax.envs.pobax.rocksample import RockSample
+
+    env = RockSample.from_id(match.group(0), int(layout_seed), perfect_memory=perfect_memory)
+    return _with_time_limit(env, max_steps_in_episode)
+
+
+def families() -> list[tp.Any]:
+    """The registry families of POBAX's envs (``sweepax.envs.registry.Family`` objects)."""
+    from sweepax.envs.pobax import classic, rocksample
+    from sweepax.envs.registry import Family  # here: the registry imports this package
+
+    return [
+        Family(
+            pattern="|".join(re.escape(i) for i in classic.IDS),
+            template="<POBAX .POMDP model>[, fully_observable_<model>]",
+            examples=("tiger-alt-start", "4x3", "hallway", "fully_observable_tmaze5"),
+            build=_build_classic,
+            guesses=lambda env_id: list(classic.IDS),
+        ),
+        Family(
+            pattern="simple_chain",
+            template="simple_chain",
+            examples=("simple_chain",),
+            build=_build_simple_chain,
+        ),
+        Family(
+            pattern="compass_world",
+            template="compass_world",
+            examples=("compass_world",),
+            build=_build_compass_world,
+        ),
+        Family(
+            pattern=rocksample.PATTERN,
+            template="rocksample_<5_5|7_8|11_11|15_15>",
+            examples=tuple(rocksample.CONFIGS),
+            build=_build_rocksample,
+            guesses=lambda env_id: list(rocksample.CONFIGS),
+            perfect_memory=True,
+        ),
+        Family(
+            pattern="battleship_(3|5|10)",
+            template="battleship_<3|5|10>",
+            examples=("battleship_3", "battleship_5", "battleship_10"),
+            build=_build_battleship,
+            guesses=lambda env_id: ["battleship_3", "battleship_5", "battleship_10"],
+        ),
+    ]
