@@ -1,16 +1,19 @@
 """Best hyperparameters per env from ``scores.zarr``: JSON record, table and learning curves.
 
 Usage: ``python -m sweepax.results.best [STUDY_DIR ...] [--measure auc|final] [--discounted]
-[--partial]``. Writes ``STUDY_DIR/best_<measure>[_discounted].json`` and ``.png``; with several
-studies also ``<results-dir>/best_<measure>[_discounted].png`` comparing every study's winner per
-env. It parses again whenever ``scores.zarr`` was not made from the stores as they are now, and
-refuses (exit 2) a study with corrupt stores or planned cells without data unless ``--partial``.
+[--partial] [--resamples N] [--seed S]``. Each winner comes with its probability of being best
+(a bootstrap over each config's seeds), the uncertainty set and a 95% CI of its score. Writes
+``STUDY_DIR/best_<measure>[_discounted].json`` and ``.png``; with several studies also
+``<results-dir>/best_<measure>[_discounted].png`` comparing every study's winner per env. It
+parses again whenever ``scores.zarr`` was not made from the stores as they are now, and refuses
+(exit 2) a study with corrupt stores or planned cells without data unless ``--partial``.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import itertools
 import json
 import sys
 import typing as tp
@@ -33,6 +36,13 @@ from sweepax.results.parse import (
     study_dirs,
 )
 from sweepax.results.plots import Curve, plot_curves, seed_mean_sem
+from sweepax.results.stats import (
+    CONFIDENCE,
+    MIN_RESAMPLES,
+    N_RESAMPLES,
+    UNCERTAINTY_THRESHOLD,
+    bootstrap_best,
+)
 from sweepax.results.store import (
     CORRUPT,
     StoreState,
@@ -138,6 +148,96 @@ def best(scores: xr.Dataset, measure: str = "auc", discounted: bool = False) -> 
             "envs": envs,
         }
     )
+
+
+CI_METHOD = "t"  # the interval of a mean over seeds that ``stats.mean_ci`` makes by default
+
+
+def config_labels(scores: xr.Dataset, varying: list[str]) -> list[dict[str, tp.Any]]:
+    """The swept values of every config, in the order of a ``(config, seed)`` reshape of the
+    hyperparameter dims (the first dim varying slowest); ``[{}]`` when nothing varies."""
+    values = [scores[d].values.tolist() for d in varying]
+    return [dict(zip(varying, combo, strict=True)) for combo in itertools.product(*values)]
+
+
+NO_CHOICE = {"p_best": None, "ci": None, "uncertainty_set": [], "configs": []}
+
+
+def uncertainty(
+    scores: xr.Dataset,
+    measure: str = "auc",
+    discounted: bool = False,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, dict[str, tp.Any]]:
+    """Per env, how sure the seeds make ``best``'s choice (``stats.bootstrap_best`` over the
+    per-seed scores of every config, each config's seeds resampled on their own).
+
+    Returns ``{env: {"p_best", "ci", "uncertainty_set", "configs"}}``: the winner's share of the
+    ``n_resamples`` resamples (seeded by ``seed``) and the 95% Student-t interval of its mean
+    over seeds (``[low, high]``, None with one seed); the configs that win at least 5% of the
+    resamples, most probable first (their swept values); and every config with a score,
+    ``{"hparams", "p_best", "score", "ci", "n_seeds"}``, most probable first (ties in sorted
+    coordinate order). An env where no config has data gets ``NO_CHOICE``.
+    """
+    varying = [d for d in read_attrs(scores.attrs).get("hparams", []) if d in scores.dims]
+    labels = config_labels(scores, varying)
+    seed_scores = per_seed_scores(scores, measure, discounted).transpose(ENV, *varying, "seed")
+    n_seeds = scores.sizes["seed"]
+    out: dict[str, dict[str, tp.Any]] = {}
+    for env, cells in zip(scores[ENV].values.tolist(), seed_scores.values, strict=True):
+        cells = cells.reshape(-1, n_seeds)
+        has = np.flatnonzero(np.isfinite(cells).any(axis=1))
+        if not has.size:
+            out[str(env)] = dict(NO_CHOICE)
+            continue
+        c = bootstrap_best(cells, n_resamples, seed, UNCERTAINTY_THRESHOLD, CONFIDENCE, CI_METHOD)
+        ranked = sorted(has.tolist(), key=lambda i: (-c.probability[i], i))
+        out[str(env)] = jsonable(
+            {
+                "p_best": c.probability[c.best],
+                "ci": [c.low[c.best], c.high[c.best]],
+                "uncertainty_set": [labels[i] for i in c.uncertainty_set],
+                "configs": [
+                    {
+                        "hparams": labels[i],
+                        "p_best": c.probability[i],
+                        "score": c.mean[i],
+                        "ci": [c.low[i], c.high[i]],
+                        "n_seeds": c.n_seeds[i],
+                    }
+                    for i in ranked
+                ],
+            }
+        )
+        if not np.isfinite(c.low[c.best]):
+            out[str(env)]["ci"] = None
+        for config in out[str(env)]["configs"]:
+            if config["ci"][0] is None:
+                config["ci"] = None
+    return out
+
+
+def best_record(
+    scores: xr.Dataset,
+    measure: str = "auc",
+    discounted: bool = False,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, tp.Any]:
+    """``best`` with, in every env's record, ``uncertainty``'s fields, and the bootstrap's
+    settings under ``"bootstrap"``: what ``best_<measure>.json`` holds."""
+    result = best(scores, measure, discounted)
+    for env, extra in uncertainty(scores, measure, discounted, n_resamples, seed).items():
+        result["envs"][env].update(extra)
+    result["bootstrap"] = {
+        "resamples": int(n_resamples),
+        "seed": int(seed),
+        "threshold": UNCERTAINTY_THRESHOLD,
+        "confidence": CONFIDENCE,
+        "ci_method": CI_METHOD,
+    }
+    return result
 
 
 NO_WINNER = {
@@ -328,15 +428,32 @@ def _table(
 ) -> Table:
     what = metric_names(measure, discounted)
     table = Table(title=f"best by {measure} ({what})")
-    for col in ("study", "env", "hyperparameters", "score ± sem", "seeds"):
-        table.add_column(col, justify="right" if col in ("score ± sem", "seeds") else "left")
+    numbers = ("score ± sem", "seeds", "P(best)", "95% CI")
+    for col in ("study", "env", "hyperparameters", *numbers):
+        table.add_column(col, justify="right" if col in numbers else "left")
     for study, env, r in rows:
         if r["score"] is None:
-            table.add_row(study, env, r.get("reason", ""), "-", "0")
+            table.add_row(study, env, r.get("reason", ""), "-", "0", "-", "-")
             continue
         hp = ", ".join(f"{k}={r['hparams'][k]}" for k in shown.get(study, r["hparams"]))
-        table.add_row(study, env, hp, f"{r['score']:.4g} ± {r['sem']:.2g}", str(r["n_seeds"]))
+        table.add_row(
+            study,
+            env,
+            hp,
+            f"{r['score']:.4g} ± {r['sem']:.2g}",
+            str(r["n_seeds"]),
+            _p_best_text(r),
+            "-" if not r.get("ci") else f"[{r['ci'][0]:.4g}, {r['ci'][1]:.4g}]",
+        )
     return table
+
+
+def _p_best_text(r: dict[str, tp.Any]) -> str:
+    """``0.62 (set of 3)``: the winner's probability of being best, and how many configs win
+    at least 5% of the resamples."""
+    if r.get("p_best") is None:
+        return "-"
+    return f"{r['p_best']:.2f} (set of {len(r['uncertainty_set'])})"
 
 
 def run_best(
@@ -347,8 +464,11 @@ def run_best(
     console: Console | None = None,
     progress: bool = True,
     partial: bool = False,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
 ) -> list[dict[str, tp.Any]]:
-    """Parse where needed, then find, record, print and plot the winners of each study.
+    """Parse where needed, then find, record, print and plot the winners of each study, each
+    with its probability of being best (``n_resamples`` bootstrap resamples seeded by ``seed``).
 
     A study with corrupt stores or planned cells without data stops everything with a one-line
     ``UserError`` before anything is written, unless ``partial``: then its record says
@@ -365,7 +485,7 @@ def run_best(
     rows, results = [], []
     comparison: dict[str, list[Curve]] = collections.defaultdict(list)
     for d, scores in studies.items():
-        result = best(scores, measure, discounted)
+        result = best_record(scores, measure, discounted, n_resamples, seed)
         result["scores"] = str(d / SCORES)
         result["partial"] = bool(gaps[d]["missing"] or gaps[d]["corrupt"])
         if result["partial"]:
@@ -437,6 +557,14 @@ def _parser() -> argparse.ArgumentParser:
         help="rank what is there even if planned cells are missing or stores are corrupt; the "
         'JSON then says "partial": true and lists them (default: refuse, exit 2)',
     )
+    p.add_argument(
+        "--resamples",
+        type=int,
+        default=N_RESAMPLES,
+        help="bootstrap resamples of each config's seeds for P(best) and the uncertainty set, "
+        f"at least {MIN_RESAMPLES} (default: {N_RESAMPLES})",
+    )
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar while parsing")
     return p
 
@@ -445,6 +573,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     args = _parser().parse_args(argv)
+    if args.resamples < MIN_RESAMPLES:
+        raise UserError(f"--resamples {args.resamples}: use at least {MIN_RESAMPLES}")
     dirs = study_dirs(args.study_dirs, args.results_dir)
     for d in dirs:
         if not all_complete_stores(d) and not (d / SCORES).is_dir():
@@ -459,6 +589,8 @@ def main(argv: list[str] | None = None) -> int:
         args.results_dir,
         progress=not args.no_progress,
         partial=args.partial,
+        n_resamples=args.resamples,
+        seed=args.seed,
     )
     return 0
 
