@@ -1,9 +1,10 @@
 """Best hyperparameters per env from ``scores.zarr``: JSON record, table and learning curves.
 
-Usage: ``python -m sweepax.results.best [STUDY_DIR ...] [--measure auc|final] [--discounted]
-[--partial] [--resamples N] [--seed S]``. Each winner comes with its probability of being best
-(a bootstrap over each config's seeds), the uncertainty set and a 95% CI of its score. Writes
-``STUDY_DIR/best_<measure>[_discounted].json`` and ``.png``; with several studies also
+Usage: ``python -m sweepax.results.best [STUDY_DIR ...] [--measure auc|final|last-k] [--last K]
+[--discounted] [--partial] [--resamples N] [--seed S]``. Each winner comes with its probability
+of being best (a bootstrap over each config's seeds), the uncertainty set and a 95% CI of its
+score. Writes ``STUDY_DIR/best_<measure>[_discounted].json`` and ``.png`` (``<measure>``:
+``auc``, ``final`` or ``last<K>``); with several studies also
 ``<results-dir>/best_<measure>[_discounted].png`` comparing every study's winner per env. It
 parses again whenever ``scores.zarr`` was not made from the stores as they are now, and refuses
 (exit 2) a study with corrupt stores or planned cells without data unless ``--partial``.
@@ -54,38 +55,60 @@ from sweepax.results.store import (
 )
 from sweepax.results.values import jsonable, nanmean
 
-MEASURES = ("auc", "final")
+MEASURES = ("auc", "final", "last-k")
+LAST = 10  # default K of the last-k measure
+
+
+def measure_name(measure: str, last: int = LAST) -> str:
+    """``auc``, ``final`` or ``last<K>``: how file names and titles call a measure."""
+    return f"last{last}" if measure == "last-k" else measure
 
 
 def metric_names(measure: str, discounted: bool) -> str:
     """The scores variable a measure reads."""
-    if measure == "auc":
+    if measure in ("auc", "last-k"):
         return "discounted_return" if discounted else "episode_return"
     if measure == "final":
         return "final_discounted_return" if discounted else "final_return"
     raise ValueError(f"measure must be one of {MEASURES}, not {measure!r}")
 
 
-def output_stem(measure: str, discounted: bool) -> str:
-    """``best_<measure>[_discounted]``."""
-    return f"best_{measure}" + ("_discounted" if discounted else "")
+def output_stem(measure: str, discounted: bool, last: int = LAST) -> str:
+    """``best_<measure>[_discounted]``, the measure as ``measure_name`` calls it."""
+    return f"best_{measure_name(measure, last)}" + ("_discounted" if discounted else "")
 
 
-def per_seed_scores(scores: xr.Dataset, measure: str, discounted: bool) -> xr.DataArray:
+def last_k_mean(values: np.ndarray, k: int) -> np.ndarray:
+    """Mean over the last axis (update) of the last ``k`` finite values of each row: the last
+    ``k`` updates in which an episode ended; NaN where a row has none."""
+    ok = np.isfinite(values)
+    from_end = np.cumsum(ok[..., ::-1], axis=-1)[..., ::-1]  # finite values from here on
+    return nanmean(np.where(ok & (from_end <= k), values, np.nan), axis=-1)
+
+
+def per_seed_scores(
+    scores: xr.Dataset, measure: str, discounted: bool, last: int = LAST
+) -> xr.DataArray:
     """Score of every (env, hyperparameters..., seed) cell; NaN where the cell has no data.
 
     ``auc``: mean over updates of ``episode_return`` (``discounted_return``), skipping updates in
-    which no episode ended. ``final``: ``final_return`` (``final_discounted_return``).
+    which no episode ended. ``last-k``: the same mean over the last ``last`` updates in which an
+    episode ended (over all of them where fewer did). ``final``: ``final_return``
+    (``final_discounted_return``).
     """
     var = scores[metric_names(measure, discounted)]
     if measure == "final":
         return var
-    values = nanmean(var.transpose(..., "update").values, axis=-1)
+    per_update = var.transpose(..., "update").values
+    last_k = measure == "last-k"
+    values = last_k_mean(per_update, last) if last_k else nanmean(per_update, axis=-1)
     dims = [d for d in var.transpose(..., "update").dims if d != "update"]
     return xr.DataArray(values, dims=dims, coords={d: scores[d] for d in dims})
 
 
-def best(scores: xr.Dataset, measure: str = "auc", discounted: bool = False) -> dict[str, tp.Any]:
+def best(
+    scores: xr.Dataset, measure: str = "auc", discounted: bool = False, last: int = LAST
+) -> dict[str, tp.Any]:
     """The winning hyperparameters per env.
 
     Parameters
@@ -93,8 +116,10 @@ def best(scores: xr.Dataset, measure: str = "auc", discounted: bool = False) -> 
     scores
         The Dataset written by ``parse_study`` (dims env, hyperparameters..., seed[, update]).
     measure
-        ``auc`` (mean return over training) or ``final`` (return of the evaluation rollout after
-        training); see ``per_seed_scores``.
+        ``auc`` (mean return over training), ``last-k`` (mean return of the last ``last``
+        updates) or ``final`` (return of the evaluation rollout after training); see
+        ``per_seed_scores``. With ``last-k`` the record and every env's record also hold
+        ``last``.
     discounted
         Use the discounted returns instead of the undiscounted ones.
 
@@ -116,11 +141,13 @@ def best(scores: xr.Dataset, measure: str = "auc", discounted: bool = False) -> 
     fixed = dict(attrs.get("fixed") or {})
     stores = attrs.get("stores") or []
     order = (ENV, *varying, "seed")
-    seed_scores = per_seed_scores(scores, measure, discounted).transpose(*order).values
+    seed_scores = per_seed_scores(scores, measure, discounted, last).transpose(*order).values
     store_index = scores["store_index"].transpose(*order).values
     config_index = scores["config_index"].transpose(*order).values
     seeds = scores["seed"].values.tolist()
     common = {"measure": measure, "discounted": bool(discounted)}
+    if measure == "last-k":
+        common["last"] = int(last)
     envs: dict[str, tp.Any] = {}
     for e, env in enumerate(scores[ENV].values.tolist()):
         cells = seed_scores[e]  # (hparams..., seed)
@@ -141,8 +168,7 @@ def best(scores: xr.Dataset, measure: str = "auc", discounted: bool = False) -> 
     return jsonable(
         {
             "study": attrs.get("study"),
-            "measure": measure,
-            "discounted": bool(discounted),
+            **common,
             "hparams": varying,
             "fixed": fixed,
             "envs": envs,
@@ -169,6 +195,7 @@ def uncertainty(
     discounted: bool = False,
     n_resamples: int = N_RESAMPLES,
     seed: int = 0,
+    last: int = LAST,
 ) -> dict[str, dict[str, tp.Any]]:
     """Per env, how sure the seeds make ``best``'s choice (``stats.bootstrap_best`` over the
     per-seed scores of every config, each config's seeds resampled on their own).
@@ -182,7 +209,8 @@ def uncertainty(
     """
     varying = [d for d in read_attrs(scores.attrs).get("hparams", []) if d in scores.dims]
     labels = config_labels(scores, varying)
-    seed_scores = per_seed_scores(scores, measure, discounted).transpose(ENV, *varying, "seed")
+    seed_scores = per_seed_scores(scores, measure, discounted, last)
+    seed_scores = seed_scores.transpose(ENV, *varying, "seed")
     n_seeds = scores.sizes["seed"]
     out: dict[str, dict[str, tp.Any]] = {}
     for env, cells in zip(scores[ENV].values.tolist(), seed_scores.values, strict=True):
@@ -224,11 +252,12 @@ def best_record(
     discounted: bool = False,
     n_resamples: int = N_RESAMPLES,
     seed: int = 0,
+    last: int = LAST,
 ) -> dict[str, tp.Any]:
     """``best`` with, in every env's record, ``uncertainty``'s fields, and the bootstrap's
     settings under ``"bootstrap"``: what ``best_<measure>.json`` holds."""
-    result = best(scores, measure, discounted)
-    for env, extra in uncertainty(scores, measure, discounted, n_resamples, seed).items():
+    result = best(scores, measure, discounted, last)
+    for env, extra in uncertainty(scores, measure, discounted, n_resamples, seed, last).items():
         result["envs"][env].update(extra)
     result["bootstrap"] = {
         "resamples": int(n_resamples),
@@ -423,11 +452,8 @@ def _shown_names(results: list[dict[str, tp.Any]]) -> dict[str, list[str]]:
     }
 
 
-def _table(
-    rows: list[tuple[str, str, dict]], measure: str, discounted: bool, shown: dict[str, list[str]]
-) -> Table:
-    what = metric_names(measure, discounted)
-    table = Table(title=f"best by {measure} ({what})")
+def _table(rows: list[tuple[str, str, dict]], title: str, shown: dict[str, list[str]]) -> Table:
+    table = Table(title=title)
     numbers = ("score ± sem", "seeds", "P(best)", "95% CI")
     for col in ("study", "env", "hyperparameters", *numbers):
         table.add_column(col, justify="right" if col in numbers else "left")
@@ -466,6 +492,7 @@ def run_best(
     partial: bool = False,
     n_resamples: int = N_RESAMPLES,
     seed: int = 0,
+    last: int = LAST,
 ) -> list[dict[str, tp.Any]]:
     """Parse where needed, then find, record, print and plot the winners of each study, each
     with its probability of being best (``n_resamples`` bootstrap resamples seeded by ``seed``).
@@ -479,13 +506,15 @@ def run_best(
     gaps = {d: study_gaps(scores) for d, scores in studies.items()}
     if not partial and any(g["missing"] or g["corrupt"] for g in gaps.values()):
         raise UserError(refusal(gaps))
-    stem = output_stem(measure, discounted)
+    if measure == "last-k":
+        check_last(studies, last)
+    stem = output_stem(measure, discounted, last)
     ylabel = metric_names("auc", discounted)
-    title = f"best by {measure} ({metric_names(measure, discounted)})"
+    title = f"best by {measure_name(measure, last)} ({metric_names(measure, discounted)})"
     rows, results = [], []
     comparison: dict[str, list[Curve]] = collections.defaultdict(list)
     for d, scores in studies.items():
-        result = best_record(scores, measure, discounted, n_resamples, seed)
+        result = best_record(scores, measure, discounted, n_resamples, seed, last)
         result["scores"] = str(d / SCORES)
         result["partial"] = bool(gaps[d]["missing"] or gaps[d]["corrupt"])
         if result["partial"]:
@@ -527,8 +556,20 @@ def run_best(
             ylabel=ylabel,
         )
         console.print(f"wrote {out}", highlight=False, soft_wrap=True)
-    console.print(_table(rows, measure, discounted, _shown_names(results)))
+    console.print(_table(rows, title, _shown_names(results)))
     return results
+
+
+def check_last(studies: tp.Mapping[Path, xr.Dataset], last: int) -> None:
+    """Refuse a ``--last`` below 1 or above a study's number of updates (one line)."""
+    if last < 1:
+        raise UserError(f"--last {last}: use at least 1 (the last K updates)")
+    for d, scores in studies.items():
+        if last > scores.sizes["update"]:
+            raise UserError(
+                f"--last {last}: {d} has {scores.sizes['update']} updates; use at most "
+                f"{scores.sizes['update']} (or --measure auc for all of them)"
+            )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -544,7 +585,15 @@ def _parser() -> argparse.ArgumentParser:
         choices=MEASURES,
         default="auc",
         help="auc: mean return over all updates (area under the learning curve); "
-        "final: return of the evaluation rollout after training (default: auc)",
+        "final: return of the evaluation rollout after training; last-k: mean return over the "
+        "last K updates in which an episode ended (--last) (default: auc)",
+    )
+    p.add_argument(
+        "--last",
+        type=int,
+        default=None,
+        metavar="K",
+        help=f"K of --measure last-k (default: {LAST}); files are named best_last<K>",
     )
     p.add_argument(
         "--discounted",
@@ -573,6 +622,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     args = _parser().parse_args(argv)
+    if args.last is not None and args.measure != "last-k":
+        raise UserError(f"--last {args.last}: applies only to --measure last-k; add it")
+    last = LAST if args.last is None else args.last
+    if last < 1:
+        raise UserError(f"--last {last}: use at least 1 (the last K updates)")
     if args.resamples < MIN_RESAMPLES:
         raise UserError(f"--resamples {args.resamples}: use at least {MIN_RESAMPLES}")
     dirs = study_dirs(args.study_dirs, args.results_dir)
@@ -591,6 +645,7 @@ def main(argv: list[str] | None = None) -> int:
         partial=args.partial,
         n_resamples=args.resamples,
         seed=args.seed,
+        last=last,
     )
     return 0
 
