@@ -28,6 +28,7 @@ from rich.table import Table
 from sweepax import files
 from sweepax.console import make_console
 from sweepax.errors import UserError, cli
+from sweepax.results import confirm as confirmation
 from sweepax.results.parse import (
     ENV,
     SCORES,
@@ -482,6 +483,15 @@ def _p_best_text(r: dict[str, tp.Any]) -> str:
     return f"{r['p_best']:.2f} (set of {len(r['uncertainty_set'])})"
 
 
+class Confirm(tp.NamedTuple):
+    """What ``best --confirm`` writes: the winner (``top`` None) or the ``top`` most probable
+    configs per env, on ``n_seeds`` fresh seeds; ``force`` replaces an existing file."""
+
+    top: int | None = None
+    n_seeds: int = confirmation.N_SEEDS
+    force: bool = False
+
+
 def run_best(
     dirs: list[Path],
     measure: str,
@@ -493,13 +503,16 @@ def run_best(
     n_resamples: int = N_RESAMPLES,
     seed: int = 0,
     last: int = LAST,
+    confirm: Confirm | None = None,
 ) -> list[dict[str, tp.Any]]:
     """Parse where needed, then find, record, print and plot the winners of each study, each
-    with its probability of being best (``n_resamples`` bootstrap resamples seeded by ``seed``).
+    with its probability of being best (``n_resamples`` bootstrap resamples seeded by ``seed``);
+    with ``confirm``, also write each study's confirmation sweep file (``sweepax.results.confirm``).
 
     A study with corrupt stores or planned cells without data stops everything with a one-line
     ``UserError`` before anything is written, unless ``partial``: then its record says
-    ``"partial": true`` and lists the ``missing`` cells and ``corrupt`` stores.
+    ``"partial": true`` and lists the ``missing`` cells and ``corrupt`` stores. So does a
+    confirmation file that exists (unless ``confirm.force``) or a sweep file that is gone.
     """
     console = console or make_console()
     studies = {Path(d): current_scores(d, discounted, console, progress) for d in dirs}
@@ -511,10 +524,23 @@ def run_best(
     stem = output_stem(measure, discounted, last)
     ylabel = metric_names("auc", discounted)
     title = f"best by {measure_name(measure, last)} ({metric_names(measure, discounted)})"
+    records = {
+        d: best_record(scores, measure, discounted, n_resamples, seed, last)
+        for d, scores in studies.items()
+    }
+    confirmations = {}
+    if confirm is not None:
+        what = f"{measure_name(measure, last)} ({metric_names(measure, discounted)})"
+        for d, result in records.items():
+            path, text = confirmation.confirmation_text(
+                d, studies[d], result, confirm.top, confirm.n_seeds, what
+            )
+            confirmation.check_target(path, confirm.force)
+            confirmations[path] = text
     rows, results = [], []
     comparison: dict[str, list[Curve]] = collections.defaultdict(list)
     for d, scores in studies.items():
-        result = best_record(scores, measure, discounted, n_resamples, seed, last)
+        result = records[d]
         result["scores"] = str(d / SCORES)
         result["partial"] = bool(gaps[d]["missing"] or gaps[d]["corrupt"])
         if result["partial"]:
@@ -557,6 +583,13 @@ def run_best(
         )
         console.print(f"wrote {out}", highlight=False, soft_wrap=True)
     console.print(_table(rows, title, _shown_names(results)))
+    for path, text in confirmations.items():
+        confirmation.write(path, text)
+        console.print(
+            f"wrote {path}: plan it with `nox -s write_jobs -- {path}`",
+            highlight=False,
+            soft_wrap=True,
+        )
     return results
 
 
@@ -614,8 +647,44 @@ def _parser() -> argparse.ArgumentParser:
         f"at least {MIN_RESAMPLES} (default: {N_RESAMPLES})",
     )
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    p.add_argument(
+        "--confirm",
+        action="store_true",
+        help="also write <sweep folder>/best/<study>_best.py: the winner per env with fresh "
+        "seeds (the sweep's largest + 1 onwards), to re-run for an unbiased score",
+    )
+    p.add_argument(
+        "--top",
+        type=int,
+        default=None,
+        metavar="K",
+        help="with --confirm: the K most probable configs per env instead of the winner",
+    )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=confirmation.N_SEEDS,
+        metavar="N",
+        help=f"with --confirm: fresh seeds per config (default: {confirmation.N_SEEDS})",
+    )
+    p.add_argument("--force", action="store_true", help="with --confirm: replace an existing file")
     p.add_argument("--no-progress", action="store_true", help="no progress bar while parsing")
     return p
+
+
+def _confirm_options(args: argparse.Namespace) -> Confirm | None:
+    """``--confirm`` and its options, checked (one-line errors)."""
+    given = [f for f, v in (("--top", args.top), ("--force", args.force or None)) if v]
+    given += ["--seeds"] if args.seeds != confirmation.N_SEEDS else []
+    if not args.confirm:
+        if given:
+            raise UserError(f"{given[0]}: applies only with --confirm; add it")
+        return None
+    if args.top is not None and args.top < 1:
+        raise UserError(f"--top {args.top}: use at least 1")
+    if args.seeds < 1:
+        raise UserError(f"--seeds {args.seeds}: use at least 1")
+    return Confirm(args.top, args.seeds, args.force)
 
 
 @cli
@@ -629,6 +698,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--last {last}: use at least 1 (the last K updates)")
     if args.resamples < MIN_RESAMPLES:
         raise UserError(f"--resamples {args.resamples}: use at least {MIN_RESAMPLES}")
+    confirm = _confirm_options(args)
     dirs = study_dirs(args.study_dirs, args.results_dir)
     for d in dirs:
         if not all_complete_stores(d) and not (d / SCORES).is_dir():
@@ -646,6 +716,7 @@ def main(argv: list[str] | None = None) -> int:
         n_resamples=args.resamples,
         seed=args.seed,
         last=last,
+        confirm=confirm,
     )
     return 0
 
