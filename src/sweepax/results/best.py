@@ -38,6 +38,7 @@ from sweepax.results.parse import (
     study_dirs,
 )
 from sweepax.results.plots import Curve, plot_curves, seed_mean_sem
+from sweepax.results.sensitivity import sensitivity, write_sensitivity
 from sweepax.results.stats import (
     CONFIDENCE,
     MIN_RESAMPLES,
@@ -567,9 +568,20 @@ def run_best(
             )
             panels[env] = [winner_curve(scores, env, r, discounted, label)]
             comparison[env].append(panels[env][0]._replace(label=study))
-        plot_curves(panels, d / f"{stem}.png", title=f"{study}: {title}", ylabel=ylabel)
+        written = [
+            d / f"{stem}.json",
+            plot_curves(panels, d / f"{stem}.png", title=f"{study}: {title}", ylabel=ylabel),
+        ]
+        lines = sensitivity(per_seed_scores(scores, measure, discounted, last), scores)
+        figure = write_sensitivity(
+            lines,
+            d / f"{stem}_sensitivity.png",
+            f"{study}: {title}, best over the other hyperparameters, 95% CI (Student's t)",
+            metric_names(measure, discounted),
+        )
+        written += [figure] if figure else []
         console.print(
-            f"wrote {d / f'{stem}.json'} and {d / f'{stem}.png'}",
+            f"wrote {', '.join(map(str, written[:-1]))} and {written[-1]}",
             highlight=False,
             soft_wrap=True,
         )
