@@ -105,3 +105,14 @@ def test_confirm_refuses_when_the_sweep_file_is_gone(study, capsys):
 def test_confirm_options_need_confirm(study, capsys):
     assert main([str(study), "--top", "2", "--no-progress"]) == 2
     assert capsys.readouterr().err == "error: --top: applies only with --confirm; add it\n"
+
+
+def test_confirm_without_the_task_stores_is_a_one_line_error(study, capsys):
+    assert main([str(study), "--no-progress", "--resamples", "1000"]) == 0  # parses
+    for store in study.glob("h*.zarr"):
+        store.rename(store.parent.parent / store.name)  # results synced without --raw
+    capsys.readouterr()
+    assert _best(study) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--confirm takes every value from it" in err
+    assert not TARGET.exists()

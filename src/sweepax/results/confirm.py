@@ -67,6 +67,11 @@ def picks(scores: xr.Dataset, result: dict[str, tp.Any], top: int | None) -> lis
 def resolved_values(store: Path, row: int) -> tuple[dict[str, tp.Any], dict[str, tp.Any]]:
     """``(attrs, values)``: a task store's attributes, and every hyperparameter of its config
     ``row`` as the task resolved it (its static values but the seeds, then its swept values)."""
+    if not (Path(store) / "zarr.json").is_file():
+        raise UserError(
+            f"{store}: the task store that ran a chosen config is not here, and --confirm "
+            "takes every value from it; fetch the stores (`nox -s sync -- HOST:PATH --raw`)"
+        )
     ds = open_store(store)
     attrs = ds.attrs
     values = {k: v for k, v in (attrs.get("static") or {}).items() if k not in SEED_KEYS}
