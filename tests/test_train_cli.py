@@ -318,4 +318,13 @@ def test_free_space_is_checked_against_the_estimated_store_before_compiling(
 def test_values_outside_their_declared_range_are_refused_before_compiling(tmp_path, flags, message):
     line, _, seconds = refused(tmp_path, "ppo", *TINY, *flags)
     assert message in line
+    assert line.endswith("; fix the task's arguments") or flags[0] == "--study"
     assert not (tmp_path / "results").exists()  # nothing written, not even an empty folder
+
+
+def test_help_needs_no_writable_results_folder(tmp_path, mount):
+    readonly = tmp_path / "readonly"
+    mount(readonly, "ro")
+    proc = train(readonly, "ppo", "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "--lr" in proc.stdout and "--results_dir" in proc.stdout

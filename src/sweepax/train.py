@@ -138,10 +138,10 @@ class Task:
 def check_results_before_parsing(args: tp.Sequence[str]) -> Path | None:
     """Check the study name and results folder from the run options alone, before JAX loads.
 
-    Returns the folder checked, or None when the run options need the full parser.
+    Returns the folder checked, or None when the run options need the full parser (or help).
     """
     options = task_args.run_options(args)
-    if options is None:
+    if options is None or options.help:
         return None
     check_study(options.study)
     study_dir = Path(options.results_dir) / options.study
@@ -159,7 +159,7 @@ def parse_task(argv: tp.Sequence[str]) -> Task:
 
     registry.check(static["env"])
     if problems := entry.problems(static, rows):
-        raise UserError("; ".join(problems))
+        raise UserError("; ".join(problems) + "; fix the task's arguments")
     task_id = task_args.task_id(entry, static, rows)
     return Task(entry, list(argv), options, static, rows, task_id)
 
@@ -337,21 +337,43 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-@cli
-def main(argv: tp.Sequence[str] | None = None) -> int:
-    """Parse one task's arguments, check them, compile, train, write its store."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0].startswith("-"):
-        print(f"usage: python -m sweepax.train {{{','.join(entries.names())}}} [--help] [...]")
-        return 0 if argv and argv[0] in ("-h", "--help") else 2
+def check_before_compute(argv: tp.Sequence[str]) -> Task:
+    """Parse the task and refuse it (``UserError``) if anything would fail after compute."""
     checked = check_results_before_parsing(argv[1:])
-    task = parse_task(argv)
+    task = parse_task(argv)  # --help prints and exits here
     if task.study_dir != checked:  # the run options read alone differed from the full parse
         check_study(task.options.study)
         check_results_folder(task.study_dir)
     check_free_space(task)
-    prov = provenance.collect(argv, spec=task.options.spec)
-    import_s = _import_runtime()
+    return task
+
+
+def run_record(
+    task: Task, metrics: dict, seconds: dict[str, float], cache: dict[str, tp.Any]
+) -> dict[str, tp.Any]:
+    """What the provenance adds once the run is done: devices, timings, cache use, speed."""
+    num_updates = metrics["episode_return"].shape[-1]
+    runs = len(task.rows) * len(task.seeds)
+    steps = runs * num_updates * task.static["num_steps"] * task.static["num_envs"]
+    return {
+        **provenance.devices(),
+        **{f"{stage}_seconds": round(s, 3) for stage, s in seconds.items()},
+        "compilation_cache": cache,
+        "env_steps_per_second": round(steps / seconds["run"]),
+        "finished_at": files.utc_now(),
+    }
+
+
+@cli
+def main(argv: tp.Sequence[str] | None = None) -> int:
+    """Parse and check one task, compile, train, write its store."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0].startswith("-"):
+        print(f"usage: python -m sweepax.train {{{','.join(entries.names())}}} [--help] [...]")
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    task = check_before_compute(argv)
+    prov = provenance.collect(task.argv, spec=task.options.spec)
+    seconds = {"import": _import_runtime()}
     cache = set_up_jax(task.options.platform)
     import jax
 
@@ -360,25 +382,16 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
         f"task {task.task_id}: {task.entry.name} on {static['env']}, {len(task.rows)} configs x "
         f"{len(task.seeds)} seeds, {static['total_steps']} steps each, devices {jax.devices()}"
     )
-    compiled, inputs, compile_s = compile_task(task)
-    metrics, run_s = run_task(compiled, inputs)
-    num_updates = metrics["episode_return"].shape[-1]
-    steps = len(task.rows) * len(task.seeds) * num_updates * static["num_steps"]
-    prov.update(
-        **provenance.devices(),
-        import_seconds=round(import_s, 3),
-        compile_seconds=round(compile_s, 3),
-        compilation_cache=cache,
-        run_seconds=round(run_s, 3),
-        env_steps_per_second=round(steps * static["num_envs"] / run_s),
-        finished_at=files.utc_now(),
-    )
+    compiled, inputs, seconds["compile"] = compile_task(task)
+    metrics, seconds["run"] = run_task(compiled, inputs)
+    prov.update(run_record(task, metrics, seconds, cache))
     path = write_store(task, metrics, store_attrs(task, prov))
     print(
         f"wrote {path}\n"
-        f"  import {import_s:.1f}s, trace+compile {compile_s:.1f}s "
-        f"(compilation cache: {cache['hits']} hits, {cache['misses']} misses), run {run_s:.1f}s "
-        f"({prov['env_steps_per_second']} env steps/s)\n" + _summary(task, metrics),
+        f"  import {seconds['import']:.1f}s, trace+compile {seconds['compile']:.1f}s "
+        f"(compilation cache: {cache['hits']} hits, {cache['misses']} misses), "
+        f"run {seconds['run']:.1f}s ({prov['env_steps_per_second']} env steps/s)\n"
+        + _summary(task, metrics),
         flush=True,
     )
     return 0

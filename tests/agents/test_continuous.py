@@ -19,18 +19,14 @@ from sweepax.agents.ppo import ObsStats, action_spec, make_sweep_fn, make_train,
 from sweepax.agents.transformer import make_network as make_gtrxl
 from sweepax.envs import registry
 
-TINY = PPOStatic(
-    env="Pendulum-P-v0",
-    hidden_size=8,
-    num_envs=4,
-    num_steps=16,
-    total_steps=16 * 4 * 2,
-    update_epochs=2,
-    num_minibatches=2,
-    eval_steps=200,  # one whole Pendulum episode (200 steps): final_return is finite
-    action_concat=True,
-    normalize_obs=True,
-)
+# The agents' tiny run (tests/agents/conftest.py) on masked Pendulum: 2 updates, an evaluation of
+# one whole Pendulum episode (200 steps: final_return is finite), observation normalisation.
+TINY_PENDULUM = {
+    "env": "Pendulum-P-v0",
+    "total_steps": 16 * 4 * 2,
+    "eval_steps": 200,
+    "normalize_obs": True,
+}
 
 # Pendulum-v1 settings that learn (rl-zoo-like: gamma 0.9, 10 epochs, no entropy bonus). Measured on
 # CPU: final_return of seeds 0-3 -188, -306, -325, -236 (from about -1250 at the start); seeds 4-11
@@ -144,9 +140,9 @@ def test_obs_stats_parallel_update_equals_numpy_over_all_batches() -> None:
     assert float(s.normalize(jnp.full((3,), 1e6)).max()) == ppo.OBS_CLIP
 
 
-def test_continuous_actions_stored_raw_and_clipped_only_into_the_env(monkeypatch) -> None:
+def test_continuous_actions_stored_raw_and_clipped_only_into_the_env(tiny, monkeypatch) -> None:
     log = _recording(monkeypatch)
-    static = dataclasses.replace(TINY, normalize_obs=False, memoryless=True)
+    static = tiny(**TINY_PENDULUM | {"normalize_obs": False, "memoryless": True})
     trainer = make_trainer(static)
     runner = jax.jit(trainer.init)(jax.tree.map(jnp.float32, PPOSweep()), jnp.int32(0))
     # std e^1.5 = 4.5 around a mean ~0: most samples fall outside Pendulum's [-2, 2].
@@ -173,9 +169,9 @@ def test_continuous_actions_stored_raw_and_clipped_only_into_the_env(monkeypatch
     )
 
 
-def test_obs_normalisation_stats_equal_numpy_over_every_observation(monkeypatch) -> None:
+def test_obs_normalisation_stats_equal_numpy_over_every_observation(tiny, monkeypatch) -> None:
     log = _recording(monkeypatch)
-    static = dataclasses.replace(TINY, env="Pendulum-v1", action_concat=False)
+    static = tiny(**TINY_PENDULUM | {"env": "Pendulum-v1", "action_concat": False})
     trainer = make_trainer(static)
     sweep = jax.tree.map(jnp.float32, PPOSweep())
     runner = jax.jit(trainer.init)(sweep, jnp.int32(0))
@@ -211,20 +207,21 @@ def test_obs_normalisation_stats_equal_numpy_over_every_observation(monkeypatch)
     )
 
 
-def test_pendulum_p_vmapped_cells_equal_separate_runs(cells_equal_separate_runs) -> None:
+def test_pendulum_p_vmapped_cells_equal_separate_runs(tiny, cells_equal_separate_runs) -> None:
+    static = tiny(**TINY_PENDULUM)
     sweeps = [
         PPOSweep(lr=1e-3, lambda0=0.9, entropy_coeff=0.0),
         PPOSweep(lr=3e-3, lambda0=0.7, entropy_coeff=0.01, clip_eps=0.1),
     ]
     seeds = jnp.array([3, 11], jnp.int32)
-    out = make_sweep_fn(TINY)(_stack(*sweeps), seeds)
+    out = make_sweep_fn(static)(_stack(*sweeps), seeds)
     for leaf in ("episode_return", "loss_total", "approx_kl", "entropy"):
-        assert getattr(out, leaf).shape == (2, 2, TINY.num_updates)
+        assert getattr(out, leaf).shape == (2, 2, static.num_updates)
     assert out.final_return.shape == (2, 2) and np.all(np.asarray(out.final_episodes) == 4)
     assert np.all(np.asarray(out.final_return) < 0)  # Pendulum rewards are <= 0
     # Entropy of a 1-d Gaussian with log_std ~ 0: about 0.5 * log(2 pi e) = 1.42.
     np.testing.assert_allclose(out.entropy[:, :, 0], 1.4189, atol=0.02)
-    cells_equal_separate_runs(make_train(TINY), out, sweeps, seeds, seed_indices=(0, 1))
+    cells_equal_separate_runs(make_train(static), out, sweeps, seeds, seed_indices=(0, 1))
     assert not np.allclose(out.loss_total[0, 0], out.loss_total[0, 1])
     assert not np.allclose(out.loss_total[0, 0], out.loss_total[1, 0])
 

@@ -9,23 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sweepax.agents.config import PPOStatic, PPOSweep
+from sweepax.agents.config import PPOSweep
 from sweepax.agents.ppo import Transition, make_sweep_fn, make_train, ppo_loss, value_targets
 
 T, B, A = 3, 2, 4
-
-TINY_LD = PPOStatic(
-    env="tmaze_3",
-    hidden_size=8,
-    num_envs=4,
-    num_steps=16,
-    total_steps=16 * 4 * 3,
-    update_epochs=2,
-    num_minibatches=2,
-    eval_steps=40,
-    action_concat=True,
-    double_critic=True,
-)
 
 
 class _FixedNet:
@@ -129,23 +116,24 @@ def test_ld_heads_get_targets_with_their_own_lambda() -> None:
 
 
 def test_ld_training_vmaps_lambda1_and_ld_weight_cells_equal_separate_runs(
-    cells_equal_separate_runs,
+    tiny, cells_equal_separate_runs
 ) -> None:
+    static = tiny(double_critic=True)
     sweeps = [
         PPOSweep(lr=1e-3, lambda0=0.9, lambda1=0.5, ld_weight=0.0),
         PPOSweep(lr=1e-3, lambda0=0.9, lambda1=0.95, ld_weight=0.5),
     ]
     seeds = jnp.array([0, 5], jnp.int32)
     stacked = jax.tree.map(lambda *xs: jnp.asarray(xs, jnp.float32), *sweeps)
-    out = make_sweep_fn(TINY_LD)(stacked, seeds)
-    assert out.loss_value.shape == (2, 2, TINY_LD.num_updates)
+    out = make_sweep_fn(static)(stacked, seeds)
+    assert out.loss_value.shape == (2, 2, static.num_updates)
     assert np.all(np.isfinite(np.asarray(out.loss_total)))
-    cells_equal_separate_runs(make_train(TINY_LD), out, sweeps, seeds, seed_indices=(1,))
+    cells_equal_separate_runs(make_train(static), out, sweeps, seeds, seed_indices=(1,))
     assert not np.allclose(out.loss_value[0, 0], out.loss_value[1, 0])
 
 
-def test_normalize_advantages_off_changes_training() -> None:
-    static = dataclasses.replace(TINY_LD, double_critic=False)
+def test_normalize_advantages_off_changes_training(tiny) -> None:
+    static = tiny()
     sweep = jax.tree.map(jnp.float32, PPOSweep(lr=1e-3))
     on = jax.jit(make_train(static))(sweep, jnp.int32(0))
     off = jax.jit(make_train(dataclasses.replace(static, normalize_advantages=False)))(

@@ -1,8 +1,11 @@
-"""PPO: vmapped [config, seed] cells equal single runs; GRU PPO solves tmaze_5, MLP guesses."""
+"""PPO: vmapped [config, seed] cells equal single runs; one gradient step moves the policy and the
+values the right way, and only the GRU carries an observation forward; GRU PPO solves tmaze_5, MLP
+guesses (``-m slow``)."""
 
 from __future__ import annotations
 
 import dataclasses
+import typing as tp
 
 import jax
 import jax.numpy as jnp
@@ -10,19 +13,17 @@ import numpy as np
 import pytest
 
 from sweepax.agents.config import PPOStatic, PPOSweep
-from sweepax.agents.ppo import SweepFn, make_sweep_fn, make_train
-
-TINY = PPOStatic(
-    env="tmaze_3",
-    hidden_size=8,
-    num_envs=4,
-    num_steps=16,
-    total_steps=16 * 4 * 3,
-    update_epochs=2,
-    num_minibatches=2,
-    eval_steps=40,
-    action_concat=True,
+from sweepax.agents.networks import ActionSpec, distribution, make_network
+from sweepax.agents.ppo import (
+    SweepFn,
+    action_spec,
+    make_sweep_fn,
+    make_train,
+    make_trainer,
+    ppo_loss,
+    value_targets,
 )
+from sweepax.envs import registry
 
 # Tuned on 48 seeds (0-23, 200-223): 48/48 (lr 2e-3) reach final_return >= 3.9; memoryless with the
 # same settings: 0/24, all in 1.84-2.15. With 16 envs instead of 32, 6-10 % of seeds collapse to a
@@ -46,7 +47,8 @@ def _stack(*sweeps: PPOSweep) -> PPOSweep:
     return jax.tree.map(lambda *xs: jnp.asarray(xs, jnp.float32), *sweeps)
 
 
-def test_ppo_vmapped_cells_equal_separate_runs(cells_equal_separate_runs) -> None:
+def test_ppo_vmapped_cells_equal_separate_runs(tiny, cells_equal_separate_runs) -> None:
+    static = tiny()
     sweeps = [
         PPOSweep(lr=1e-3, lambda0=0.9, entropy_coeff=0.01, clip_eps=0.2, max_grad_norm=0.5),
         PPOSweep(
@@ -55,26 +57,26 @@ def test_ppo_vmapped_cells_equal_separate_runs(cells_equal_separate_runs) -> Non
     ]
     seeds = jnp.array([3, 11], jnp.int32)
     progress: list[tuple[int, int]] = []
-    out = make_sweep_fn(TINY, on_progress=lambda u, n: progress.append((u, n)))(
+    out = make_sweep_fn(static, on_progress=lambda u, n: progress.append((u, n)))(
         _stack(*sweeps), seeds
     )
-    num_updates = TINY.num_updates
+    num_updates = static.num_updates
     for leaf in ("episode_return", "loss_total", "approx_kl", "entropy"):
         assert getattr(out, leaf).shape == (2, 2, num_updates)
     assert out.episodes.dtype == jnp.int32 and out.final_episodes.shape == (2, 2)
     assert out.final_return.shape == (2, 2)
     assert progress and set(progress) == {(u, num_updates) for u in range(1, num_updates + 1)}
 
-    cells_equal_separate_runs(make_train(TINY), out, sweeps, seeds, seed_indices=(0, 1))
+    cells_equal_separate_runs(make_train(static), out, sweeps, seeds, seed_indices=(0, 1))
     # Different seeds and configs really differ.
     assert not np.allclose(out.loss_total[0, 0], out.loss_total[0, 1])
     assert not np.allclose(out.loss_total[0, 0], out.loss_total[1, 0])
 
 
 def test_ppo_metrics_are_consistent_and_progress_reported_after_each_chunk(
-    cells_equal_separate_runs,
+    tiny, cells_equal_separate_runs
 ) -> None:
-    static = dataclasses.replace(TINY, total_steps=16 * 4 * 45)  # 45 updates
+    static = tiny(total_steps=16 * 4 * 45)  # 45 updates
     sweep = PPOSweep(lr=1e-3)
     progress: list[tuple[int, int]] = []
     # 7 chunks of 7 updates: the last chunk is padded past update 45, its 4 extra steps skipped.
@@ -96,6 +98,81 @@ def test_ppo_metrics_are_consistent_and_progress_reported_after_each_chunk(
     assert int(out.final_episodes) >= 0 and np.all(np.isfinite(np.asarray(out.loss_total)))
 
 
+@pytest.mark.parametrize("env", ["tmaze_3", "Pendulum-P-v0"])
+def test_one_gradient_step_makes_advantaged_actions_likelier_and_values_closer(tiny, env) -> None:
+    """What learning rests on (the learning checks are ``-m slow``), on a real rollout of the
+    trainer, categorical (T-Maze) and Gaussian (Pendulum) policy: a small step down the policy loss
+    raises the log-probability of actions with an above-average advantage relative to the others;
+    a step down the value loss brings the values nearer their GAE targets."""
+    static = tiny(env=env)
+    action, _, _ = action_spec(registry.make(env)[0].action_space())
+    trainer = make_trainer(static)
+    sweep = jax.tree.map(jnp.float32, PPOSweep(lr=1e-3, lambda0=0.9))
+    runner = jax.jit(trainer.init)(sweep, jnp.int32(0))
+    loop, traj = jax.jit(trainer.rollout, static_argnums=(3,))(
+        runner.params, runner.loop, jax.random.PRNGKey(1), static.num_steps
+    )
+    net = make_network(False, action, static.hidden_size)  # the trainer's GRU actor-critic
+    hidden0 = runner.loop.hidden
+    _, _, last_value = net.apply(runner.params, loop.hidden, (loop.obs[None], loop.reset[None]))
+    gamma, lambda0, lambda1 = static.gamma, sweep.lambda0, sweep.lambda1
+    adv, targets = value_targets(
+        traj.reward, traj.value, traj.done, last_value[0], gamma, lambda0, lambda1
+    )
+
+    @jax.jit
+    def step(sweep: PPOSweep, adv: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Log-probs of the rollout's actions and values after one gradient step of size 0.01."""
+
+        def loss(params: tp.Any) -> jax.Array:
+            return ppo_loss(
+                net, params, hidden0, traj, adv, targets, sweep, continuous=action.continuous
+            )[0]
+
+        grads = jax.grad(loss)(runner.params)
+        params = jax.tree.map(lambda p, g: p - 0.01 * g, runner.params, grads)
+        _, policy, value = net.apply(params, hidden0, (traj.obs, traj.reset))
+        return distribution(policy, action.continuous).log_prob(traj.action), value
+
+    pi_only = sweep.replace(vf_coeff=0.0, entropy_coeff=0.0)
+    unmoved_logp, unmoved_value = step(pi_only, jnp.zeros_like(adv))  # a zero gradient
+    np.testing.assert_allclose(unmoved_logp, traj.log_prob, atol=1e-5)  # the rollout's own policy
+    np.testing.assert_allclose(unmoved_value, traj.value, atol=1e-5)
+    logp, _ = step(pi_only, adv)
+    moved = np.asarray(logp - traj.log_prob)
+    adv = np.asarray(adv)
+    z = (adv - adv.mean()) / adv.std()  # the loss normalises advantages per minibatch
+    assert (z > 0).sum() >= 8 and (z < 0).sum() >= 8
+    assert moved[z > 0].mean() > moved[z < 0].mean(), (moved, z)
+    assert float((np.exp(moved) * z).mean()) > 0  # the clipped objective rose
+
+    _, value = step(sweep.replace(vf_coeff=1.0, entropy_coeff=0.0), jnp.zeros_like(traj.value))
+    before = np.square(np.asarray(traj.value - targets)).mean()
+    after = np.square(np.asarray(value - targets)).mean()
+    assert after < before, (after, before)
+
+
+@pytest.mark.parametrize("memoryless", [False, True])
+def test_only_the_recurrent_policy_carries_an_observation_to_later_steps(memoryless) -> None:
+    """T-Maze shows the goal only at the first step: the GRU's later outputs depend on it, the
+    MLP's (memoryless PPO, which can only guess at the junction) do not."""
+    net = make_network(memoryless, ActionSpec(4), 8)
+    obs = jax.random.normal(jax.random.PRNGKey(0), (6, 2, 3))
+    other_cue = obs.at[0].add(2.0)
+    resets = jnp.zeros((6, 2), bool).at[0].set(True)
+    carry = net.initialize_carry(2)
+    params = net.init(jax.random.PRNGKey(1), carry, (obs, resets))
+    _, logits, value = net.apply(params, carry, (obs, resets))
+    _, logits_cue, value_cue = net.apply(params, carry, (other_cue, resets))
+    assert not np.allclose(logits[0], logits_cue[0])  # both see the first observation
+    if memoryless:
+        np.testing.assert_array_equal(logits[1:], logits_cue[1:])
+        np.testing.assert_array_equal(value[1:], value_cue[1:])
+    else:
+        assert not np.allclose(logits[5], logits_cue[5]) and not np.allclose(value[5], value_cue[5])
+
+
+@pytest.mark.slow
 def test_ppo_recurrent_solves_tmaze5_memoryless_guesses() -> None:
     seeds = jnp.arange(8, dtype=jnp.int32)
     rec = make_sweep_fn(LEARN)(_stack(LEARN_SWEEP), seeds)

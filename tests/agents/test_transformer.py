@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,21 +16,7 @@ NET = GTrXLActorCritic(
 STEPS, ENVS, OBS = 8, 2, 3
 APPLY = jax.jit(NET.apply)
 
-TINY = TransformerStatic(
-    env="tmaze_3",
-    hidden_size=8,
-    num_envs=4,
-    num_steps=16,
-    total_steps=16 * 4 * 3,
-    update_epochs=2,
-    num_minibatches=2,
-    eval_steps=40,
-    action_concat=True,
-    embed_size=8,
-    num_heads=2,
-    num_layers=2,
-    memory_window=4,
-)
+TINY_GTRXL = {"embed_size": 8, "num_heads": 2, "num_layers": 2, "memory_window": 4}
 
 
 def _inputs(seed: int = 0) -> tuple[jax.Array, jax.Array]:
@@ -100,21 +84,22 @@ def test_transformer_sequence_call_equals_chained_one_step_calls() -> None:
     assert np.array_equal(mem.valid, mem_seq.valid)
 
 
-def test_transformer_vmapped_cells_equal_separate_runs(cells_equal_separate_runs) -> None:
+def test_transformer_vmapped_cells_equal_separate_runs(tiny, cells_equal_separate_runs) -> None:
+    static = tiny(TransformerStatic, **TINY_GTRXL)
     sweeps = [PPOSweep(lr=1e-3, lambda0=0.9), PPOSweep(lr=3e-3, lambda0=0.7, entropy_coeff=0.05)]
     seeds = jnp.array([3, 11], jnp.int32)
     stacked = jax.tree.map(lambda *xs: jnp.asarray(xs, jnp.float32), *sweeps)
-    out = make_sweep_fn(TINY)(stacked, seeds)
-    assert out.episode_return.shape == (2, 2, TINY.num_updates)
+    out = make_sweep_fn(static)(stacked, seeds)
+    assert out.episode_return.shape == (2, 2, static.num_updates)
     assert np.all(np.isfinite(np.asarray(out.loss_total)))
     cells_equal_separate_runs(
-        make_train(TINY), out, sweeps, seeds, seed_indices=(0,), rtol=1e-4, atol=1e-5
+        make_train(static), out, sweeps, seeds, seed_indices=(0,), rtol=1e-4, atol=1e-5
     )
     assert not np.allclose(out.loss_total[0, 0], out.loss_total[0, 1])
 
 
-def test_transformer_double_critic_trains() -> None:
-    static = dataclasses.replace(TINY, double_critic=True)
+def test_transformer_double_critic_trains(tiny) -> None:
+    static = tiny(TransformerStatic, **TINY_GTRXL, double_critic=True)
     sweep = jax.tree.map(jnp.float32, PPOSweep(lr=1e-3, lambda1=0.5, ld_weight=0.5))
     out = jax.jit(make_train(static))(sweep, jnp.int32(0))
     assert np.all(np.isfinite(np.asarray(out.loss_value)))

@@ -8,6 +8,7 @@ level 0 (about 40 % less compile time, slower steps: irrelevant for a few steps)
 
 from __future__ import annotations
 
+import functools
 import sys
 import types
 import typing
@@ -15,12 +16,13 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import mujoco
 import numpy as np
 import pytest
 from mujoco import mjx
 
 from sweepax.envs import check, known_envs, make
-from sweepax.envs.mjx_envs import MASKED_IDS, MJX_IDS, EnvState, MJXEnv
+from sweepax.envs.mjx_envs import BODIES, MASKED_IDS, MJX_IDS, EnvState, MJXEnv, MJXPhysics
 from sweepax.errors import UserError
 
 FAST = {"xla_backend_optimization_level": 0}
@@ -248,6 +250,7 @@ def _agreement(
     }
 
 
+@pytest.mark.slow
 def test_halfcheetah_agrees_with_gymnasium_c_mujoco_on_the_same_actions(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -257,6 +260,99 @@ def test_halfcheetah_agrees_with_gymnasium_c_mujoco_on_the_same_actions(
     assert diff["pos_step"].max() < 1e-3 and diff["vel_step"].max() < 1e-2
     assert diff["reward_step"].max() < 1e-4
     assert diff["obs_free"] < 1e-3 and diff["reward_free"] < 1e-4
+
+
+# A pole on a cart: two joints, one motor, no contacts; MJX compiles its step in a few seconds.
+TINY_XML = """
+<mujoco>
+  <option timestep="0.01"><flag contact="disable" constraint="disable"/></option>
+  <worldbody>
+    <body name="cart">
+      <joint name="slide" type="slide" axis="1 0 0" damping="0.2"/>
+      <geom type="box" size="0.2 0.1 0.05" mass="2" contype="0" conaffinity="0"/>
+      <body name="pole">
+        <joint name="hinge" type="hinge" axis="0 1 0" damping="0.05"/>
+        <geom type="capsule" fromto="0 0 0 0 0 0.6" size="0.04" mass="0.5" contype="0"
+              conaffinity="0"/>
+      </body>
+    </body>
+  </worldbody>
+  <actuator><motor joint="slide" gear="5" ctrlrange="-1 1"/></actuator>
+</mujoco>
+"""
+
+
+def test_physics_step_equals_c_mujoco_on_a_tiny_model() -> None:
+    """``MJXPhysics``: ``init_data`` (gymnasium's ``set_state``) then ``frame_skip`` physics steps
+    under the given control equal C MuJoCo's ``mj_forward`` + ``mj_step``s, env step by env step
+    (the locomotion bodies' agreement with gymnasium: ``-m slow``)."""
+    mj_model = mujoco.MjModel.from_xml_string(TINY_XML)
+    physics = MJXPhysics(mj_model, frame_skip=3)
+    assert physics.dt == pytest.approx(0.03)
+    qpos0, qvel0 = np.array([0.1, 0.3]), np.array([0.0, -0.5])
+    actions = np.array([[1.0], [-0.4], [0.7], [0.0]])
+    c = mujoco.MjData(mj_model)
+    c.qpos[:], c.qvel[:] = qpos0, qvel0
+    mujoco.mj_forward(mj_model, c)
+    c_states = []
+    for a in actions:
+        c.ctrl[:] = a
+        for _ in range(3):
+            mujoco.mj_step(mj_model, c)
+        c_states.append(np.concatenate([c.qpos, c.qvel]))
+
+    @functools.partial(jax.jit, compiler_options=FAST)
+    def run(qpos: jax.Array, qvel: jax.Array, actions: jax.Array) -> jax.Array:
+        def body_fn(data: mjx.Data, action: jax.Array) -> tuple[mjx.Data, jax.Array]:
+            data = physics.physics_step(data, action)
+            return data, jnp.concatenate([data.qpos, data.qvel])
+
+        return jax.lax.scan(body_fn, physics.init_data(qpos, qvel), actions)[1]
+
+    f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
+    states = np.asarray(run(f32(qpos0), f32(qvel0), f32(actions)))
+    np.testing.assert_allclose(states, np.asarray(c_states), rtol=1e-4, atol=1e-4)
+    assert np.abs(np.diff(states, axis=0)).min(axis=0).max() > 1e-3  # it really moved
+
+
+@pytest.mark.parametrize("body", list(BODIES))
+def test_reward_obs_and_termination_equal_gymnasium_on_c_mujoco_transitions(
+    body: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """gymnasium v5's reward, observation and termination, computed by the MJX env from the states
+    C MuJoCo (gymnasium's own env) stepped through: no MJX physics compiled (the agreement of the
+    physics itself is ``-m slow``; ``test_physics_step_equals_c_mujoco_on_a_tiny_model``)."""
+    env, _ = make(f"{body}-v5")
+    ref = _gymnasium_env(body, monkeypatch, tmp_path)
+    ref.reset(seed=0)
+    actions = np.asarray(
+        jax.random.uniform(jax.random.PRNGKey(2), (8, ACTION_DIM[body]), minval=-1, maxval=1)
+    )
+    before, after, c_obs, c_rew, c_term = [], [], [], [], []
+    for a in actions:
+        before.append(mjx.put_data(ref.model, ref.data))
+        obs, rew, term, _, _ = ref.step(a.astype(np.float64))
+        after.append(mjx.put_data(ref.model, ref.data))
+        c_obs.append(obs)
+        c_rew.append(rew)
+        c_term.append(term)
+        if term:  # gymnasium needs a reset after termination: compare up to here
+            break
+    stack = lambda xs: jax.device_put(jax.tree.map(lambda *x: np.stack(x), *xs))  # noqa: E731
+
+    @jax.jit
+    def derived(before: mjx.Data, after: mjx.Data, action: jax.Array) -> tuple:
+        reward = jax.vmap(env.reward)(before, after, action)
+        return jax.vmap(env.full_obs)(after), reward, jax.vmap(env.is_terminated_data)(after)
+
+    k = len(c_obs)
+    obs, reward, terminated = jax.tree.map(
+        np.asarray, derived(stack(before), stack(after), jnp.asarray(actions[:k], jnp.float32))
+    )
+    assert k >= 5 and obs.shape == (k, OBS_DIM[body])
+    np.testing.assert_allclose(obs, np.asarray(c_obs), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(reward, np.asarray(c_rew), rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(terminated, np.asarray(c_term))
 
 
 @pytest.mark.slow
@@ -312,8 +408,8 @@ def _rollout(env: MJXEnv, params, steps: int, seed: int = 7):
     return jax.tree.map(np.asarray, jax.jit(run, compiler_options=FAST)(jax.random.PRNGKey(seed)))
 
 
-def test_halfcheetah_is_truncated_at_the_time_limit_and_auto_resets() -> None:
-    env, params = make("HalfCheetah-P-v0", max_steps_in_episode=3)
+def _check_time_limit_and_auto_reset(env: MJXEnv, params) -> None:
+    """HalfCheetah-P-v0 with a 3-step limit, 7 steps: truncation, auto-reset, final observation."""
     obs, time, reward, term, trunc, final_obs, obs_reset = _rollout(env, params, steps=7)
     assert obs.shape == (7, N, 8) and np.isfinite(obs).all() and np.isfinite(reward).all()
     assert not term.any()  # HalfCheetah never terminates
@@ -325,6 +421,29 @@ def test_halfcheetah_is_truncated_at_the_time_limit_and_auto_resets() -> None:
     np.testing.assert_array_equal(obs[~trunc], final_obs[~trunc])
     # a reset obs: qpos0 (zeros) + U(+-0.1) noise on the kept positions
     assert np.abs(obs[trunc]).max() <= 0.1
+
+
+@pytest.mark.slow
+def test_halfcheetah_is_truncated_at_the_time_limit_and_auto_resets() -> None:
+    _check_time_limit_and_auto_reset(*make("HalfCheetah-P-v0", max_steps_in_episode=3))
+
+
+def test_time_limit_and_auto_reset_around_a_stand_in_physics_step(monkeypatch) -> None:
+    """The env's own logic (time limit, auto-reset, final observation, the P mask, reward) around
+    a cheap stand-in for MJX's physics, so that no ``mjx.step`` compiles: every joint drifts by
+    0.05 per step, the velocities follow the action (the real physics: ``-m slow`` above)."""
+    env, params = make("HalfCheetah-P-v0", max_steps_in_episode=3)
+    model = env.physics.mjx_model
+
+    def init_data(qpos: jax.Array, qvel: jax.Array) -> mjx.Data:
+        return mjx.make_data(model).replace(qpos=qpos, qvel=qvel)
+
+    def physics_step(data: mjx.Data, action: jax.Array) -> mjx.Data:
+        return data.replace(qpos=data.qpos + 0.05, qvel=data.qvel + action.sum(), ctrl=action)
+
+    monkeypatch.setattr(env.physics, "init_data", init_data)
+    monkeypatch.setattr(env.physics, "physics_step", physics_step)
+    _check_time_limit_and_auto_reset(env, params)
 
 
 @pytest.mark.slow

@@ -134,6 +134,7 @@ def run_options(argv: tp.Sequence[str]) -> argparse.Namespace | None:
     """The run options among a task's arguments (after the entry), read without the entry's
     declarations (so without JAX); None when they do not parse (the full ``parser`` says why)."""
     p = _Refusing(add_help=False)
+    p.add_argument("-h", "--help", action="store_true")
     add_run_options(p)
     try:
         return p.parse_known_args(list(argv))[0]

@@ -9,6 +9,7 @@ any config is made; every ``exclude`` rule must drop at least one config.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import json
 import math
@@ -16,6 +17,7 @@ import typing as tp
 from pathlib import Path
 
 from sweepax import files
+from sweepax.entries import Entry
 from sweepax.errors import UserError
 from sweepax.sweep import args as task_args
 from sweepax.sweep.load import Axis, Study
@@ -190,11 +192,13 @@ class _Builder:
     notes: list[str] = dataclasses.field(default_factory=list)
 
     @property
-    def entry(self) -> tp.Any:
+    def entry(self) -> Entry:
+        """The study's training program."""
         return self.study.entry
 
-    @property
+    @functools.cached_property
     def run_options(self) -> dict[str, tp.Any]:
+        """The options every task line of the study carries (study, sweep file, platform)."""
         return {
             "study": self.study.name,
             "spec": str(self.study.path),

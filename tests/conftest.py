@@ -1,0 +1,85 @@
+"""Settings of the whole test session: every JAX program compiles fast, and at most once.
+
+- XLA's backend optimisation level 0 (``XLA_FLAGS``, unless it already names a level): the same
+  programs, with less LLVM optimisation of their machine code, which cuts a tiny PPO program's
+  compile time to about a third; the few steps a test runs do not notice the slower code. Only
+  when ``-m`` leaves out the slow tests (as ``nox -s tests`` does): their long training runs
+  need the optimised code, and their learning thresholds were measured with it.
+- One persistent compilation cache per session, in a temporary folder: in this process
+  (``jax_compilation_cache_dir``, every program however small) and in every
+  ``python -m sweepax.train`` a test starts (``SWEEPAX_JAX_CACHE``), so a program one test
+  compiled is loaded by the next test that builds the same program (the same static config and
+  shapes), and the user's own cache is left alone. Tests that check the cache itself set their
+  own folder.
+
+Both are set before anything compiles (``pytest_configure``: before collection) and undone when
+the session ends.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+FAST_COMPILE_FLAG = "--xla_backend_optimization_level=0"
+
+_SESSION = pytest.StashKey["_Session"]()
+
+
+class _Session:
+    """What ``pytest_configure`` changed, to undo at the end: environment, JAX config, cache."""
+
+    def __init__(self) -> None:
+        self.env = pytest.MonkeyPatch()
+        self.cache = Path(tempfile.mkdtemp(prefix="sweepax-tests-jax-cache-"))
+        self.jax_config: dict[str, object] = {}
+
+    def set_jax(self, name: str, value: object) -> None:
+        import jax
+
+        self.jax_config.setdefault(name, getattr(jax.config, name))
+        jax.config.update(name, value)
+
+    def undo(self) -> None:
+        import jax
+
+        self.env.undo()
+        for name, value in self.jax_config.items():
+            jax.config.update(name, value)
+        shutil.rmtree(self.cache, ignore_errors=True)
+
+
+def _leaves_out_slow_tests(config: pytest.Config) -> bool:
+    """Does ``-m`` deselect a test marked ``slow`` (and nothing else)?"""
+    from _pytest.mark.expression import Expression
+
+    markexpr = config.getoption("markexpr", "") or ""
+    return bool(markexpr) and not Expression.compile(markexpr).evaluate(
+        lambda name, /, **_: name == "slow"
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    session = _Session()
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_backend_optimization_level" not in flags and _leaves_out_slow_tests(config):
+        session.env.setenv("XLA_FLAGS", f"{flags} {FAST_COMPILE_FLAG}".strip())
+    session.env.setenv("SWEEPAX_JAX_CACHE", str(session.cache))
+    session.set_jax("jax_compilation_cache_dir", str(session.cache))
+    session.set_jax("jax_persistent_cache_min_compile_time_secs", 0.0)
+    config.stash[_SESSION] = session
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if session := config.stash.get(_SESSION, None):
+        session.undo()
+
+
+@pytest.fixture(scope="session")
+def jax_cache_dir(pytestconfig: pytest.Config) -> Path:
+    """The session's persistent compilation cache (in-process and ``python -m sweepax.train``)."""
+    return pytestconfig.stash[_SESSION].cache
