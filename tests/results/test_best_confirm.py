@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-from tests.results.test_best_uncertainty import A, B, close_race
 
 from sweepax.results.best import main
 from sweepax.sweep import load, plan
@@ -27,15 +26,15 @@ def _quiet():
 
 
 @pytest.fixture
-def study(stores, tmp_path, monkeypatch):
-    """The close race of test_best_uncertainty (B wins ~70% of resamples, A ~30%), with the
+def study(stores, tmp_path, monkeypatch, close_race):
+    """The ``CloseRace`` (B wins ~70% of resamples, A ~30%), with the
     sweep file its stores name."""
     monkeypatch.chdir(tmp_path)
     spec = tmp_path / "hyperparams" / "tmaze" / "tmaze_ppo.py"
     spec.parent.mkdir(parents=True)
     spec.write_text(SWEEP)
     for h in (32, 64):
-        stores.make(f"h{h}", hidden_size=h, value=close_race)
+        stores.make(f"h{h}", hidden_size=h, value=close_race.value)
     return stores.study_dir
 
 
@@ -56,7 +55,8 @@ def _config(config):
 TARGET = Path("hyperparams/tmaze/best/tmaze_ppo_best.py")
 
 
-def test_confirm_writes_the_winner_on_fresh_seeds(study, capsys):
+def test_confirm_writes_the_winner_on_fresh_seeds(study, capsys, close_race):
+    b = close_race.B
     assert _best(study, "--seeds", "5") == 0
     assert str(TARGET) in capsys.readouterr().out
     text = TARGET.read_text()
@@ -67,17 +67,18 @@ def test_confirm_writes_the_winner_on_fresh_seeds(study, capsys):
     assert seeds == [3, 4, 5, 6, 7]  # the sweep's seeds were 0, 1, 2
     assert {k: static[k] for k in ("env", "hidden_size", "memoryless", "double_critic")} == {
         "env": "tmaze_5",
-        "hidden_size": B[0],
+        "hidden_size": b[0],
         "memoryless": False,
         "double_critic": False,
     }
-    assert [_config(c) for c in configs] == [(B[1], B[2], 0.01)]
+    assert [_config(c) for c in configs] == [(b[1], b[2], 0.01)]
 
 
-def test_confirm_top_two_writes_each_config_as_its_own_task(study):
+def test_confirm_top_two_writes_each_config_as_its_own_task(study, close_race):
+    a, b = close_race.A, close_race.B
     assert _best(study, "--top", "2") == 0
     planned = _planned(TARGET)
-    assert [(s["hidden_size"], *_config(c)[:2]) for s, (c,), _ in planned] == [B, A]
+    assert [(s["hidden_size"], *_config(c)[:2]) for s, (c,), _ in planned] == [b, a]
     assert all(seeds == list(range(3, 33)) for _, _, seeds in planned)  # 30 by default
 
 

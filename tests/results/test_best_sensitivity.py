@@ -7,7 +7,6 @@ import io
 import numpy as np
 import pytest
 from rich.console import Console
-from tests.results.test_best_uncertainty import T_975_2, close_race
 
 from sweepax.results.best import main, per_seed_scores
 from sweepax.results.parse import parse_study
@@ -17,17 +16,18 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture
-def race(stores, tmp_path, monkeypatch):
+def race(stores, tmp_path, monkeypatch, close_race):
     monkeypatch.chdir(tmp_path)
     for h in (32, 64):
-        stores.make(f"h{h}", hidden_size=h, value=close_race)
+        stores.make(f"h{h}", hidden_size=h, value=close_race.value)
     return parse_study(stores.study_dir, progress=False, console=Console(file=io.StringIO()))
 
 
-def test_each_value_shows_the_best_config_over_the_others(race):
+def test_each_value_shows_the_best_config_over_the_others(race, close_race):
     lines = sensitivity(per_seed_scores(race, "final", False), race)["tmaze_5"]
     assert list(lines) == ["hidden_size", "lr", "lambda0"]
-    half = T_975_2 * np.sqrt((1.1**2 * 2 + 2.2**2) / 2) / np.sqrt(3)  # B's seeds 9, 9, 12.3
+    std = np.sqrt((1.1**2 * 2 + 2.2**2) / 2)  # B's seeds 9, 9, 12.3
+    half = close_race.T_975_2 * std / np.sqrt(3)
     b = (10.1, 10.1 - half, 10.1 + half)
     a = (10.0, 10.0, 10.0)  # A's seeds all 10
     zero = (0.0, 0.0, 0.0)  # every hidden_size 64 config scores 0
