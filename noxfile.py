@@ -121,7 +121,7 @@ def parse(session: nox.Session) -> None:
 
 @nox.session(python=False, default=False)
 def best(session: nox.Session) -> None:
-    """Best hyperparameters per env [--measure auc|final] [--discounted]: JSON, table, plot."""
+    """Best per env, P(best), CIs [--measure auc|final|last-k] [--confirm]: JSON, table, plots."""
     sweepax(session, "results.best")
 
 

@@ -140,3 +140,30 @@ class StoreFactory:
 def stores(tmp_path: Path) -> StoreFactory:
     """A factory of synthetic stores in ``tmp_path/results/tmaze_ppo``."""
     return StoreFactory(tmp_path / "results" / "tmaze_ppo")
+
+
+class CloseRace:
+    """Final returns of a close race: ``A`` scores 10 in every seed, ``B`` 9, 9 and 12.3 (the
+    highest mean, 10.1, but only by its third seed); every other config scores 0 (use it as a
+    ``StoreFactory.make`` value with seeds 0, 1, 2)."""
+
+    A = (32, 1e-3, 0.5)  # (hidden_size, lr, lambda0)
+    B = (32, 1e-4, 0.9)
+    T_975_2 = 4.302652729911275  # Student's t quantile 0.975 with 2 degrees of freedom
+
+    @staticmethod
+    def value(metric: str, labels: dict[str, tp.Any], seed: int, update: int) -> float:
+        key = (labels["hidden_size"], labels["lr"], labels["lambda0"])
+        if metric != "final_return":
+            return 0.0
+        if key == CloseRace.A:
+            return 10.0
+        if key == CloseRace.B:
+            return (9.0, 9.0, 12.3)[seed]
+        return 0.0
+
+
+@pytest.fixture
+def close_race() -> type[CloseRace]:
+    """The ``CloseRace`` values and constants."""
+    return CloseRace

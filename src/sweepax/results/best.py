@@ -1,16 +1,20 @@
 """Best hyperparameters per env from ``scores.zarr``: JSON record, table and learning curves.
 
-Usage: ``python -m sweepax.results.best [STUDY_DIR ...] [--measure auc|final] [--discounted]
-[--partial]``. Writes ``STUDY_DIR/best_<measure>[_discounted].json`` and ``.png``; with several
-studies also ``<results-dir>/best_<measure>[_discounted].png`` comparing every study's winner per
-env. It parses again whenever ``scores.zarr`` was not made from the stores as they are now, and
-refuses (exit 2) a study with corrupt stores or planned cells without data unless ``--partial``.
+Usage: ``python -m sweepax.results.best [STUDY_DIR ...] [--measure auc|final|last-k] [--last K]
+[--discounted] [--partial] [--resamples N] [--seed S]``. Each winner comes with its probability
+of being best (a bootstrap over each config's seeds), the uncertainty set and a 95% CI of its
+score. Writes ``STUDY_DIR/best_<measure>[_discounted].json`` and ``.png`` (``<measure>``:
+``auc``, ``final`` or ``last<K>``); with several studies also
+``<results-dir>/best_<measure>[_discounted].png`` comparing every study's winner per env. It
+parses again whenever ``scores.zarr`` was not made from the stores as they are now, and refuses
+(exit 2) a study with corrupt stores or planned cells without data unless ``--partial``.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import itertools
 import json
 import sys
 import typing as tp
@@ -24,6 +28,7 @@ from rich.table import Table
 from sweepax import files
 from sweepax.console import make_console
 from sweepax.errors import UserError, cli
+from sweepax.results import confirm as confirmation
 from sweepax.results.parse import (
     ENV,
     SCORES,
@@ -33,6 +38,14 @@ from sweepax.results.parse import (
     study_dirs,
 )
 from sweepax.results.plots import Curve, plot_curves, seed_mean_sem
+from sweepax.results.sensitivity import sensitivity, write_sensitivity
+from sweepax.results.stats import (
+    CONFIDENCE,
+    MIN_RESAMPLES,
+    N_RESAMPLES,
+    UNCERTAINTY_THRESHOLD,
+    bootstrap_best,
+)
 from sweepax.results.store import (
     CORRUPT,
     StoreState,
@@ -44,38 +57,60 @@ from sweepax.results.store import (
 )
 from sweepax.results.values import jsonable, nanmean
 
-MEASURES = ("auc", "final")
+MEASURES = ("auc", "final", "last-k")
+LAST = 10  # default K of the last-k measure
+
+
+def measure_name(measure: str, last: int = LAST) -> str:
+    """``auc``, ``final`` or ``last<K>``: how file names and titles call a measure."""
+    return f"last{last}" if measure == "last-k" else measure
 
 
 def metric_names(measure: str, discounted: bool) -> str:
     """The scores variable a measure reads."""
-    if measure == "auc":
+    if measure in ("auc", "last-k"):
         return "discounted_return" if discounted else "episode_return"
     if measure == "final":
         return "final_discounted_return" if discounted else "final_return"
     raise ValueError(f"measure must be one of {MEASURES}, not {measure!r}")
 
 
-def output_stem(measure: str, discounted: bool) -> str:
-    """``best_<measure>[_discounted]``."""
-    return f"best_{measure}" + ("_discounted" if discounted else "")
+def output_stem(measure: str, discounted: bool, last: int = LAST) -> str:
+    """``best_<measure>[_discounted]``, the measure as ``measure_name`` calls it."""
+    return f"best_{measure_name(measure, last)}" + ("_discounted" if discounted else "")
 
 
-def per_seed_scores(scores: xr.Dataset, measure: str, discounted: bool) -> xr.DataArray:
+def last_k_mean(values: np.ndarray, k: int) -> np.ndarray:
+    """Mean over the last axis (update) of the last ``k`` finite values of each row: the last
+    ``k`` updates in which an episode ended; NaN where a row has none."""
+    ok = np.isfinite(values)
+    from_end = np.cumsum(ok[..., ::-1], axis=-1)[..., ::-1]  # finite values from here on
+    return nanmean(np.where(ok & (from_end <= k), values, np.nan), axis=-1)
+
+
+def per_seed_scores(
+    scores: xr.Dataset, measure: str, discounted: bool, last: int = LAST
+) -> xr.DataArray:
     """Score of every (env, hyperparameters..., seed) cell; NaN where the cell has no data.
 
     ``auc``: mean over updates of ``episode_return`` (``discounted_return``), skipping updates in
-    which no episode ended. ``final``: ``final_return`` (``final_discounted_return``).
+    which no episode ended. ``last-k``: the same mean over the last ``last`` updates in which an
+    episode ended (over all of them where fewer did). ``final``: ``final_return``
+    (``final_discounted_return``).
     """
     var = scores[metric_names(measure, discounted)]
     if measure == "final":
         return var
-    values = nanmean(var.transpose(..., "update").values, axis=-1)
+    per_update = var.transpose(..., "update").values
+    last_k = measure == "last-k"
+    values = last_k_mean(per_update, last) if last_k else nanmean(per_update, axis=-1)
     dims = [d for d in var.transpose(..., "update").dims if d != "update"]
     return xr.DataArray(values, dims=dims, coords={d: scores[d] for d in dims})
 
 
-def best(scores: xr.Dataset, measure: str = "auc", discounted: bool = False) -> dict[str, tp.Any]:
+def best(
+    scores: xr.Dataset, measure: str = "auc", discounted: bool = False, last: int = LAST
+) -> dict[str, tp.Any]:
     """The winning hyperparameters per env.
 
     Parameters
@@ -83,8 +118,10 @@ def best(scores: xr.Dataset, measure: str = "auc", discounted: bool = False) -> 
     scores
         The Dataset written by ``parse_study`` (dims env, hyperparameters..., seed[, update]).
     measure
-        ``auc`` (mean return over training) or ``final`` (return of the evaluation rollout after
-        training); see ``per_seed_scores``.
+        ``auc`` (mean return over training), ``last-k`` (mean return of the last ``last``
+        updates) or ``final`` (return of the evaluation rollout after training); see
+        ``per_seed_scores``. With ``last-k`` the record and every env's record also hold
+        ``last``.
     discounted
         Use the discounted returns instead of the undiscounted ones.
 
@@ -106,11 +143,13 @@ def best(scores: xr.Dataset, measure: str = "auc", discounted: bool = False) -> 
     fixed = dict(attrs.get("fixed") or {})
     stores = attrs.get("stores") or []
     order = (ENV, *varying, "seed")
-    seed_scores = per_seed_scores(scores, measure, discounted).transpose(*order).values
+    seed_scores = per_seed_scores(scores, measure, discounted, last).transpose(*order).values
     store_index = scores["store_index"].transpose(*order).values
     config_index = scores["config_index"].transpose(*order).values
     seeds = scores["seed"].values.tolist()
     common = {"measure": measure, "discounted": bool(discounted)}
+    if measure == "last-k":
+        common["last"] = int(last)
     envs: dict[str, tp.Any] = {}
     for e, env in enumerate(scores[ENV].values.tolist()):
         cells = seed_scores[e]  # (hparams..., seed)
@@ -131,13 +170,105 @@ def best(scores: xr.Dataset, measure: str = "auc", discounted: bool = False) -> 
     return jsonable(
         {
             "study": attrs.get("study"),
-            "measure": measure,
-            "discounted": bool(discounted),
+            **common,
             "hparams": varying,
             "fixed": fixed,
             "envs": envs,
         }
     )
+
+
+CI_METHOD = "t"  # the interval of a mean over seeds that ``stats.mean_ci`` makes by default
+
+
+def config_labels(scores: xr.Dataset, varying: list[str]) -> list[dict[str, tp.Any]]:
+    """The swept values of every config, in the order of a ``(config, seed)`` reshape of the
+    hyperparameter dims (the first dim varying slowest); ``[{}]`` when nothing varies."""
+    values = [scores[d].values.tolist() for d in varying]
+    return [dict(zip(varying, combo, strict=True)) for combo in itertools.product(*values)]
+
+
+NO_CHOICE = {"p_best": None, "ci": None, "uncertainty_set": [], "configs": []}
+
+
+def uncertainty(
+    scores: xr.Dataset,
+    measure: str = "auc",
+    discounted: bool = False,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+    last: int = LAST,
+) -> dict[str, dict[str, tp.Any]]:
+    """Per env, how sure the seeds make ``best``'s choice (``stats.bootstrap_best`` over the
+    per-seed scores of every config, each config's seeds resampled on their own).
+
+    Returns ``{env: {"p_best", "ci", "uncertainty_set", "configs"}}``: the winner's share of the
+    ``n_resamples`` resamples (seeded by ``seed``) and the 95% Student-t interval of its mean
+    over seeds (``[low, high]``, None with one seed); the configs that win at least 5% of the
+    resamples, most probable first (their swept values); and every config with a score,
+    ``{"hparams", "p_best", "score", "ci", "n_seeds"}``, most probable first (ties in sorted
+    coordinate order). An env where no config has data gets ``NO_CHOICE``.
+    """
+    varying = [d for d in read_attrs(scores.attrs).get("hparams", []) if d in scores.dims]
+    labels = config_labels(scores, varying)
+    seed_scores = per_seed_scores(scores, measure, discounted, last)
+    seed_scores = seed_scores.transpose(ENV, *varying, "seed")
+    n_seeds = scores.sizes["seed"]
+    out: dict[str, dict[str, tp.Any]] = {}
+    for env, cells in zip(scores[ENV].values.tolist(), seed_scores.values, strict=True):
+        cells = cells.reshape(-1, n_seeds)
+        has = np.flatnonzero(np.isfinite(cells).any(axis=1))
+        if not has.size:
+            out[str(env)] = dict(NO_CHOICE)
+            continue
+        c = bootstrap_best(cells, n_resamples, seed, UNCERTAINTY_THRESHOLD, CONFIDENCE, CI_METHOD)
+        ranked = sorted(has.tolist(), key=lambda i: (-c.probability[i], i))
+        out[str(env)] = jsonable(
+            {
+                "p_best": c.probability[c.best],
+                "ci": [c.low[c.best], c.high[c.best]],
+                "uncertainty_set": [labels[i] for i in c.uncertainty_set],
+                "configs": [
+                    {
+                        "hparams": labels[i],
+                        "p_best": c.probability[i],
+                        "score": c.mean[i],
+                        "ci": [c.low[i], c.high[i]],
+                        "n_seeds": c.n_seeds[i],
+                    }
+                    for i in ranked
+                ],
+            }
+        )
+        if not np.isfinite(c.low[c.best]):
+            out[str(env)]["ci"] = None
+        for config in out[str(env)]["configs"]:
+            if config["ci"][0] is None:
+                config["ci"] = None
+    return out
+
+
+def best_record(
+    scores: xr.Dataset,
+    measure: str = "auc",
+    discounted: bool = False,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+    last: int = LAST,
+) -> dict[str, tp.Any]:
+    """``best`` with, in every env's record, ``uncertainty``'s fields, and the bootstrap's
+    settings under ``"bootstrap"``: what ``best_<measure>.json`` holds."""
+    result = best(scores, measure, discounted, last)
+    for env, extra in uncertainty(scores, measure, discounted, n_resamples, seed, last).items():
+        result["envs"][env].update(extra)
+    result["bootstrap"] = {
+        "resamples": int(n_resamples),
+        "seed": int(seed),
+        "threshold": UNCERTAINTY_THRESHOLD,
+        "confidence": CONFIDENCE,
+        "ci_method": CI_METHOD,
+    }
+    return result
 
 
 NO_WINNER = {
@@ -323,20 +454,43 @@ def _shown_names(results: list[dict[str, tp.Any]]) -> dict[str, list[str]]:
     }
 
 
-def _table(
-    rows: list[tuple[str, str, dict]], measure: str, discounted: bool, shown: dict[str, list[str]]
-) -> Table:
-    what = metric_names(measure, discounted)
-    table = Table(title=f"best by {measure} ({what})")
-    for col in ("study", "env", "hyperparameters", "score ± sem", "seeds"):
-        table.add_column(col, justify="right" if col in ("score ± sem", "seeds") else "left")
+def _table(rows: list[tuple[str, str, dict]], title: str, shown: dict[str, list[str]]) -> Table:
+    table = Table(title=title)
+    numbers = ("score ± sem", "seeds", "P(best)", "95% CI")
+    for col in ("study", "env", "hyperparameters", *numbers):
+        table.add_column(col, justify="right" if col in numbers else "left")
     for study, env, r in rows:
         if r["score"] is None:
-            table.add_row(study, env, r.get("reason", ""), "-", "0")
+            table.add_row(study, env, r.get("reason", ""), "-", "0", "-", "-")
             continue
         hp = ", ".join(f"{k}={r['hparams'][k]}" for k in shown.get(study, r["hparams"]))
-        table.add_row(study, env, hp, f"{r['score']:.4g} ± {r['sem']:.2g}", str(r["n_seeds"]))
+        table.add_row(
+            study,
+            env,
+            hp,
+            f"{r['score']:.4g} ± {r['sem']:.2g}",
+            str(r["n_seeds"]),
+            _p_best_text(r),
+            "-" if not r.get("ci") else f"[{r['ci'][0]:.4g}, {r['ci'][1]:.4g}]",
+        )
     return table
+
+
+def _p_best_text(r: dict[str, tp.Any]) -> str:
+    """``0.62 (set of 3)``: the winner's probability of being best, and how many configs win
+    at least 5% of the resamples."""
+    if r.get("p_best") is None:
+        return "-"
+    return f"{r['p_best']:.2f} (set of {len(r['uncertainty_set'])})"
+
+
+class Confirm(tp.NamedTuple):
+    """What ``best --confirm`` writes: the winner (``top`` None) or the ``top`` most probable
+    configs per env, on ``n_seeds`` fresh seeds; ``force`` replaces an existing file."""
+
+    top: int | None = None
+    n_seeds: int = confirmation.N_SEEDS
+    force: bool = False
 
 
 def run_best(
@@ -347,25 +501,47 @@ def run_best(
     console: Console | None = None,
     progress: bool = True,
     partial: bool = False,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+    last: int = LAST,
+    confirm: Confirm | None = None,
 ) -> list[dict[str, tp.Any]]:
-    """Parse where needed, then find, record, print and plot the winners of each study.
+    """Parse where needed, then find, record, print and plot the winners of each study, each
+    with its probability of being best (``n_resamples`` bootstrap resamples seeded by ``seed``);
+    with ``confirm``, also write each study's confirmation sweep file (``sweepax.results.confirm``).
 
     A study with corrupt stores or planned cells without data stops everything with a one-line
     ``UserError`` before anything is written, unless ``partial``: then its record says
-    ``"partial": true`` and lists the ``missing`` cells and ``corrupt`` stores.
+    ``"partial": true`` and lists the ``missing`` cells and ``corrupt`` stores. So does a
+    confirmation file that exists (unless ``confirm.force``) or a sweep file that is gone.
     """
     console = console or make_console()
     studies = {Path(d): current_scores(d, discounted, console, progress) for d in dirs}
     gaps = {d: study_gaps(scores) for d, scores in studies.items()}
     if not partial and any(g["missing"] or g["corrupt"] for g in gaps.values()):
         raise UserError(refusal(gaps))
-    stem = output_stem(measure, discounted)
+    if measure == "last-k":
+        check_last(studies, last)
+    stem = output_stem(measure, discounted, last)
     ylabel = metric_names("auc", discounted)
-    title = f"best by {measure} ({metric_names(measure, discounted)})"
+    title = f"best by {measure_name(measure, last)} ({metric_names(measure, discounted)})"
+    records = {
+        d: best_record(scores, measure, discounted, n_resamples, seed, last)
+        for d, scores in studies.items()
+    }
+    confirmations = {}
+    if confirm is not None:
+        what = f"{measure_name(measure, last)} ({metric_names(measure, discounted)})"
+        for d, result in records.items():
+            path, text = confirmation.confirmation_text(
+                d, studies[d], result, confirm.top, confirm.n_seeds, what
+            )
+            confirmation.check_target(path, confirm.force)
+            confirmations[path] = text
     rows, results = [], []
     comparison: dict[str, list[Curve]] = collections.defaultdict(list)
     for d, scores in studies.items():
-        result = best(scores, measure, discounted)
+        result = records[d]
         result["scores"] = str(d / SCORES)
         result["partial"] = bool(gaps[d]["missing"] or gaps[d]["corrupt"])
         if result["partial"]:
@@ -392,9 +568,20 @@ def run_best(
             )
             panels[env] = [winner_curve(scores, env, r, discounted, label)]
             comparison[env].append(panels[env][0]._replace(label=study))
-        plot_curves(panels, d / f"{stem}.png", title=f"{study}: {title}", ylabel=ylabel)
+        written = [
+            d / f"{stem}.json",
+            plot_curves(panels, d / f"{stem}.png", title=f"{study}: {title}", ylabel=ylabel),
+        ]
+        lines = sensitivity(per_seed_scores(scores, measure, discounted, last), scores)
+        figure = write_sensitivity(
+            lines,
+            d / f"{stem}_sensitivity.png",
+            f"{study}: {title}, best over the other hyperparameters, 95% CI (Student's t)",
+            metric_names(measure, discounted),
+        )
+        written += [figure] if figure else []
         console.print(
-            f"wrote {d / f'{stem}.json'} and {d / f'{stem}.png'}",
+            f"wrote {', '.join(map(str, written[:-1]))} and {written[-1]}",
             highlight=False,
             soft_wrap=True,
         )
@@ -407,8 +594,27 @@ def run_best(
             ylabel=ylabel,
         )
         console.print(f"wrote {out}", highlight=False, soft_wrap=True)
-    console.print(_table(rows, measure, discounted, _shown_names(results)))
+    console.print(_table(rows, title, _shown_names(results)))
+    for path, text in confirmations.items():
+        confirmation.write(path, text)
+        console.print(
+            f"wrote {path}: plan it with `nox -s write_jobs -- {path}`",
+            highlight=False,
+            soft_wrap=True,
+        )
     return results
+
+
+def check_last(studies: tp.Mapping[Path, xr.Dataset], last: int) -> None:
+    """Refuse a ``--last`` below 1 or above a study's number of updates (one line)."""
+    if last < 1:
+        raise UserError(f"--last {last}: use at least 1 (the last K updates)")
+    for d, scores in studies.items():
+        if last > scores.sizes["update"]:
+            raise UserError(
+                f"--last {last}: {d} has {scores.sizes['update']} updates; use at most "
+                f"{scores.sizes['update']} (or --measure auc for all of them)"
+            )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -424,7 +630,15 @@ def _parser() -> argparse.ArgumentParser:
         choices=MEASURES,
         default="auc",
         help="auc: mean return over all updates (area under the learning curve); "
-        "final: return of the evaluation rollout after training (default: auc)",
+        "final: return of the evaluation rollout after training; last-k: mean return over the "
+        "last K updates in which an episode ended (--last) (default: auc)",
+    )
+    p.add_argument(
+        "--last",
+        type=int,
+        default=None,
+        metavar="K",
+        help=f"K of --measure last-k (default: {LAST}); files are named best_last<K>",
     )
     p.add_argument(
         "--discounted",
@@ -437,14 +651,66 @@ def _parser() -> argparse.ArgumentParser:
         help="rank what is there even if planned cells are missing or stores are corrupt; the "
         'JSON then says "partial": true and lists them (default: refuse, exit 2)',
     )
+    p.add_argument(
+        "--resamples",
+        type=int,
+        default=N_RESAMPLES,
+        help="bootstrap resamples of each config's seeds for P(best) and the uncertainty set, "
+        f"at least {MIN_RESAMPLES} (default: {N_RESAMPLES})",
+    )
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    p.add_argument(
+        "--confirm",
+        action="store_true",
+        help="also write <sweep folder>/best/<study>_best.py: the winner per env with fresh "
+        "seeds (the sweep's largest + 1 onwards), to re-run for an unbiased score",
+    )
+    p.add_argument(
+        "--top",
+        type=int,
+        default=None,
+        metavar="K",
+        help="with --confirm: the K most probable configs per env instead of the winner",
+    )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=confirmation.N_SEEDS,
+        metavar="N",
+        help=f"with --confirm: fresh seeds per config (default: {confirmation.N_SEEDS})",
+    )
+    p.add_argument("--force", action="store_true", help="with --confirm: replace an existing file")
     p.add_argument("--no-progress", action="store_true", help="no progress bar while parsing")
     return p
+
+
+def _confirm_options(args: argparse.Namespace) -> Confirm | None:
+    """``--confirm`` and its options, checked (one-line errors)."""
+    given = [f for f, v in (("--top", args.top), ("--force", args.force or None)) if v]
+    given += ["--seeds"] if args.seeds != confirmation.N_SEEDS else []
+    if not args.confirm:
+        if given:
+            raise UserError(f"{given[0]}: applies only with --confirm; add it")
+        return None
+    if args.top is not None and args.top < 1:
+        raise UserError(f"--top {args.top}: use at least 1")
+    if args.seeds < 1:
+        raise UserError(f"--seeds {args.seeds}: use at least 1")
+    return Confirm(args.top, args.seeds, args.force)
 
 
 @cli
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     args = _parser().parse_args(argv)
+    if args.last is not None and args.measure != "last-k":
+        raise UserError(f"--last {args.last}: applies only to --measure last-k; add it")
+    last = LAST if args.last is None else args.last
+    if last < 1:
+        raise UserError(f"--last {last}: use at least 1 (the last K updates)")
+    if args.resamples < MIN_RESAMPLES:
+        raise UserError(f"--resamples {args.resamples}: use at least {MIN_RESAMPLES}")
+    confirm = _confirm_options(args)
     dirs = study_dirs(args.study_dirs, args.results_dir)
     for d in dirs:
         if not all_complete_stores(d) and not (d / SCORES).is_dir():
@@ -459,6 +725,10 @@ def main(argv: list[str] | None = None) -> int:
         args.results_dir,
         progress=not args.no_progress,
         partial=args.partial,
+        n_resamples=args.resamples,
+        seed=args.seed,
+        last=last,
+        confirm=confirm,
     )
     return 0
 

@@ -499,7 +499,7 @@ def _parser() -> argparse.ArgumentParser:
     add_study_arguments(p)
     p.add_argument(
         "--measure",
-        choices=MEASURES,
+        choices=[m for m in MEASURES if m != "last-k"],
         default="final",
         help="final: return of the evaluation rollout after training; auc: mean return over "
         "all updates (default: final)",
