@@ -85,6 +85,10 @@ def tests(session: nox.Session) -> None:
     # real-cluster tests have their own session (slurm_tests) and long learning checks run with
     # `-- -m slow`: by default neither runs, unless -m asks for them
     select = [] if "-m" in session.posargs else ["-m", "not slurm and not slow and not pobax"]
+    # one worker per core (pytest-xdist); a test file's tests share a worker, so its module
+    # fixtures (a trained store, a built env) are made once
+    if not any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in session.posargs):
+        select += ["-n", str(min(os.cpu_count() or 1, 4)), "--dist", "loadfile"]
     session.run(python, "-m", "pytest", *select, *session.posargs, external=True, env=env)
 
 

@@ -28,6 +28,7 @@ import pytest
 FAST_COMPILE_FLAG = "--xla_backend_optimization_level=0"
 
 _SESSION = pytest.StashKey["_Session"]()
+_CACHE_VAR = "SWEEPAX_JAX_CACHE"
 
 
 class _Session:
@@ -35,7 +36,12 @@ class _Session:
 
     def __init__(self) -> None:
         self.env = pytest.MonkeyPatch()
-        self.cache = Path(tempfile.mkdtemp(prefix="sweepax-tests-jax-cache-"))
+        # pytest-xdist workers (``-n``) share the cache their controller made: one folder per run
+        self.owned = not (os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get(_CACHE_VAR))
+        if self.owned:
+            self.cache = Path(tempfile.mkdtemp(prefix="sweepax-tests-jax-cache-"))
+        else:
+            self.cache = Path(os.environ[_CACHE_VAR])
         self.jax_config: dict[str, object] = {}
 
     def set_jax(self, name: str, value: object) -> None:
@@ -50,7 +56,8 @@ class _Session:
         self.env.undo()
         for name, value in self.jax_config.items():
             jax.config.update(name, value)
-        shutil.rmtree(self.cache, ignore_errors=True)
+        if self.owned:
+            shutil.rmtree(self.cache, ignore_errors=True)
 
 
 def _leaves_out_slow_tests(config: pytest.Config) -> bool:
@@ -68,7 +75,7 @@ def pytest_configure(config: pytest.Config) -> None:
     flags = os.environ.get("XLA_FLAGS", "")
     if "xla_backend_optimization_level" not in flags and _leaves_out_slow_tests(config):
         session.env.setenv("XLA_FLAGS", f"{flags} {FAST_COMPILE_FLAG}".strip())
-    session.env.setenv("SWEEPAX_JAX_CACHE", str(session.cache))
+    session.env.setenv(_CACHE_VAR, str(session.cache))
     session.set_jax("jax_compilation_cache_dir", str(session.cache))
     session.set_jax("jax_persistent_cache_min_compile_time_secs", 0.0)
     config.stash[_SESSION] = session
