@@ -616,18 +616,21 @@ def study_dirs(args: list[str], results_dir: Path) -> list[Path]:
                 "the tasks first (`nox -s run_local -- ...`)"
             )
         return found
-    out = []
-    for arg in args:
-        path = Path(arg)
-        if not path.is_dir() and (results_dir / arg).is_dir():
-            path = results_dir / arg
-        if not path.is_dir():
-            raise UserError(
-                f"{arg}: no such study folder; pass results/<study> or a study name "
-                f"under {results_dir}"
-            )
-        out.append(path)
-    return out
+    return [
+        named_folder(arg, results_dir, f"pass results/<study> or a study name under {results_dir}")
+        for arg in args
+    ]
+
+
+def named_folder(arg: str, results_dir: Path, fix: str, what: str = "study folder") -> Path:
+    """The folder ``arg`` names: a path, else a name under ``results_dir``; ``UserError``
+    ("no such <what>; <fix>") when neither is a folder."""
+    path = Path(arg)
+    if not path.is_dir() and (results_dir / arg).is_dir():
+        path = results_dir / arg
+    if not path.is_dir():
+        raise UserError(f"{arg}: no such {what}; {fix}")
+    return path
 
 
 def add_study_arguments(p: argparse.ArgumentParser) -> None:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from sweepax.errors import UserError, cli
-from sweepax.results.parse import add_study_arguments
+from sweepax.results.parse import add_study_arguments, named_folder
 from sweepax.results.store import (
     COMPLETE,
     CORRUPT,
@@ -82,18 +82,10 @@ def targets(args: list[str], results_dir: Path) -> list[Path]:
                 f"{results_dir}: no study folders; pass results/<study>, or --results-dir"
             )
         return found
-    out = []
-    for arg in args:
-        path = Path(arg)
-        if not path.is_dir() and (results_dir / arg).is_dir():
-            path = results_dir / arg
-        if not path.is_dir():
-            raise UserError(
-                f"{arg}: no such study folder or store; pass results/<study>, "
-                f"results/<study>/<task_id>.zarr or a study name under {results_dir}"
-            )
-        out.append(path)
-    return out
+    fix = (
+        f"pass results/<study>, results/<study>/<task_id>.zarr or a study name under {results_dir}"
+    )
+    return [named_folder(arg, results_dir, fix, "study folder or store") for arg in args]
 
 
 def _parser() -> argparse.ArgumentParser:
