@@ -522,79 +522,25 @@ def run_best(
         raise UserError(refusal(gaps))
     if measure == "last-k":
         check_last(studies, last)
-    stem = output_stem(measure, discounted, last)
-    ylabel = metric_names("auc", discounted)
-    title = f"best by {measure_name(measure, last)} ({metric_names(measure, discounted)})"
+    view = View(measure, discounted, last)
     records = {
         d: best_record(scores, measure, discounted, n_resamples, seed, last)
         for d, scores in studies.items()
     }
-    confirmations = {}
-    if confirm is not None:
-        what = f"{measure_name(measure, last)} ({metric_names(measure, discounted)})"
-        for d, result in records.items():
-            path, text = confirmation.confirmation_text(
-                d, studies[d], result, confirm.top, confirm.n_seeds, what
-            )
-            confirmation.check_target(path, confirm.force)
-            confirmations[path] = text
+    confirmations = plan_confirmations(studies, records, view, confirm)
     rows, results = [], []
     comparison: dict[str, list[Curve]] = collections.defaultdict(list)
     for d, scores in studies.items():
-        result = records[d]
-        result["scores"] = str(d / SCORES)
-        result["partial"] = bool(gaps[d]["missing"] or gaps[d]["corrupt"])
-        if result["partial"]:
-            result.update(gaps[d])
-            console.print(
-                f"warning: {d}: partial result, {describe_gaps(gaps[d])} "
-                f"(recorded in {d / f'{stem}.json'})",
-                style="yellow",
-                markup=False,
-                highlight=False,
-                soft_wrap=True,
-            )
-        study = str(result.get("study") or d.name)
-        files.write_json(d / f"{stem}.json", result, indent=2)
-        panels: dict[str, list[Curve]] = {}
-        for env, r in result["envs"].items():
-            rows.append((study, env, r))
-            if r["score"] is None:
-                panels[env] = []
-                continue
-            label = (
-                ", ".join(f"{k}={v}" for k, v in r["hparams"].items() if k in result["hparams"])
-                or study
-            )
-            panels[env] = [winner_curve(scores, env, r, discounted, label)]
-            comparison[env].append(panels[env][0]._replace(label=study))
-        written = [
-            d / f"{stem}.json",
-            plot_curves(panels, d / f"{stem}.png", title=f"{study}: {title}", ylabel=ylabel),
-        ]
-        lines = sensitivity(per_seed_scores(scores, measure, discounted, last), scores)
-        figure = write_sensitivity(
-            lines,
-            d / f"{stem}_sensitivity.png",
-            f"{study}: {title}, best over the other hyperparameters, 95% CI (Student's t)",
-            metric_names(measure, discounted),
-        )
-        written += [figure] if figure else []
-        console.print(
-            f"wrote {', '.join(map(str, written[:-1]))} and {written[-1]}",
-            highlight=False,
-            soft_wrap=True,
-        )
+        result = mark_partial(records[d], gaps[d], d, view, console)
+        for env, curve in write_study(d, scores, result, view, console).items():
+            comparison[env].append(curve)
+        rows += [(str(result.get("study") or d.name), env, r) for env, r in result["envs"].items()]
         results.append(result)
     if len(dirs) > 1:
-        out = plot_curves(
-            dict(sorted(comparison.items())),
-            Path(results_dir) / f"{stem}.png",
-            title=title,
-            ylabel=ylabel,
-        )
+        path = Path(results_dir) / f"{view.stem}.png"
+        out = plot_curves(dict(sorted(comparison.items())), path, view.title, view.ylabel)
         console.print(f"wrote {out}", highlight=False, soft_wrap=True)
-    console.print(_table(rows, title, _shown_names(results)))
+    console.print(_table(rows, view.title, _shown_names(results)))
     for path, text in confirmations.items():
         confirmation.write(path, text)
         console.print(
@@ -603,6 +549,116 @@ def run_best(
             soft_wrap=True,
         )
     return results
+
+
+class View(tp.NamedTuple):
+    """How a run of ``best`` names and labels what it writes."""
+
+    measure: str
+    discounted: bool
+    last: int
+
+    @property
+    def stem(self) -> str:
+        """``best_<measure>[_discounted]``."""
+        return output_stem(self.measure, self.discounted, self.last)
+
+    @property
+    def what(self) -> str:
+        """The measure and the variable it reads, e.g. ``auc (episode_return)``."""
+        metric = metric_names(self.measure, self.discounted)
+        return f"{measure_name(self.measure, self.last)} ({metric})"
+
+    @property
+    def title(self) -> str:
+        return f"best by {self.what}"
+
+    @property
+    def ylabel(self) -> str:
+        """The per-update return the curves show."""
+        return metric_names("auc", self.discounted)
+
+
+def plan_confirmations(
+    studies: tp.Mapping[Path, xr.Dataset],
+    records: tp.Mapping[Path, dict[str, tp.Any]],
+    view: View,
+    confirm: Confirm | None,
+) -> dict[Path, str]:
+    """Each study's confirmation file (path -> text), checked before anything is written."""
+    if confirm is None:
+        return {}
+    out = {}
+    for d, result in records.items():
+        path, text = confirmation.confirmation_text(
+            d, studies[d], result, confirm.top, confirm.n_seeds, view.what
+        )
+        confirmation.check_target(path, confirm.force)
+        out[path] = text
+    return out
+
+
+def mark_partial(
+    result: dict[str, tp.Any],
+    gaps: dict[str, list[dict[str, tp.Any]]],
+    study_dir: Path,
+    view: View,
+    console: Console,
+) -> dict[str, tp.Any]:
+    """``result`` with where its scores came from and, when the study has gaps, ``partial``."""
+    result["scores"] = str(study_dir / SCORES)
+    result["partial"] = bool(gaps["missing"] or gaps["corrupt"])
+    if result["partial"]:
+        result.update(gaps)
+        console.print(
+            f"warning: {study_dir}: partial result, {describe_gaps(gaps)} "
+            f"(recorded in {study_dir / f'{view.stem}.json'})",
+            style="yellow",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    return result
+
+
+def write_study(
+    study_dir: Path, scores: xr.Dataset, result: dict[str, tp.Any], view: View, console: Console
+) -> dict[str, Curve]:
+    """Write one study's JSON record, winners' curves and sensitivity figure; its winner's curve
+    per env (labelled with the study) for the comparison across studies."""
+    study = str(result.get("study") or study_dir.name)
+    files.write_json(study_dir / f"{view.stem}.json", result, indent=2)
+    panels: dict[str, list[Curve]] = {}
+    winners: dict[str, Curve] = {}
+    for env, r in result["envs"].items():
+        if r["score"] is None:
+            panels[env] = []
+            continue
+        label = (
+            ", ".join(f"{k}={v}" for k, v in r["hparams"].items() if k in result["hparams"])
+            or study
+        )
+        panels[env] = [winner_curve(scores, env, r, view.discounted, label)]
+        winners[env] = panels[env][0]._replace(label=study)
+    title = f"{study}: {view.title}"
+    written = [
+        study_dir / f"{view.stem}.json",
+        plot_curves(panels, study_dir / f"{view.stem}.png", title=title, ylabel=view.ylabel),
+    ]
+    lines = sensitivity(per_seed_scores(scores, view.measure, view.discounted, view.last), scores)
+    figure = write_sensitivity(
+        lines,
+        study_dir / f"{view.stem}_sensitivity.png",
+        f"{title}, best over the other hyperparameters, 95% CI (Student's t)",
+        metric_names(view.measure, view.discounted),
+    )
+    written += [figure] if figure else []
+    console.print(
+        f"wrote {', '.join(map(str, written[:-1]))} and {written[-1]}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return winners
 
 
 def check_last(studies: tp.Mapping[Path, xr.Dataset], last: int) -> None:
