@@ -14,29 +14,58 @@ MODULE = "sweepax.train"
 
 @dataclasses.dataclass(frozen=True)
 class Entry:
-    """A training program: its static and swept hyperparameter classes and its ``make_sweep_fn``."""
+    """A training program: its static and swept hyperparameter classes and its ``make_sweep_fn``.
+
+    An entry from another code base (POBAX's ``-m pobax.algos.ppo``) runs one of sweepax's
+    programs (``name``) with that code base's ``defaults``, so its sweep files keep their meaning;
+    ``written`` is the entry string as the sweep file gives it.
+    """
 
     name: str
     static_cls: type
     sweep_cls: type
     sweep_fn: str  # "module:function" building the jitted (sweep[C], seeds[S]) -> metrics[C, S]
+    defaults: tuple[tuple[str, tp.Any], ...] = ()  # (key, value): overrides of declared defaults
+    written: str = ""
+
+    @property
+    def program(self) -> Entry:
+        """The sweepax program this entry runs, with sweepax's own defaults."""
+        return dataclasses.replace(self, defaults=(), written="")
+
+    def _with_defaults(self, fields: list[Field]) -> list[Field]:
+        defaults = dict(self.defaults)
+        return [
+            dataclasses.replace(f, default=defaults[f.name]) if f.name in defaults else f
+            for f in fields
+        ]
 
     @property
     def fields(self) -> dict[str, Field]:
         """Every hyperparameter, static first, in declaration order."""
-        out = {f.name: f for f in fields_of(self.static_cls, vmappable=False)}
-        out.update({f.name: f for f in fields_of(self.sweep_cls, vmappable=True)})
-        return out
+        return {f.name: f for f in self.static_fields + self.sweep_fields}
 
     @property
     def static_fields(self) -> list[Field]:
         """Static hyperparameters (one value per task)."""
-        return fields_of(self.static_cls, vmappable=False)
+        return self._with_defaults(fields_of(self.static_cls, vmappable=False))
 
     @property
     def sweep_fields(self) -> list[Field]:
         """Swept hyperparameters (vmapped along ``config``)."""
-        return fields_of(self.sweep_cls, vmappable=True)
+        return self._with_defaults(fields_of(self.sweep_cls, vmappable=True))
+
+    @property
+    def static_overrides(self) -> dict[str, tp.Any]:
+        """The static defaults this entry overrides."""
+        names = {f.name for f in fields_of(self.static_cls, vmappable=False)}
+        return {key: value for key, value in self.defaults if key in names}
+
+    @property
+    def sweep_overrides(self) -> dict[str, tp.Any]:
+        """The swept defaults this entry overrides."""
+        names = {f.name for f in fields_of(self.sweep_cls, vmappable=True)}
+        return {key: value for key, value in self.defaults if key in names}
 
     @property
     def label_static(self) -> list[str]:
@@ -81,6 +110,25 @@ def _registry() -> dict[str, Entry]:
     }
 
 
+# POBAX (github taodav/pobax, pobax/config.py): its defaults where they differ from sweepax's.
+_POBAX_PPO = (
+    ("anneal_lr", True),
+    ("total_steps", 1_500_000),
+    ("seed", 2020),
+    ("n_seeds", 5),
+    ("lambda1", 0.5),
+)
+# POBAX's embed_size is the layers' width (ours); its attention has its own width (qkv_features
+# 256, 8 heads) where ours splits embed_size over num_heads: num_heads keeps sweepax's default so
+# POBAX's small embed sizes (12) stay usable.
+_POBAX_TRANSFORMER = (*_POBAX_PPO, ("embed_size", 256), ("memory_window", 128))
+# POBAX's entry module -> (the sweepax program it runs, POBAX's defaults).
+FOREIGN = {
+    "pobax.algos.ppo": ("ppo", _POBAX_PPO),
+    "pobax.algos.transformer_xl": ("transformer", _POBAX_TRANSFORMER),
+}
+
+
 def get(name: str) -> Entry:
     """The entry called ``name`` (``ppo``, ``transformer``)."""
     entries = _registry()
@@ -90,13 +138,18 @@ def get(name: str) -> Entry:
 
 
 def parse_entry(entry: str, where: str) -> Entry:
-    """Parse a sweep file's ``entry`` string (``-m sweepax.train ppo``) into an ``Entry``."""
-    parts = entry.split()
-    if len(parts) == 3 and parts[0] == "-m" and parts[1] == MODULE:
-        entries = _registry()
-        if parts[2] in entries:
-            return entries[parts[2]]
-    known = " or ".join(f"'-m {MODULE} {name}'" for name in sorted(_registry()))
+    """Parse a sweep file's ``entry`` string (``-m sweepax.train ppo``, or POBAX's
+    ``-m pobax.algos.ppo``) into an ``Entry``."""
+    parts = entry.split() if isinstance(entry, str) else []
+    entries = _registry()
+    if len(parts) == 3 and parts[0] == "-m" and parts[1] == MODULE and parts[2] in entries:
+        return entries[parts[2]]
+    if len(parts) == 2 and parts[0] == "-m" and parts[1] in FOREIGN:
+        name, defaults = FOREIGN[parts[1]]
+        return dataclasses.replace(entries[name], defaults=defaults, written=" ".join(parts))
+    known = " or ".join(
+        [f"'-m {MODULE} {name}'" for name in sorted(entries)] + [f"'-m {m}'" for m in FOREIGN]
+    )
     raise UserError(
         f"{where}: key 'entry': {entry!r} is not a sweepax training program; use {known}"
     )

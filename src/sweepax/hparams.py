@@ -23,14 +23,18 @@ def hp(
     open_low: bool = False,
     choices: tuple | None = None,
     label: bool = True,
+    in_id_at_default: bool = True,
 ) -> tp.Any:
     """A hyperparameter field: help text (``--help``, error messages) and the values it accepts.
 
     ``low`` / ``high``: inclusive bounds (``open_low``: ``low`` itself is refused, e.g. a learning
     rate > 0); ``choices``: the only values allowed; ``label=False``: run bookkeeping (seeds, the
-    renderer), not a dimension of the results.
+    renderer), not a dimension of the results; ``in_id_at_default=False``: a field added after
+    results were stored, left out of task ids while at its default (the behaviour before it
+    existed) so those results keep their ids.
     """
     metadata = {"help": help, "low": low, "high": high, "open_low": open_low}
+    metadata["in_id_at_default"] = in_id_at_default
     return dataclasses.field(
         default=default, metadata={**metadata, "choices": choices, "label": label}
     )
@@ -50,6 +54,7 @@ class Field:
     low: float | None = None
     high: float | None = None
     open_low: bool = False
+    in_id_at_default: bool = True  # False: left out of task ids while at its default
 
     @property
     def accepts(self) -> str:
@@ -110,6 +115,7 @@ def fields_of(cls: type, vmappable: bool) -> list[Field]:
                 low=meta.get("low"),
                 high=meta.get("high"),
                 open_low=meta.get("open_low", False),
+                in_id_at_default=meta.get("in_id_at_default", True),
             )
         )
     return out

@@ -42,6 +42,12 @@ class PPOStatic:
     normalize_advantages: bool = hp(
         True, "normalize advantages per minibatch (POBAX, PureJaxRL); off: raw GAE advantages"
     )
+    anneal_lr: bool = hp(
+        False,
+        "decay the learning rate linearly to 0 over the run's optimizer steps "
+        "(num_updates * update_epochs * num_minibatches; POBAX's default)",
+        in_id_at_default=False,
+    )
     gamma: float = hp(
         0.99, "discount factor (also used for discounted_return)", low=0.0, open_low=True, high=1.0
     )

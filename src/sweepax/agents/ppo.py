@@ -282,6 +282,7 @@ def make_trainer(
         )
     num_envs, num_steps, num_mb = static.num_envs, static.num_steps, static.num_minibatches
     num_updates = static.num_updates
+    steps_per_update = static.update_epochs * num_mb  # optimizer steps
     mb_envs = num_envs // num_mb
     space = env.action_space(env_params)
     action, low, high = action_spec(space)
@@ -410,10 +411,19 @@ def make_trainer(
         return jax.lax.scan(_body, loop, jax.random.split(key, steps), unroll=_ENV_UNROLL)
 
     def _optimizer(sweep: PPOSweep) -> optax.GradientTransformation:
-        """Adam with gradient clipping; lr and max_grad_norm are traced (vmappable)."""
+        """Adam with gradient clipping; lr and max_grad_norm are traced (vmappable).
+
+        ``anneal_lr`` (as POBAX, PureJaxRL): update k of n (from 0) steps with
+        ``lr * (1 - k / n)``, counted over its ``update_epochs * num_minibatches`` optimizer
+        steps: ``lr`` in the first update, ``lr / n`` in the last, 0 after.
+        """
+
+        def _annealed(count: jax.Array) -> jax.Array:
+            return sweep.lr * (1.0 - (count // steps_per_update) / num_updates)
+
         return optax.chain(
             optax.clip_by_global_norm(sweep.max_grad_norm),
-            optax.adam(sweep.lr, eps=1e-5),
+            optax.adam(_annealed if static.anneal_lr else sweep.lr, eps=1e-5),
         )
 
     def init(sweep: PPOSweep, seed: jax.Array) -> RunnerState:

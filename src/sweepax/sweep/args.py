@@ -56,9 +56,14 @@ def to_argv(
 ) -> list[str]:
     """argv (after ``python``) running one task: ``static`` values, vmapped ``rows`` of configs.
 
+    Defaults the entry overrides (a POBAX entry's) are written out too, so the line means the
+    same to ``sweepax.train``, which knows only the program's own defaults.
+
     ``rows`` is written as per-key value lists when it is a product grid, else with ``--grid zip``
     (the i-th values of every key form config i).
     """
+    static = {**entry.static_overrides, **static}  # an entry's own defaults, written out
+    rows = [{**entry.sweep_overrides, **row} for row in rows]
     argv = ["-m", MODULE, entry.name]
     for key, value in run_options.items():
         if value is not None:
@@ -184,8 +189,14 @@ def resolve(
 
 def task_id(entry: Entry, static: tp.Mapping[str, tp.Any], rows: tp.Sequence[tp.Mapping]) -> str:
     """Stable content hash of a task's resolved arguments (12 hex digits)."""
+    fields = entry.program.fields
+    static = {
+        key: value
+        for key, value in static.items()
+        if fields[key].in_id_at_default or value != fields[key].default
+    }
     canonical = json.dumps(
-        {"entry": entry.name, "static": dict(static), "configs": [dict(r) for r in rows]},
+        {"entry": entry.name, "static": static, "configs": [dict(r) for r in rows]},
         sort_keys=True,
         separators=(",", ":"),
     )

@@ -19,6 +19,14 @@ TOP_KEYS = ("entry", "args", "exclude", "study_name", "file_name")
 # Keys of the original (POBAX) sweep files that sweepax accepts and ignores: it logs every update.
 LEGACY_IGNORED = ("steps_log_freq", "update_log_freq", "debug", "show_discounted")
 RUN_KEYS = ("study_name", "platform")
+# POBAX's names of sweepax hyperparameters (same meaning): POBAX key -> sweepax key.
+POBAX_NAMES = {"window_mem": "memory_window"}
+# POBAX hyperparameters (pobax/config.py) without a sweepax counterpart yet: refused, never ignored.
+POBAX_ONLY = (
+    "alpha", "default_max_steps_in_episode", "gating", "image_size", "ld_exploration_bonus_scale",
+    "n_random_hparams", "num_epochs", "num_eval_envs", "qkv_features", "save_checkpoints",
+    "save_runner_state", "sweep_type", "trace_lambdas", "use_trace_features", "window_grad",
+)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +118,32 @@ def _unknown_key(key: str, entry: entries.Entry, where: str) -> UserError:
         f"{where}: unknown key {key!r} for entry {entry.name!r}; {hint} "
         f"(`python -m sweepax.train {entry.name} --help` lists the hyperparameters)"
     )
+
+
+def _pobax_key(key: str, where: str) -> str:
+    """The sweepax name of a POBAX file's key; a UserError for a POBAX key sweepax lacks."""
+    if key in POBAX_ONLY:
+        raise UserError(
+            f"{where}: key {key!r}: POBAX has it but sweepax cannot honour it yet; remove it "
+            "(the results would differ from POBAX's)"
+        )
+    return POBAX_NAMES.get(key, key)
+
+
+def _pobax_alpha(value: tp.Any, where: str) -> None:
+    """POBAX's ``alpha`` (advantage = alpha * lambda0's + (1 - alpha) * lambda1's): sweepax's
+    policy always uses lambda0's advantage, which is alpha 1; any other value is refused."""
+    values = value.split() if isinstance(value, str) else value
+    values = values if isinstance(values, list | tuple) else [values]
+    try:
+        ok = bool(values) and all(float(v) == 1.0 for v in values)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise UserError(
+            f"{where}: key 'alpha': {value!r}: POBAX has it but sweepax cannot honour it yet "
+            "(its policy uses lambda0's advantage, alpha 1); remove it or use 1"
+        )
 
 
 def _check_env(axes: tp.Sequence[Axis], where: str) -> None:
@@ -207,6 +241,11 @@ def load(path: str | Path) -> Study:
                     raise UserError(f"{where_i}: key 'platform': {value!r}; use 'cpu' or 'gpu'")
                 platforms.add(value)
                 continue
+            if entry.written.startswith("-m pobax."):
+                if key == "alpha":
+                    _pobax_alpha(value, where_i)
+                    continue
+                key = _pobax_key(key, where_i)
             if key not in entry.fields:
                 raise _unknown_key(key, entry, where_i)
             axes.append(_axis(key, value, entry.fields[key], where_i))

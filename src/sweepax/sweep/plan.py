@@ -61,6 +61,7 @@ class Plan:
     def manifest(self) -> dict[str, tp.Any]:
         """The JSON manifest ``runs/<study>.json``.
 
+        ``entry_as_written``: the sweep file's entry when it is another code base's (POBAX).
         Each task: ``index``, ``task_id``, ``command``, ``static`` (every static value but the
         seeds; ``hparams_static`` names those that label results), ``configs`` (every swept
         value of each config), ``seeds`` (``seed`` .. ``seed + n_seeds - 1``), ``n_configs``.
@@ -71,6 +72,7 @@ class Plan:
             "spec_path": str(self.study.path),
             "spec_hash": self.study.spec_hash,
             "entry": entry.name,
+            **({"entry_as_written": entry.written} if entry.written else {}),
             "max_vmap": self.max_vmap,
             "hparams_static": entry.label_static,
             "hparams_vmapped": [f.name for f in entry.sweep_fields],
