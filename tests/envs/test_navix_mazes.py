@@ -176,3 +176,24 @@ def test_ppo_builds_and_trains_a_tiny_run_on_a_maze() -> None:
     assert out.loss_total.shape == (2,) and np.all(np.isfinite(np.asarray(out.loss_total)))
     # three actions, a near-uniform policy at init: entropy about log 3
     np.testing.assert_allclose(out.entropy, np.log(3), atol=0.05)
+
+
+@pytest.mark.parametrize(
+    "stem", ["navix_01_ppo", "navix_01_ppo_memoryless", "navix_01_ppo_observable"]
+)
+def test_navix_study_files_plan_in_pobax_format(stem: str) -> None:
+    from pathlib import Path
+
+    from sweepax.sweep import load, plan
+
+    path = Path(__file__).resolve().parents[2] / "hyperparams" / "navix" / f"{stem}.py"
+    built = plan.plan(load.load(path), None)
+    (task,) = built.tasks
+    assert built.study.name == stem and built.study.entry.written == "-m pobax.algos.ppo"
+    want = "Navix-DMLab-Maze-F-01-v0" if stem.endswith("observable") else "Navix-DMLab-Maze-01-v0"
+    assert task.static["env"] == want and task.static["memoryless"] == stem.endswith("memoryless")
+    assert task.static["action_concat"] is True and task.static["anneal_lr"] is True
+    assert {(c["lr"], c["lambda0"]) for c in task.configs} == {
+        (lr, lam) for lr in (2.5e-4, 2.5e-5) for lam in (0.9, 0.95)
+    }
+    assert len(task.seeds) == 3 and task.static["total_steps"] == 1_000_000
