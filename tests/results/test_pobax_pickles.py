@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import xarray as xr
 from rich.console import Console
 
 from sweepax.results import pobax_pickles
@@ -203,3 +204,48 @@ def test_pickles_load_in_a_python_without_sweepax(study, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("(8, 5, 1, 3)") == 2
+
+
+TINY = ["--env", "tmaze_5", "--total_steps", "2048", "--num_steps", "32", "--num_envs", "4",
+        "--hidden_size", "8", "--eval_steps", "64", "--lr", "0.001", "0.003",
+        "--lambda0", "0.5", "0.9", "--seed", "7", "--n_seeds", "2"]  # fmt: skip
+
+
+def test_a_real_task_gives_pickles_pobax_plots_against_env_steps(tmp_path):
+    def run(*argv: str) -> None:
+        proc = subprocess.run(
+            [sys.executable, "-m", *argv], cwd=tmp_path, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stderr
+
+    run("sweepax.train", "ppo", "--study", "real", *TINY)
+    study = tmp_path / "results" / "real"
+    run("sweepax.results.parse", str(study), "--no-progress")
+    run("sweepax.results.best", str(study), "--resamples", "1000")
+    scores = xr.open_zarr(study / "scores.zarr")
+    parsed = load(study / "parsed_hparam_scores.pkl")
+    best = load(study / "best_hyperparam_per_env_res.pkl")
+    assert parsed["envs"] == best["envs"] == ["tmaze_5"]
+    assert parsed["all_hyperparams"]["total_steps"] == 2048
+    assert parsed["all_hyperparams"]["env"] == "tmaze_5"
+    assert parsed["all_hyperparams"]["num_envs"] == 4
+    env = parsed["scores"]["tmaze_5"]
+    assert env["scores"].shape == (4, 16, 1, 2) and env["final_scores"].shape == (4, 1, 1, 2)
+    curve = scores["episode_return"].sel(env="tmaze_5").transpose("lr", "lambda0", "seed", "update")
+    want = curve.values.reshape(4, 2, 16).transpose(0, 2, 1)
+    np.testing.assert_array_equal(env["scores"][:, :, 0, :], want)
+    swept = parsed["swept_hyperparams"]["tmaze_5"]
+    assert list(zip(swept["lr"], swept["lambda0"], strict=True)) == [
+        (0.001, 0.5), (0.001, 0.9), (0.003, 0.5), (0.003, 0.9)]  # fmt: skip
+    (store,) = [p for p in study.glob("*.zarr") if p.name != "scores.zarr"]
+    winner = best["fpaths"]["tmaze_5"]
+    assert [Path(p).name for p in winner["fpath"]] == [store.name] * 4
+    record = json.loads((study / "best_auc.json").read_text())["envs"]["tmaze_5"]
+    i = winner["max_idx"]
+    assert (swept["lr"][i], swept["lambda0"][i]) == (
+        record["hparams"]["lr"], record["hparams"]["lambda0"])  # fmt: skip
+    # POBAX's scripts/plotting/plot_best_hyperparams.py: x = arange(num_update) * step multiplier,
+    # all_hyperparams['total_steps'] // scores[env].shape[0]: the env steps of each update
+    multiplier = best["all_hyperparams"]["total_steps"] // best["scores"]["tmaze_5"].shape[0]
+    steps = np.arange(best["scores"]["tmaze_5"].shape[0]) * multiplier + multiplier
+    np.testing.assert_array_equal(steps, scores["env_steps"].values)
