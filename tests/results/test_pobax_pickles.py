@@ -123,6 +123,20 @@ def test_missing_seeds_stay_nan(stores, tmp_path, monkeypatch):
     assert np.isfinite(scores[4:, :, :, 0]).all() and np.isnan(scores[4:, :, :, 1:]).all()
 
 
+def test_a_study_of_one_config_has_one_config_and_it_wins(stores, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    stores.make("only", lr=(1e-3,), lambda0=(0.9,), seeds=(4, 5))
+    run_best([stores.study_dir], "auc", False, tmp_path, console=quiet(), progress=False,
+             n_resamples=1000)  # fmt: skip
+    parsed = load(stores.study_dir / "parsed_hparam_scores.pkl")
+    assert parsed["swept_hyperparams"]["tmaze_5"]["lr"] == [1e-3]
+    assert parsed["swept_hyperparams"]["tmaze_5"]["hidden_size"] == [32]
+    assert parsed["scores"]["tmaze_5"]["scores"].shape == (1, 5, 1, 2)
+    best = load(stores.study_dir / "best_hyperparam_per_env_res.pkl")
+    assert best["fpaths"]["tmaze_5"]["max_idx"] == 0
+    assert best["hyperparams"]["tmaze_5"]["lambda0"] == 0.9
+
+
 def test_all_hyperparams_are_the_resolved_args_with_swept_values_as_lists(study):
     parsed = load(study.study_dir / "parsed_hparam_scores.pkl")
     hp = parsed["all_hyperparams"]
