@@ -154,6 +154,8 @@ class Trainer(tp.NamedTuple):
     # (params, loop, key, steps, learn_stats=True) -> (loop, Transition (steps, num_envs, ...)):
     # the env loop alone, for inspection (tests); ``steps`` and ``learn_stats`` are static
     rollout: tp.Callable[..., tuple[EnvLoop, Transition]]
+    gamma: float  # the discount the run uses (``discount``)
+    gamma_source: str  # "env": the env's own discount; "sweep": the sweep's ``gamma``
 
 
 def assemble(updates: UpdateMetrics, final: EvalMetrics) -> TrainMetrics:
@@ -264,6 +266,16 @@ def action_spec(space: tp.Any) -> tuple[ActionSpec, jax.Array | None, jax.Array 
     raise UserError(f"PPO needs a Discrete or Box action space, not {type(space).__name__}")
 
 
+def discount(env: tp.Any, static: PPOStatic) -> tuple[float, str]:
+    """The run's discount and where it comes from: an env with its own ``gamma`` (POBAX's
+    ``.POMDP`` models, Battleship) trains with it, as in POBAX (``"env"``); every other env with
+    the sweep's ``gamma`` (``"sweep"``)."""
+    own = getattr(env, "gamma", None)
+    if own is None:
+        return float(static.gamma), "sweep"
+    return float(own), "env"
+
+
 def make_trainer(
     static: PPOStatic, network: tp.Callable[[ActionSpec], nn.Module] | None = None
 ) -> Trainer:
@@ -287,7 +299,7 @@ def make_trainer(
     space = env.action_space(env_params)
     action, low, high = action_spec(space)
     continuous = action.continuous
-    gamma = static.gamma
+    gamma, gamma_source = discount(env, static)
     if network is None:
         net = make_network(
             static.memoryless,
@@ -302,11 +314,11 @@ def make_trainer(
     v_reset = jax.vmap(env.reset, in_axes=(0, None))
     v_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
 
-    def _no_action() -> jax.Array:
-        """Placeholder previous action at the first reset: (num_envs,) int32 or (num_envs, dim)."""
+    def _no_action(n: int) -> jax.Array:
+        """Placeholder previous action at the first reset of ``n`` envs: (n,) int32 or (n, dim)."""
         if continuous:
-            return jnp.zeros((num_envs, action.size), jnp.float32)
-        return jnp.zeros((num_envs,), jnp.int32)
+            return jnp.zeros((n, action.size), jnp.float32)
+        return jnp.zeros((n,), jnp.int32)
 
     def _observe(
         stats: ObsStats | None, obs: jax.Array, learn: bool
@@ -331,22 +343,23 @@ def make_trainer(
             prev = jax.nn.one_hot(prev_action, action.size) * (~reset)[:, None]
         return jnp.concatenate([obs, prev], axis=-1)
 
-    def _init_loop(key: jax.Array, obs_stats: ObsStats | None = None) -> EnvLoop:
-        """Fresh envs: reset all ``num_envs``; ``obs_stats`` given: frozen statistics (evaluate)."""
-        obs, env_state = v_reset(jax.random.split(key, num_envs), env_params)
-        reset = jnp.ones((num_envs,), bool)
+    def _init_loop(key: jax.Array, obs_stats: ObsStats | None = None, n: int = num_envs) -> EnvLoop:
+        """``n`` fresh envs (default ``num_envs``); ``obs_stats`` given: frozen statistics
+        (evaluate)."""
+        obs, env_state = v_reset(jax.random.split(key, n), env_params)
+        reset = jnp.ones((n,), bool)
         learn = obs_stats is None
         if static.normalize_obs and learn:
             obs_stats = ObsStats.empty(obs.shape[-1])
         obs_stats, obs = _observe(obs_stats, obs, learn)
         return EnvLoop(
             env_state=env_state,
-            obs=_net_input(obs, _no_action(), reset),
+            obs=_net_input(obs, _no_action(n), reset),
             reset=reset,
-            hidden=net.initialize_carry(num_envs),
-            ep_return=jnp.zeros((num_envs,), jnp.float32),
-            ep_disc_return=jnp.zeros((num_envs,), jnp.float32),
-            ep_discount=jnp.ones((num_envs,), jnp.float32),
+            hidden=net.initialize_carry(n),
+            ep_return=jnp.zeros((n,), jnp.float32),
+            ep_disc_return=jnp.zeros((n,), jnp.float32),
+            ep_discount=jnp.ones((n,), jnp.float32),
             obs_stats=obs_stats,
         )
 
@@ -354,6 +367,7 @@ def make_trainer(
         params: tp.Any, loop: EnvLoop, key: jax.Array, learn_stats: bool
     ) -> tuple[EnvLoop, Transition]:
         """Act with the policy in every env and step them (auto-reset)."""
+        n = loop.reset.shape[0]  # num_envs, or the evaluation's envs
         key_act, key_env = jax.random.split(key)
         # SELECT ACTION
         hidden, policy, value = net.apply(params, loop.hidden, (loop.obs[None], loop.reset[None]))
@@ -363,9 +377,9 @@ def make_trainer(
         # STEP ENV (continuous: the raw sample is clipped to the Box only here)
         env_action = jnp.clip(act, low, high) if continuous else act
         obs, env_state, reward, terminated, truncated, _ = v_step(
-            jax.random.split(key_env, num_envs),
+            jax.random.split(key_env, n),
             loop.env_state,
-            env_action.reshape((num_envs,) + tuple(space.shape)) if continuous else env_action,
+            env_action.reshape((n,) + tuple(space.shape)) if continuous else env_action,
             env_params,
         )
         done = terminated | truncated
@@ -531,7 +545,8 @@ def make_trainer(
         return jax.lax.scan(_step, runner, update_idx)
 
     def evaluate(runner: RunnerState, seed: jax.Array) -> EvalMetrics:
-        """Returns of a fresh ``eval_steps`` rollout with the trained policy (actions sampled).
+        """Returns of a fresh ``eval_steps`` rollout of ``static.eval_envs`` envs with the trained
+        policy (actions sampled).
 
         Its keys come from ``PRNGKey(seed)`` alone (the 4th split, as in ``init``), so evaluation
         does not depend on how the updates were chunked. With ``normalize_obs`` it normalises with
@@ -539,7 +554,7 @@ def make_trainer(
         """
         key_eval = jax.random.split(jax.random.PRNGKey(seed), 4)[3]
         key_eval_env, key_eval_roll = jax.random.split(key_eval)
-        loop = _init_loop(key_eval_env, runner.loop.obs_stats)
+        loop = _init_loop(key_eval_env, runner.loop.obs_stats, static.eval_envs)
         _, traj = _rollout(runner.params, loop, key_eval_roll, static.eval_steps, learn_stats=False)
         return EvalMetrics(
             final_return=_mean_where(traj.ended_return, traj.done),
@@ -560,6 +575,8 @@ def make_trainer(
         train=train,
         num_updates=num_updates,
         rollout=_rollout,
+        gamma=gamma,
+        gamma_source=gamma_source,
     )
 
 
@@ -589,6 +606,8 @@ class SweepFn:
     ) -> None:
         trainer = make_trainer(static, network)
         self.num_updates = trainer.num_updates
+        self.gamma, self.gamma_source = trainer.gamma, trainer.gamma_source
+        self.final_params: tp.Any = None  # the last call's trained parameters, leaves (C, S, ...)
         self.chunk = -(-self.num_updates // max(1, min(chunks, self.num_updates)))
         self.on_progress = on_progress
 
@@ -627,6 +646,7 @@ class SweepFn:
                 self._report(chunks[-1], start)
             chunks.append(metrics)
         final = self.evaluate(runner, seeds)
+        self.final_params = runner.params
         self._report(chunks[-1], self.num_updates)
         per_update = jax.tree.map(
             lambda *xs: np.concatenate(xs, axis=2)[:, :, : self.num_updates],
