@@ -19,6 +19,10 @@ evaluation program (one rollout, no gradients) is not compiled: it is smaller th
 ``split`` then caps each program's configs so that every task's estimate is at most
 ``MARGIN`` x the budget, and splits the program's configs into the fewest such tasks, of equal
 size (within one). JAX is imported only here, and only when ``auto`` is asked.
+
+The programs are compiled for the planning machine's default device: plan on the kind of device
+the tasks will run on (a GPU's programs and buffers differ from the CPU's). Compiles go through
+the tasks' persistent compilation cache, so planning a study again mostly traces.
 """
 
 from __future__ import annotations
