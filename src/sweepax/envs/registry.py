@@ -150,7 +150,7 @@ FAMILIES: list[Family] = [
         guesses=lambda env_id: list(_MJX_IDS),
     ),
     Family(
-        pattern="(" + "|".join(names.PIXEL_BODIES) + r")-pixels(?:-(\d+))?",
+        pattern=names.PIXEL_ID.pattern,
         template="<hopper|walker2d|halfcheetah|ant>-pixels[-<N>] (MJX, N x N image, default 64)",
         examples=_PIXEL_IDS,
         build=_build_pixels,
