@@ -31,6 +31,7 @@ LONGER = {"hallway": 30_000, "fully_observable_hallway": 30_000, "rocksample_11_
 NEVER_ENDING = {"4x3_nonterminating", "cheese.95_nonterminating"}  # no terminal state
 BATTLESHIPS = ("battleship_3", "battleship_5", "battleship_10")
 IDS = classic.IDS + ("simple_chain",) + tuple(rocksample.CONFIGS) + ("compass_world",) + BATTLESHIPS
+IDS += ("pocman",)
 LAYOUT_SEED = 7  # RockSample: the rocks of POBAX's PPO at --seed 7
 # RockSample with perfect memory: runs of POBAX's PerfectMemoryWrapper, compared within episodes
 MEMORY_RUNS = [("rocksample_5_5", seed) for seed in range(4)]
@@ -194,6 +195,19 @@ def test_battleship_boards_are_pobax_s(env_id: str, recorded: dict[str, Path]) -
     np.testing.assert_array_equal(ours["states"].board, rec["states/.board"])
     np.testing.assert_array_equal(ours["states"].hits_misses, rec["states/.hits_misses"])
     assert ours["env"].gamma == float(rec["gamma"]) == 1.0
+
+
+def test_pocman_ghosts_pills_and_pellets_are_pobax_s(recorded: dict[str, Path]) -> None:
+    rec = dict(np.load(recorded["pocman"]))
+    ours = _replay("pocman", rec)
+    # POBAX (Jumanji) keeps ghosts and pellets as (column, row)
+    np.testing.assert_array_equal(ours["states"].ghosts, rec["states/.ghost_locations"][..., ::-1])
+    np.testing.assert_array_equal(ours["states"].pellets_left, rec["states/.pellets"])
+    np.testing.assert_array_equal(ours["states"].frightened, rec["states/.frightened_state_time"])
+    # the agreement covered eaten pills (+50 with the cell's pellet) and eaten ghosts (+200)
+    rewards = set(rec["rewards"].tolist())
+    assert {10.0, 60.0} <= rewards and (200.0 in rewards or 210.0 in rewards), rewards
+    assert ours["env"].gamma == float(rec["gamma"]) == 0.95
 
 
 def test_rocksample_perfect_memory_agrees_with_pobax_within_episodes(

@@ -1,4 +1,4 @@
-"""simple_chain, compass_world, RockSample, Battleship: episodes by hand, layouts, jit/vmap."""
+"""simple_chain, compass_world, RockSample, Battleship, PocMan: episodes by hand, jit/vmap."""
 
 from __future__ import annotations
 
@@ -184,7 +184,14 @@ def test_rock_layouts_are_distinct_cells_off_the_exit_and_follow_the_seed(env_id
 
 @pytest.mark.parametrize(
     "env_id",
-    ["simple_chain", "compass_world", *rocksample.CONFIGS, "battleship_3", "battleship_10"],
+    [
+        "simple_chain",
+        "compass_world",
+        *rocksample.CONFIGS,
+        "battleship_3",
+        "battleship_10",
+        "pocman",
+    ],
 )
 def test_resets_and_steps_when_jitted_and_vmapped(env_id: str) -> None:
     env, params = _make(env_id, max_steps_in_episode=50)
@@ -203,3 +210,61 @@ def test_resets_and_steps_when_jitted_and_vmapped(env_id: str) -> None:
     assert set(info) >= {"terminated", "truncated", "final_observation", "discount"}
     assert env.name == env_id and env.observation_space(params).shape == (env.obs_dim,)
     assert env.action_space(params).n == env.num_actions
+
+
+def _pocman_frozen(state, player, ghosts):
+    """PocMan with the agent and ghosts placed by hand; the ghosts wait (do not move)."""
+    return state.replace(
+        player=jnp.array(player, jnp.int32),
+        ghosts=jnp.array(ghosts, jnp.int32),
+        ghost_wait=jnp.full((4,), 100, jnp.int32),
+    )
+
+
+def test_pocman_episode_by_hand() -> None:
+    # (row, column); row 15 is "XO X S   P   S X OX": the agent starts at (15, 9)
+    env, params = _make("pocman")
+    obs, state = env.reset(jax.random.PRNGKey(0), params)
+    # open up/right/down/left (down reads POBAX's cell (16, 15)), pellet near, ghost near,
+    # ghosts seen up/left/down/right, frightened
+    assert obs.tolist() == [0, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0]
+    state = _pocman_frozen(state, [15, 9], [[15, 12], [15, 6], [7, 10], [9, 8]])
+    run, state = _play(env, params, state, [0, 3, 3, 3])
+    assert run["reward"] == [10.0, 10.0, 10.0, 10.0]  # the start cell's pellet, then one a step
+    assert [o.tolist() for o in run["obs"][:2]] == [
+        [0, 1, 0, 1, 1, 0, 0, 1, 0, 1, 0],  # up is a wall: stays; a ghost seen left and right
+        [1, 1, 0, 1, 1, 1, 0, 1, 0, 1, 0],  # (15, 10): ghost 0 two cells away
+    ]
+    assert run["terminated"] == [False, False, False, True]  # walked into ghost 0
+    assert not any(run["truncated"]) and env.gamma == 0.95 and env.num_actions == 4
+
+
+def test_pocman_power_pill_makes_ghosts_edible_once() -> None:
+    env, params = _make("pocman")
+    _, state = env.reset(jax.random.PRNGKey(0), params)
+    state = _pocman_frozen(state, [15, 2], [[7, 8], [7, 10], [9, 8], [14, 1]])
+    run, state = _play(env, params, state, [1, 0, 2, 0])
+    # pill (+50) and its cell's pellet; ghost 3 eaten (+200) and pellet; back; ghost 3 gone
+    assert run["reward"] == [60.0, 210.0, 0.0, 0.0]
+    assert [o[10] for o in run["obs"]] == [1.0] * 4 and not any(run["terminated"])
+    np.testing.assert_array_equal(state.ghosts[3], [9, 10])  # back at its spawn
+    np.testing.assert_array_equal(state.ghost_edible, [True, True, True, False])
+    assert int(state.frightened) == 27
+
+
+def test_pocman_ghosts_leave_their_pen_in_turn_and_the_time_limit_truncates() -> None:
+    env, params = _make("pocman", max_steps_in_episode=13)
+    _, state = env.reset(jax.random.PRNGKey(0), params)
+    spawns = np.asarray(state.ghosts)
+    moved_after = []
+    for t in range(13):
+        _, state, _, terminated, truncated, _ = jax.jit(env.step)(
+            jax.random.PRNGKey(t), state, 0, params
+        )
+        moved_after.append((np.asarray(state.ghosts) != spawns).any(-1).tolist())
+        if terminated:
+            break
+    # ghost i first moves at step 3, 7, 12, 17
+    first = [next((t + 1 for t, m in enumerate(moved_after) if m[i]), None) for i in range(4)]
+    assert first == [3, 7, 12, None]
+    assert bool(truncated) and not bool(terminated)

@@ -2,7 +2,7 @@
 
 Our own JAX implementations (gymnax 1.0 API, vmappable), each agreeing step for step with POBAX's:
 classic ``.POMDP`` models (``classic``), ``simple_chain``, ``compass_world``, RockSample
-(``rocksample``) and Battleship (``battleship``).
+(``rocksample``), Battleship (``battleship``) and PocMan (``pocman``).
 ``families()`` returns their registry families. Every env has ``gamma``: the discount POBAX trains
 it with in place of the agent's (the ``.POMDP`` file's), or None where POBAX uses the agent's.
 """
@@ -50,6 +50,14 @@ def _build_battleship(
     from sweepax.envs.pobax.battleship import Battleship
 
     return _with_time_limit(Battleship(size=int(match.group(1))), max_steps_in_episode)
+
+
+def _build_pocman(
+    match: re.Match, max_steps_in_episode: int | None = None
+) -> tuple[tp.Any, tp.Any]:
+    from sweepax.envs.pobax.pocman import PocMan
+
+    return _with_time_limit(PocMan(), max_steps_in_episode)
 
 
 def _build_rocksample(
@@ -104,4 +112,5 @@ def families() -> list[tp.Any]:
             build=_build_battleship,
             guesses=lambda env_id: ["battleship_3", "battleship_5", "battleship_10"],
         ),
+        Family(pattern="pocman", template="pocman", examples=("pocman",), build=_build_pocman),
     ]
