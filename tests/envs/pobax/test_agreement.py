@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sweepax.envs.pobax import classic, families, rocksample
+from sweepax.envs.pobax import classic, families, fishing, rocksample
 
 pytestmark = pytest.mark.pobax
 
@@ -73,7 +73,7 @@ def pobax_python() -> str:
 def recorded(pobax_python: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """POBAX's episodes of every id, recorded in one driver process."""
     out = tmp_path_factory.mktemp("pobax")
-    jobs = [_job(seed, env_id, out) for seed, env_id in enumerate(IDS)]
+    jobs = [_job(seed, env_id, out) for seed, env_id in enumerate(IDS + fishing.IDS)]
     for env_id, seed in MEMORY_RUNS:
         job = _job(seed, env_id, out)
         jobs.append({**job, "perfect_memory": True, "out": str(out / f"{env_id}-{seed}-pm.npz")})
@@ -208,6 +208,34 @@ def test_pocman_ghosts_pills_and_pellets_are_pobax_s(recorded: dict[str, Path]) 
     rewards = set(rec["rewards"].tolist())
     assert {10.0, 60.0} <= rewards and (200.0 in rewards or 210.0 in rewards), rewards
     assert ours["env"].gamma == float(rec["gamma"]) == 0.95
+
+
+@pytest.mark.parametrize("env_id", fishing.IDS)
+def test_fishing_agrees_with_pobax_step_by_step(env_id: str, recorded: dict[str, Path]) -> None:
+    """POBAX ends Fishing's episodes at its 1000-step limit: ours truncates there."""
+    rec = dict(np.load(recorded[env_id]))
+    fam, match = _family(env_id)
+    env, params = fam.build(match)
+    keys = jnp.asarray(rec["keys"])
+
+    def one(state, xs):
+        obs, state, reward, terminated, truncated, _ = env.step(xs[0], state, xs[1], params)
+        return state, (obs, state, reward, terminated, truncated)
+
+    obs0, state = env.reset(keys[0], params)
+    _, (obs, states, reward, terminated, truncated) = jax.jit(
+        lambda s, xs: jax.lax.scan(one, s, xs)
+    )(state, (keys[1:], jnp.asarray(rec["actions"])))
+    obs = np.concatenate([np.asarray(obs0)[None], np.asarray(obs)])
+    np.testing.assert_array_equal(obs, rec["obs"].reshape(len(rec["obs"]), -1))  # (5, 5, 6)
+    np.testing.assert_array_equal(np.asarray(reward), rec["rewards"])
+    np.testing.assert_array_equal(np.asarray(truncated), rec["dones"])
+    assert not np.asarray(terminated).any() and int(rec["dones"].sum()) == STEPS // 1000
+    np.testing.assert_array_equal(states.position, rec["states/.position"])
+    np.testing.assert_array_equal(states.currents, rec["states/.current_directions"])
+    np.testing.assert_array_equal(states.spots, rec["states/.rewards_active"])
+    assert (np.asarray(reward) == 1.0).any()  # fished
+    print(f"{env_id}: {STEPS} steps, identical")
 
 
 def test_rocksample_perfect_memory_agrees_with_pobax_within_episodes(
