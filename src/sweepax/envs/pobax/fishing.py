@@ -176,32 +176,36 @@ class Fishing(environment.Environment[EnvState, EnvParams]):
         key_move, key = jax.random.split(key_transition)
         _, key = jax.random.split(key)  # POBAX draws keys for the drift it never uses
         key_currents, key_spots = jax.random.split(key)
-        # SWIM: not against the current the boat is in; kelp may hold it
-        in_current, flow = self._current_here(state.currents, state.position)
-        against = in_current & (jnp.abs(flow - action) == 2)
-        key_kelp, _ = jax.random.split(key_move)
-        on_kelp = jnp.asarray(self.kelp)[state.position[0], state.position[1]] != 0
-        held = (self.kelp_prob > 0) & on_kelp & (jax.random.uniform(key_kelp) <= self.kelp_prob)
-        position = jnp.where(against, state.position, self._move(state.position, action, held))
-        # DRIFT with the current of the new cell
+        position = self._swim(key_move, state, action)
         drifting, flow = self._current_here(state.currents, position)
         position = jnp.where(drifting, self._move(position, flow, jnp.bool_(False)), position)
-        # CURRENTS AND SPOTS change
+        next_state = self._tick(key_currents, key_spots, state, position)
+        reward = jnp.sum((state.spots == 1) & (next_state.spots == 0)) + self._bump(next_state)
+        info = {"discount": jnp.float32(1.0)}
+        obs = self._observe(next_state)
+        return obs, next_state, reward.astype(jnp.float32), jnp.bool_(False), info
+
+    def _swim(self, key: jax.Array, state: EnvState, action: jax.Array) -> jax.Array:
+        """The boat's cell after its own move: not against its current; kelp may hold it."""
+        in_current, flow = self._current_here(state.currents, state.position)
+        against = in_current & (jnp.abs(flow - action) == 2)
+        key_kelp, _ = jax.random.split(key)
+        on_kelp = jnp.asarray(self.kelp)[state.position[0], state.position[1]] != 0
+        held = (self.kelp_prob > 0) & on_kelp & (jax.random.uniform(key_kelp) <= self.kelp_prob)
+        return jnp.where(against, state.position, self._move(state.position, action, held))
+
+    def _tick(
+        self, key_currents: jax.Array, key_spots: jax.Array, state: EnvState, position: jax.Array
+    ) -> EnvState:
+        """Currents turn, empty spots refill, the spot at ``position`` is fished."""
         probs = jnp.asarray(self.current_probs)
         change = self._choose(jax.random.split(key_currents, len(probs)), 5, probs)
         currents = jnp.where(change == 0, state.currents, change - 1).astype(jnp.int32)
         refill = jnp.stack([1 - jnp.asarray(self.refill_probs), jnp.asarray(self.refill_probs)], -1)
         refilled = self._choose(jax.random.split(key_spots, len(refill)), 2, refill)
-        spots = jnp.maximum(refilled, state.spots)
         fished = jnp.all(jnp.asarray(self.spot_cells) == position, axis=-1)
-        spots = jnp.maximum(spots - fished, 0).astype(jnp.float32)
-        next_state = EnvState(
-            currents=currents, position=position, spots=spots, time=state.time + 1
-        )
-        reward = jnp.sum((state.spots == 1) & (spots == 0)) + self._bump(next_state)
-        terminated = jnp.bool_(False)
-        info = {"discount": jnp.float32(1.0)}
-        return self._observe(next_state), next_state, reward.astype(jnp.float32), terminated, info
+        spots = jnp.maximum(jnp.maximum(refilled, state.spots) - fished, 0).astype(jnp.float32)
+        return EnvState(currents=currents, position=position, spots=spots, time=state.time + 1)
 
     def _bump(self, state: EnvState) -> jax.Array:
         """``current_bump_reward`` if the boat's current pushes it into an edge or obstacle."""
