@@ -243,7 +243,7 @@ def bench_slurm(session: nox.Session) -> None:
 @nox.session(python=False, default=False)
 def container(session: nox.Session) -> None:
     """Build the GPU image: [--apptainer | --podman | --docker] [--output sweepax.sif | --tag T]
-    [--madrona] [--dry-run]; --cpu [--base IMAGE]: the CPU variant (podman/docker) on a local
+    [--dry-run]; --cpu [--base IMAGE]: the CPU variant (podman/docker) on a local
     Debian base made by container/debian-base.sh; --relock regenerates the GPU extras lock."""
     # sweepax.container needs only the standard library: no project environment to install first
     env = {"PYTHONPATH": str(ROOT / "src")}

@@ -3,16 +3,14 @@
 # can a laptop or CI (the CPU path is tested, marked slow: into a venv in
 # tests/container/test_recipes.py, as a podman image in tests/container/test_cpu_image.py).
 #
-#   container/setup.sh system-deps [build]      apt packages of the runtime image (+ the build stage's)
-#   container/setup.sh madrona DIR              clone Madrona-MJX at MADRONA_MJX_COMMIT, build it in DIR
-#                                               (only with WITH_MADRONA=1; see below)
+#   container/setup.sh system-deps              apt packages of the image
 #   container/setup.sh install [--cpu|--gpu] [--venv DIR] [--python SPEC] [--project DIR]
-#                              [--madrona DIR] [--info FILE]
+#                              [--info FILE]
 #                                               a fresh venv with requirements.lock (+ with --gpu the
-#                                               CUDA extras of container/requirements-gpu.lock), the
-#                                               project and, if DIR holds a build, Madrona-MJX
-#   container/setup.sh check [--venv DIR]       import sweepax, jax (+ mujoco.mjx, madrona_mjx when
-#                                               installed) and print jax.devices()
+#                                               CUDA extras of container/requirements-gpu.lock) and
+#                                               the project
+#   container/setup.sh check [--venv DIR]       import sweepax, jax (+ mujoco.mjx) and print
+#                                               jax.devices()
 #
 # Pins that are not Python packages of the project live here, once; the recipes get them from
 # here (nox -s container reads them for the image labels):
@@ -20,18 +18,8 @@ set -euo pipefail
 
 UV_VERSION=0.13.9           # the same uv as noxfile.py's UV (a test checks)
 PYTHON_VERSION=3.11.18      # uv-managed CPython (python-build-standalone); jax 0.10.2 needs >= 3.11
-CMAKE_VERSION=3.31.10       # Madrona-MJX's README (at the pinned commit) asks for cmake >= 3.31
-# Madrona-MJX (shacklettbp/madrona_mjx; not on PyPI, source only), built ONLY with the recipes'
-# WITH_MADRONA=1 (off by default). Its README at this commit: "Install Cuda 12.5.1 or earlier"
-# (hence the 12.4.1 devel build stage) and "Jax versions >=0.6.0 will not work". Its Python bridge
-# (madrona_mjx/renderer.py; every version of it found in the public source index) imports
-# jax.lib.xla_client.register_custom_call_target and jaxlib.hlo_helpers, both removed in JAX
-# 0.6; the lock has jax 0.10.2 and no commit is known that claims to work with it. With
-# WITH_MADRONA=1 the C++/CUDA renderer is built and installed, its JAX bridge is not usable;
-# MJX's own renderer (mujoco.mjx.render, MuJoCo Warp) is the supported path. Commit seen in the
-# public source index (github.com/shacklettbp/madrona_mjx, README.md at this commit).
-MADRONA_MJX_COMMIT=1505699168fd7c0c12629356f357b05491ce9d0c
-MADRONA_MJX_URL=https://github.com/shacklettbp/madrona_mjx.git
+# No Madrona-MJX: it is unmaintained upstream and its JAX bridge needs jax < 0.6 (the lock has
+# 0.10.2), so an image build of it would be a renderer nothing can call.
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 die() { echo "setup.sh: $*" >&2; exit 2; }
@@ -61,11 +49,6 @@ cmd_system_deps() {
   # Ubuntu 22.04 (the CUDA images). python3-venv only bootstraps uv; the project's Python is
   # uv's CPython $PYTHON_VERSION. git: provenance reads the bound checkout's commit.
   local pkgs=(ca-certificates git python3-venv libegl1 libgl1 libglib2.0-0)
-  if [ "${1:-}" = build ]; then
-    # Madrona-MJX's README: X11 headers for its viewer library (built even when unused)
-    pkgs+=(build-essential libx11-dev libxrandr-dev libxinerama-dev libxcursor-dev libxi-dev
-           mesa-common-dev)
-  fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update
   apt-get install -y --no-install-recommends "${pkgs[@]}"
@@ -74,33 +57,8 @@ cmd_system_deps() {
   git config --system --add safe.directory '*'
 }
 
-cmd_madrona() {
-  local dir=${1:?usage: setup.sh madrona DIR}
-  local uv; uv=$(find_uv)
-  export UV_PYTHON_INSTALL_DIR=${UV_PYTHON_INSTALL_DIR:-/opt/python}
-  "$uv" python install "$PYTHON_VERSION"
-  local tools=${MADRONA_TOOLS:-/opt/madrona-tools}
-  "$uv" venv --python "$PYTHON_VERSION" --python-preference only-managed "$tools"
-  "$uv" pip install --python "$tools/bin/python" "cmake==$CMAKE_VERSION"
-  git clone "$MADRONA_MJX_URL" "$dir"
-  git -C "$dir" checkout --quiet "$MADRONA_MJX_COMMIT"
-  # only the engine; the menagerie submodule's URL is SSH (git@github.com:), not needed to build
-  git -C "$dir" -c url.https://github.com/.insteadOf=git@github.com: \
-    submodule update --init --recursive external/madrona
-  # LOAD_VULKAN=OFF: cluster nodes have no Vulkan loader (README: otherwise an assertion in
-  # madrona::render::vk::Backend::Init). The extension is built for the image's CPython 3.11.
-  "$tools/bin/cmake" -S "$dir" -B "$dir/build" -DCMAKE_BUILD_TYPE=Release -DLOAD_VULKAN=OFF \
-    -DPython_EXECUTABLE="$tools/bin/python"
-  "$tools/bin/cmake" --build "$dir/build" -j "$(nproc)"
-  ls "$dir"/build/_madrona_mjx_batch_renderer*.so >/dev/null || die "madrona build made no extension"
-  echo "$MADRONA_MJX_COMMIT" > "$dir/COMMIT"
-  # what the runtime stage copies: sources, extensions, engine libraries; no git, no objects
-  find "$dir" -name .git -prune -exec rm -rf {} +
-  find "$dir/build" \( -name '*.o' -o -name '*.a' \) -delete
-}
-
 cmd_install() {
-  local variant=cpu venv=/opt/venv python=$PYTHON_VERSION project madrona="" info=""
+  local variant=cpu venv=/opt/venv python=$PYTHON_VERSION project info=""
   project=$(cd "$HERE/.." && pwd)
   while [ $# -gt 0 ]; do
     case $1 in
@@ -109,7 +67,6 @@ cmd_install() {
       --venv) venv=$2; shift ;;
       --python) python=$2; shift ;;
       --project) project=$2; shift ;;
-      --madrona) madrona=$2; shift ;;
       --info) info=$2; shift ;;
       *) die "install: unknown option $1" ;;
     esac
@@ -127,31 +84,25 @@ cmd_install() {
   # --no-deps: the locks are complete; nothing is resolved here, every version is the lock's
   "$uv" pip install --python "$venv/bin/python" --no-deps "${reqs[@]}"
   "$uv" pip install --python "$venv/bin/python" --no-deps "$project"
-  if [ -n "$madrona" ] && [ -f "$madrona/pyproject.toml" ]; then
-    # as its README does (editable: the package finds the extensions in $madrona/build)
-    "$uv" pip install --python "$venv/bin/python" --no-deps -e "$madrona"
-  fi
   "$uv" pip check --python "$venv/bin/python"
   if [ -n "$info" ]; then
     # what the image knows about itself; sweepax.provenance records it in every store
-    "$venv/bin/python" - "$info" "$variant" "$project" "$madrona" <<'PY'
+    "$venv/bin/python" - "$info" "$variant" "$project" <<'PY'
 import hashlib, importlib.metadata as md, json, os, sys
-info, variant, project, madrona = sys.argv[1:5]
+info, variant, project = sys.argv[1:4]
 sha = lambda p: hashlib.sha256(open(p, "rb").read()).hexdigest() if os.path.isfile(p) else None
-names = ("sweepax", "jax", "jaxlib", "jax-cuda12-plugin", "mujoco", "mujoco-mjx", "madrona_mjx")
+names = ("sweepax", "jax", "jaxlib", "jax-cuda12-plugin", "mujoco", "mujoco-mjx")
 def version(name):
     try:
         return md.version(name)
     except md.PackageNotFoundError:
         return None
-commit = open(os.path.join(madrona, "COMMIT")).read().strip() if madrona and os.path.isfile(os.path.join(madrona, "COMMIT")) else None
 json.dump({
     "variant": variant,
     "python": sys.version.split()[0],
     "lock_sha256": sha(os.path.join(project, "requirements.lock")),
     "gpu_lock_sha256": sha(os.path.join(project, "container", "requirements-gpu.lock")) if variant == "gpu" else None,
     "packages": {n: version(n) for n in names},
-    "madrona_mjx_commit": commit,
 }, open(info, "w"), indent=1, sort_keys=True)
 PY
   fi
@@ -167,17 +118,13 @@ print("sweepax", sweepax.__file__, "jax", jax.__version__)
 if importlib.util.find_spec("mujoco") is not None:
     import mujoco, mujoco.mjx  # noqa: E401
     print("mujoco", mujoco.__version__, "+ mjx")
-# located, not imported: its JAX bridge predates jax 0.6 (see MADRONA_MJX_COMMIT in setup.sh)
-if (spec := importlib.util.find_spec("madrona_mjx")) is not None:
-    print("madrona_mjx at", spec.origin)
 print("jax.devices():", jax.devices())
 PY
 }
 
 case ${1:-} in
   system-deps) shift; cmd_system_deps "$@" ;;
-  madrona) shift; cmd_madrona "$@" ;;
   install) shift; cmd_install "$@" ;;
   check) shift; cmd_check "$@" ;;
-  *) die "usage: setup.sh {system-deps [build] | madrona DIR | install [...] | check [--venv DIR]}" ;;
+  *) die "usage: setup.sh {system-deps | install [...] | check [--venv DIR]}" ;;
 esac

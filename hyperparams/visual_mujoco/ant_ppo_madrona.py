@@ -3,10 +3,11 @@
 Visual MuJoCo with the Madrona batch renderer (``renderer: "madrona"``). Madrona cannot
 be vmapped across hyperparameters or seeds, so the planner gives each of the 6 configs x 3 seeds
 its own task (18 tasks, ``--seed s --n_seeds 1``) and notes it in the plan output; Madrona
-compiles its renderer on first use (minutes) in every task. Needs ``madrona_mjx`` (the
-container's ``--madrona`` build, untested and incompatible with jax >= 0.6 today); without it
-the task stops with a one-line error naming that fix. The same study with ``renderer: "jax"``
-runs anywhere (slower, same image shape) as one vmapped task. Settings as
+compiles its renderer on first use (minutes) in every task. Needs ``madrona_mjx``, which the
+image does not build: Madrona-MJX is unmaintained upstream and its JAX bridge needs jax < 0.6, so
+where it is missing each task stops at once with one line saying so and naming
+``renderer: "jax"``. The same study with ``renderer: "jax"`` runs anywhere (slower, same image
+shape) as one vmapped task. Settings as
 ``hyperparams/visual_mujoco/hopper_ppo_pixels.py``. Return: about 1000 for standing still the
 whole episode.
 """

@@ -107,30 +107,23 @@ def oci_tool() -> str:
 
 
 # --- build args: what the image's labels say about it -----------------------------------------
-def build_args(
-    root: Path = PROJECT_ROOT, *, madrona: bool = False, cpu_base: str | None = None
-) -> dict[str, str]:
+def build_args(root: Path = PROJECT_ROOT, *, cpu_base: str | None = None) -> dict[str, str]:
     """The recipes' build args, which become the image's labels. ``cpu_base``: the CPU variant
     of the Containerfile, on that local base image (container/debian-base.sh)."""
-    setup = (root / "container" / "setup.sh").read_text()
     lock = (root / "requirements.lock").read_text()
     status = git_output("status", "--porcelain", "--untracked-files=normal", repo=root)
-    madrona_commit = re.search(r"^MADRONA_MJX_COMMIT=(\w+)", setup, re.M)
     args = {
         "GIT_COMMIT": git_output("rev-parse", "HEAD", repo=root) or "unknown",
         "GIT_DIRTY": str(bool(status)).lower(),
         "LOCK_SHA256": sha256_file(root / "requirements.lock"),
         "GPU_LOCK_SHA256": sha256_file(root / "container" / "requirements-gpu.lock"),
         "JAX_VERSION": re.search(r"^jax==(\S+)", lock, re.M).group(1),
-        "MADRONA_MJX_COMMIT": madrona_commit.group(1) if madrona else "none",
-        "WITH_MADRONA": "1" if madrona else "0",
         "BUILD_DATE": utc_now(),
     }
     if cpu_base:  # the same Containerfile on a local Debian 12 base, with Debian's python3.11
         args |= {
             "VARIANT": "cpu",
             "PYTHON": "/usr/bin/python3.11",
-            "BUILD_BASE": cpu_base,
             "RUNTIME_BASE": cpu_base,
             "CUDA_VERSION_LABEL": "none",
             "GPU_LOCK_SHA256": "none",
@@ -251,11 +244,7 @@ def parse_args(argv: tp.Sequence[str] | None) -> argparse.Namespace:
         tool.add_argument(f"--{name}", dest="tool", action="store_const", const=name)
     p.add_argument("--output", default="sweepax.sif", help="the SIF file (apptainer)")
     p.add_argument("--tag", default=None, help="image tag (podman/docker)")
-    p.add_argument(
-        "--madrona",
-        action="store_true",
-        help="build Madrona-MJX (off by default: its JAX bridge does not work with jax >= 0.6)",
-    )
+    p.add_argument("--madrona", action="store_true", help=argparse.SUPPRESS)  # refused
     p.add_argument("--no-madrona", action="store_true", help=argparse.SUPPRESS)  # the default
     p.add_argument(
         "--cpu", action="store_true", help="the CPU variant (podman/docker), tested on CPU machines"
@@ -274,14 +263,18 @@ def check_options(ns: argparse.Namespace, root: Path) -> None:
         raise UserError(
             "--cpu builds the Containerfile (--podman or --docker); apptainer.def is GPU"
         )
-    if ns.cpu and ns.madrona:
-        raise UserError("--cpu --madrona: Madrona-MJX needs the CUDA devel image")
+    if ns.madrona:
+        raise UserError(
+            "--madrona: the image has no Madrona-MJX build (Madrona-MJX is unmaintained upstream "
+            "and its JAX bridge needs jax < 0.6); build without --madrona and use renderer "
+            '"jax" (README, "Containers")'
+        )
 
 
 @cli
 def main(argv: tp.Sequence[str] | None = None) -> int:
     """Build the image: [--apptainer | --podman | --docker] [--output sweepax.sif | --tag T]
-    [--madrona] [--dry-run]; --cpu [--base IMAGE]: the CPU variant (podman/docker) on a local
+    [--dry-run]; --cpu [--base IMAGE]: the CPU variant (podman/docker) on a local
     Debian base made by container/debian-base.sh; --relock regenerates the GPU extras lock."""
     ns, root = parse_args(argv), PROJECT_ROOT
     check_options(ns, root)
@@ -291,7 +284,7 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     wanted = ns.tool or (oci_tool() if ns.cpu else None)
     exe = (wanted or "apptainer") if ns.dry_run else find_tool(wanted)
     cpu_base = ns.base if ns.cpu else None
-    args = build_args(root, madrona=ns.madrona and not ns.no_madrona, cpu_base=cpu_base)
+    args = build_args(root, cpu_base=cpu_base)
     if args["GIT_DIRTY"] == "true":
         print("warning: the checkout has uncommitted changes: the image is labelled "
               "git.dirty=true", file=sys.stderr)  # fmt: skip

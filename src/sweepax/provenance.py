@@ -159,7 +159,7 @@ def madrona_mjx() -> dict[str, str | None] | None:
         version = None
     commit = None
     origin = Path(spec.origin or next(iter(spec.submodule_search_locations or []), "."))
-    # container/setup.sh writes <checkout>/COMMIT; the package is <checkout>/src/madrona_mjx
+    # an editable install from a checkout: <checkout>/src/madrona_mjx, commit in <checkout>/COMMIT
     for folder in list(origin.resolve().parents)[:4]:
         if (folder / "COMMIT").is_file():
             commit = (folder / "COMMIT").read_text().strip() or None

@@ -18,7 +18,7 @@ from sweepax import container
 from sweepax.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[2]
-SETUP = "MADRONA_MJX_COMMIT=1505699168fd7c0c12629356f357b05491ce9d0c  # pinned\n"
+SETUP = "UV_VERSION=0.13.9           # pinned\n"
 
 
 def stand_in(folder: Path, name: str, body: str) -> Path:
@@ -91,7 +91,8 @@ def test_a_missing_tool_is_one_line_and_exit_code_2(tmp_path):
     ("argv", "message"),
     [
         (["--cpu", "--apptainer"], "--cpu builds the Containerfile (--podman or --docker)"),
-        (["--cpu", "--madrona"], "--cpu --madrona: Madrona-MJX needs the CUDA devel image"),
+        (["--madrona"], "--madrona: the image has no Madrona-MJX build (Madrona-MJX is unmaintai"),
+        (["--cpu", "--madrona"], "--madrona: the image has no Madrona-MJX build"),
     ],
 )
 def test_combinations_no_recipe_builds_are_refused(argv, message, capsys):
@@ -119,19 +120,16 @@ def test_build_args_name_commit_locks_jax_and_date(project):
     assert args["LOCK_SHA256"] == hashlib.sha256(lock).hexdigest()
     assert args["GPU_LOCK_SHA256"] == hashlib.sha256(gpu).hexdigest()
     assert args["JAX_VERSION"] == "0.10.2"
-    assert (args["MADRONA_MJX_COMMIT"], args["WITH_MADRONA"]) == ("none", "0")
+    assert not {"MADRONA_MJX_COMMIT", "WITH_MADRONA"} & set(args)  # no Madrona-MJX build
     built = dt.datetime.fromisoformat(args["BUILD_DATE"])
     assert built.utcoffset() == dt.timedelta(0) and before <= built <= dt.datetime.now(dt.UTC)
     assert "VARIANT" not in args  # the recipes' GPU defaults
-    madrona = container.build_args(project, madrona=True)
-    assert madrona["MADRONA_MJX_COMMIT"] == "1505699168fd7c0c12629356f357b05491ce9d0c"
-    assert madrona["WITH_MADRONA"] == "1"
 
 
 def test_build_args_of_the_cpu_variant_swap_bases_python_and_drop_the_gpu_lock(project):
     args = container.build_args(project, cpu_base="localhost/base:x")
     assert args["VARIANT"] == "cpu" and args["PYTHON"] == "/usr/bin/python3.11"
-    assert args["BUILD_BASE"] == args["RUNTIME_BASE"] == "localhost/base:x"
+    assert args["RUNTIME_BASE"] == "localhost/base:x" and "BUILD_BASE" not in args
     assert args["CUDA_VERSION_LABEL"] == "none" and args["GPU_LOCK_SHA256"] == "none"
 
 
@@ -150,7 +148,7 @@ def test_outside_a_checkout_the_commit_is_unknown(project):
 
 
 # --- the build command --------------------------------------------------------------------------
-ARGS = {"GIT_COMMIT": "0123456789abcdef" * 2 + "01234567", "WITH_MADRONA": "0"}
+ARGS = {"GIT_COMMIT": "0123456789abcdef" * 2 + "01234567", "JAX_VERSION": "0.10.2"}
 
 
 def test_apptainer_builds_the_def_file_into_the_sif(tmp_path, monkeypatch):
@@ -159,7 +157,7 @@ def test_apptainer_builds_the_def_file_into_the_sif(tmp_path, monkeypatch):
     assert build.tool == "apptainer" and build.tag is None
     assert build.output == tmp_path / "out" / "x.sif" == Path(build.image)
     fakeroot = [] if os.geteuid() == 0 else ["--fakeroot"]
-    flags = ("--build-arg", f"GIT_COMMIT={ARGS['GIT_COMMIT']}", "--build-arg", "WITH_MADRONA=0")
+    flags = ("--build-arg", f"GIT_COMMIT={ARGS['GIT_COMMIT']}", "--build-arg", "JAX_VERSION=0.10.2")
     assert build.argv == ("/opt/bin/apptainer", "build", *fakeroot, *flags, str(build.output),
                           "apptainer.def")  # fmt: skip
 

@@ -31,10 +31,10 @@ GPU_LOCK = ROOT / "container" / "requirements-gpu.lock"
 GPU_IN = ROOT / "container" / "requirements-gpu.in"
 RECIPES = (CONTAINERFILE, DEF, SETUP)
 # pins in the recipes/script that are build tools, not project packages (pinned in setup.sh once)
-BUILD_TOOLS = {"uv", "cmake"}
+BUILD_TOOLS = {"uv"}
 PIN = re.compile(r"(?<![\w.-])([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[\w,-]+\])?==([\w.+!-]+)")
 DIGEST_REF = re.compile(r"^(\S+?):(\S+?)@sha256:([0-9a-f]{64})$")
-CPU_ONLY_ARGS = {"BUILD_BASE", "RUNTIME_BASE"}  # the Containerfile's bases, swapped for --cpu
+CPU_ONLY_ARGS = {"RUNTIME_BASE"}  # the Containerfile's base, swapped for --cpu
 
 
 def norm(name: str) -> str:
@@ -159,8 +159,7 @@ def test_both_recipes_install_through_the_same_script_and_locks():
     assert re.search(rf"^ARG PYTHON={re.escape(python)}$", cf, re.M)
     assert re.search(rf"^\s+PYTHON={re.escape(python)}$", df, re.M)
     for text in (cf, df):
-        assert "setup.sh madrona /opt/madrona_mjx" in text
-        assert "setup.sh system-deps build" in text and "setup.sh check" in text
+        assert "setup.sh system-deps" in text and "setup.sh check" in text
         assert "requirements.lock" in text and "pip install" not in text  # only via setup.sh
     setup = SETUP.read_text()
     assert '-r "$lock"' in setup and '-r "$gpu"' in setup
@@ -176,35 +175,30 @@ def test_both_recipes_install_through_the_same_script_and_locks():
 def test_base_images_are_pinned_by_tag_and_digest_and_the_same_in_both():
     cf = containerfile_froms(CONTAINERFILE.read_text())
     df = def_froms(DEF.read_text())
-    assert len(cf) == 2 and cf == df, (cf, df)
+    assert len(cf) == 1 and cf == df, (cf, df)  # one stage: the runtime image
     # every FROM is digest-pinned (no stray unpinned stage)
     assert all(DIGEST_REF.match(f) for f in cf), cf
-    (_, devel_tag, _), (_, runtime_tag, _) = (DIGEST_REF.match(f).groups() for f in cf)
-    assert devel_tag.startswith("12.") and "devel" in devel_tag
+    ((_, runtime_tag, _),) = (DIGEST_REF.match(f).groups() for f in cf)
     assert runtime_tag.startswith("12.") and "runtime" in runtime_tag
-    # Madrona's README at the pinned commit: a 12.5.1 or older toolkit
-    major, minor = map(int, devel_tag.split(".")[:2])
-    assert (major, minor) <= (12, 5)
 
 
-def test_madrona_is_pinned_to_a_full_commit_and_off_by_default():
-    commit = shell_var("MADRONA_MJX_COMMIT")
-    assert re.fullmatch(r"[0-9a-f]{40}", commit)
-    assert 'checkout --quiet "$MADRONA_MJX_COMMIT"' in SETUP.read_text()
-    # off by default (its JAX bridge predates jax 0.6; the lock has a newer jax): both recipes,
-    # and neither claims a Madrona build in its labels unless asked to
-    cf, df = CONTAINERFILE.read_text(), DEF.read_text()
-    assert re.search(r"^ARG WITH_MADRONA=0$", cf, re.M)
-    assert re.search(r"^\s+WITH_MADRONA=0$", df, re.M)
-    assert re.search(r"^ARG MADRONA_MJX_COMMIT=none$", cf, re.M)
-    assert re.search(r"^\s+MADRONA_MJX_COMMIT=none$", df, re.M)
-    assert "Jax versions >=0.6.0 will not work" in SETUP.read_text()
+def test_neither_recipe_nor_the_script_builds_madrona():
+    """Madrona-MJX is unmaintained upstream and its JAX bridge needs jax < 0.6 (the lock has a
+    newer jax): no build stage, devel image, build arg, label or install step for it."""
+    for path in RECIPES:
+        text = path.read_text()
+        mentions = [line for line in text.splitlines() if "madrona" in line.lower()]
+        assert mentions and all(line.lstrip().startswith("#") for line in mentions), path.name
+        for gone in ("WITH_MADRONA", "MADRONA_MJX", "madrona_mjx", "devel", "cmake", "--madrona"):
+            assert gone not in text, (path.name, gone)
+    assert "COPY --from" not in CONTAINERFILE.read_text()
+    assert "%files from" not in DEF.read_text()
 
 
-def test_labels_name_commit_lock_cuda_jax_and_madrona_in_both():
+def test_labels_name_commit_lock_cuda_and_jax_in_both():
     keys = ["sweepax.variant", "sweepax.git.commit", "sweepax.git.dirty", "sweepax.lock.sha256",
             "sweepax.gpu_lock.sha256", "sweepax.cuda.version", "sweepax.jax.version",
-            "sweepax.madrona_mjx.commit", "org.opencontainers.image.revision"]  # fmt: skip
+            "org.opencontainers.image.revision"]  # fmt: skip
     cf, df = CONTAINERFILE.read_text(), DEF.read_text()
     labels = dict(def_sections(df))["runtime"]["%labels"]
     for key in keys:
@@ -222,25 +216,25 @@ def test_labels_name_commit_lock_cuda_jax_and_madrona_in_both():
 
 def test_the_def_file_has_the_sections_a_runnable_image_needs():
     stages = def_sections(DEF.read_text())
-    assert [name for name, _ in stages] == ["madrona", "runtime"]
+    assert [name for name, _ in stages] == ["runtime"]
     runtime = dict(stages)["runtime"]
     for section in ("%post", "%runscript", "%test", "%labels", "%environment", "%files",
-                    "%files from madrona", "%arguments"):  # fmt: skip
+                    "%arguments"):  # fmt: skip
         assert section in runtime, section
     assert 'exec python "$@"' in runtime["%runscript"]
     assert "setup.sh check" in runtime["%test"]
     env = runtime["%environment"]
     assert "PATH=/opt/venv/bin:$PATH" in env and "PYTHONNOUSERSITE=1" in env
-    known = {"header", "%arguments", "%files", "%files from madrona", "%post", "%labels",
-             "%environment", "%runscript", "%test", "%help"}  # fmt: skip
+    known = {"header", "%arguments", "%files", "%post", "%labels", "%environment", "%runscript",
+             "%test", "%help"}  # fmt: skip
     for _, sections in stages:
         assert set(sections) <= known, set(sections) - known  # e.g. a typo like %enviroment
 
 
-def test_spython_parses_both_stages():
+def test_spython_parses_the_def_file():
     parsers = pytest.importorskip("spython.main.parse.parsers")
     recipes = parsers.SingularityParser(str(DEF)).recipe
-    assert set(recipes) == {"madrona", "runtime"}
+    assert set(recipes) == {"runtime"}
     assert "@sha256:" in recipes["runtime"].fromHeader
     assert recipes["runtime"].cmd and "python" in str(recipes["runtime"].cmd)
 
@@ -249,7 +243,7 @@ def test_containerfile_entrypoint_is_python_and_checks_at_build():
     cf = CONTAINERFILE.read_text()
     assert re.search(r'^ENTRYPOINT \["python"\]$', cf, re.M)
     assert "ENV UV_PYTHON_INSTALL_DIR=/opt/python" in cf and "PATH=/opt/venv/bin:$PATH" in cf
-    assert re.search(r"^COPY --from=madrona /opt/madrona_mjx /opt/madrona_mjx$", cf, re.M)
+    assert re.findall(r"^FROM .*$", cf, re.M) == ["FROM ${RUNTIME_BASE} AS runtime"]
 
 
 def test_hadolint_passes_the_containerfile():
@@ -274,18 +268,15 @@ def test_container_dry_run_fills_the_labels(tmp_path):
     assert f"{tmp_path / 'x.sif'} apptainer.def" in line
     assert re.search(r"--build-arg GIT_COMMIT=[0-9a-f]{40}", line)
     assert f"--build-arg JAX_VERSION={next(iter(lock_pins(LOCK)['jax']))}" in line
-    assert "--build-arg MADRONA_MJX_COMMIT=none" in line and "--build-arg WITH_MADRONA=0" in line
+    assert "MADRONA" not in line
     assert f"--build-arg LOCK_SHA256={hashlib.sha256(LOCK.read_bytes()).hexdigest()}" in line
     assert "VARIANT" not in line and "BUILD_BASE" not in line  # the GPU defaults of the recipe
-    line = dry_run_line("--podman", "--madrona")
-    assert f"--build-arg MADRONA_MJX_COMMIT={shell_var('MADRONA_MJX_COMMIT')}" in line
-    assert "--build-arg WITH_MADRONA=1" in line and "--format docker" in line
+    assert "--format docker" in dry_run_line("--podman")
     # the CPU variant: the same Containerfile, its bases and variant swapped by build args
     line = dry_run_line("--podman", "--cpu")
     assert "-f Containerfile" in line and "--build-arg VARIANT=cpu" in line
-    assert "--build-arg BUILD_BASE=localhost/sweepax-base:bookworm" in line
     assert "--build-arg RUNTIME_BASE=localhost/sweepax-base:bookworm" in line
-    assert "--build-arg PYTHON=/usr/bin/python3.11" in line and "WITH_MADRONA=0" in line
+    assert "--build-arg PYTHON=/usr/bin/python3.11" in line and "MADRONA" not in line
     assert re.search(r"-t localhost/sweepax:[0-9a-f]{12}-cpu \.$", line)
 
 

@@ -99,8 +99,11 @@ def test_madrona_renderer_refuses_in_one_line_when_madrona_mjx_is_missing(monkey
     with pytest.raises(UserError) as err:
         registry.make("ant-pixels-16", renderer="madrona")
     message = str(err.value)
-    assert "\n" not in message and "madrona_mjx" in message and "--madrona" in message
-    assert "renderer='jax'" in message
+    assert "\n" not in message and "madrona_mjx" in message and "not installed here" in message
+    assert "unmaintained upstream" in message and "jax < 0.6" in message
+    assert 'use renderer: "jax"' in message
+    with pytest.raises(UserError, match="not installed here"):
+        PixelMJXEnv("Ant", image_size=16, renderer="madrona")
 
 
 def test_madrona_renderer_declares_no_vmap_and_logs_its_compile(monkeypatch, caplog) -> None:

@@ -20,7 +20,8 @@ class PPOStatic:
     renderer: str = hp(
         "jax",
         "image envs (*-pixels): 'jax' (MJX ray casting, runs anywhere, vmappable) or 'madrona' "
-        "(GPU batch renderer; cannot vmap: every config and seed becomes its own task)",
+        "(Madrona-MJX's GPU batch renderer, only where it is installed; cannot vmap: every "
+        "config and seed becomes its own task)",
         choices=names.RENDERERS,
         label=False,
     )

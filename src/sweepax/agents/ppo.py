@@ -22,6 +22,11 @@ training.
 With ``double_critic`` (lambda-discrepancy, Allen et al. 2024, https://arxiv.org/abs/2407.07333)
 the network has two value heads, ``value[..., 0]`` trained on GAE(lambda0) targets and
 ``value[..., 1]`` on GAE(lambda1) targets; the policy uses the lambda0 advantage.
+Two env-declared hooks, as POBAX's agent has them: ``env.action_mask_dims`` (start, stop) marks
+a slice of the observation as an action mask (Battleship's never-fired cells): the network does
+not see it and masked actions get logit ``MASKED_LOGIT`` (``ActionMasked``); with
+``env.normalize_reward`` (RockSample) the agent learns from rewards divided by the running std of
+the discounted return over all envs (``RewardStats``), while returns are reported unscaled.
 Truncation (``max_steps_in_episode``) is treated like termination: no bootstrap from the value of
 the cut-off state. For the T-Maze this only affects wandering episodes of 1000 steps.
 """
@@ -48,6 +53,7 @@ _RNN_UNROLL = 1
 _ENV_UNROLL = 1
 OBS_CLIP = 10.0  # normalised observations are clipped to +-OBS_CLIP
 OBS_EPS = 1e-8
+MASKED_LOGIT = -1e6  # logit of an action the env's action mask forbids (POBAX's value)
 
 
 class ObsStats(tp.NamedTuple):
@@ -79,6 +85,61 @@ class ObsStats(tp.NamedTuple):
         return jnp.clip(z, -OBS_CLIP, OBS_CLIP)
 
 
+class RewardStats(tp.NamedTuple):
+    """Running mean / variance of the discounted return of every env, as POBAX's
+    ``NormalizeVecReward`` keeps them for envs that ask for it (``env.normalize_reward``):
+    the agent learns from ``reward / sqrt(var + 1e-8)``; returns are reported unscaled."""
+
+    mean: jax.Array  # ()
+    var: jax.Array  # ()
+    count: jax.Array  # ()
+    running: jax.Array  # (num_envs,) discounted return of each env's episode so far
+
+    @classmethod
+    def empty(cls, num_envs: int) -> RewardStats:
+        """POBAX's start: mean 0, variance 1, count 1e-4."""
+        one = lambda v: jnp.asarray(v, jnp.float32)  # noqa: E731
+        return cls(one(0.0), one(1.0), one(1e-4), jnp.zeros((num_envs,), jnp.float32))
+
+    def update(
+        self, reward: jax.Array, done: jax.Array, gamma: float
+    ) -> tuple[RewardStats, jax.Array]:
+        """Merge this step's returns (parallel Welford); the scaled ``reward`` (num_envs,)."""
+        running = self.running * gamma * (1.0 - done) + reward
+        n = running.shape[0]
+        delta = running.mean() - self.mean
+        count = self.count + n
+        mean = self.mean + delta * n / count
+        m2 = self.var * self.count + running.var() * n + delta**2 * self.count * n / count
+        stats = RewardStats(mean, m2 / count, count, running)
+        return stats, reward / jnp.sqrt(stats.var + OBS_EPS)
+
+
+class ActionMasked:
+    """An env's action mask applied to a network: ``obs[..., start:stop]`` (1 allowed, 0 not) is
+    cut out of what the network sees, and the logits of masked actions become ``MASKED_LOGIT``
+    (POBAX's Battleship agent: ``logits * mask + (1 - mask) * -1e6``). Same ``init`` / ``apply``
+    / ``initialize_carry`` as the network, same parameters."""
+
+    def __init__(self, net: tp.Any, start: int, stop: int):
+        self.net, self.start, self.stop = net, start, stop
+
+    def _seen(self, x: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
+        obs, reset = x
+        return jnp.concatenate([obs[..., : self.start], obs[..., self.stop :]], -1), reset
+
+    def init(self, key: jax.Array, hidden: tp.Any, x: tuple[jax.Array, jax.Array]) -> tp.Any:
+        return self.net.init(key, hidden, self._seen(x))
+
+    def apply(self, params: tp.Any, hidden: tp.Any, x: tuple[jax.Array, jax.Array]) -> tp.Any:
+        hidden, logits, value = self.net.apply(params, hidden, self._seen(x))
+        mask = x[0][..., self.start : self.stop]
+        return hidden, logits * mask + (1 - mask) * MASKED_LOGIT, value
+
+    def initialize_carry(self, batch_size: int) -> tp.Any:
+        return self.net.initialize_carry(batch_size)
+
+
 class EnvLoop(tp.NamedTuple):
     """Per-env state carried between env steps; leading dim num_envs."""
 
@@ -91,6 +152,7 @@ class EnvLoop(tp.NamedTuple):
     ep_disc_return: jax.Array  # (num_envs,) discounted return of the running episode so far
     ep_discount: jax.Array  # (num_envs,) gamma ** (steps since episode start)
     obs_stats: ObsStats | None  # normalize_obs: statistics of every raw obs so far; else None
+    reward_stats: RewardStats | None  # env.normalize_reward: return statistics; else None
 
 
 class Transition(tp.NamedTuple):
@@ -101,7 +163,7 @@ class Transition(tp.NamedTuple):
     action: jax.Array  # (num_envs,) int32; continuous: (num_envs, dim) float32 raw (unclipped)
     log_prob: jax.Array  # (num_envs,)
     value: jax.Array  # (num_envs,), double_critic: (num_envs, 2) = (lambda0 head, lambda1 head)
-    reward: jax.Array  # (num_envs,)
+    reward: jax.Array  # (num_envs,) what the agent learns from (scaled by RewardStats if kept)
     done: jax.Array  # (num_envs,) bool, the episode ended at this step (terminated or truncated)
     ended_return: jax.Array  # (num_envs,) episode return where ``done``, else 0
     ended_disc_return: jax.Array  # (num_envs,) discounted episode return where ``done``, else 0
@@ -311,6 +373,15 @@ def make_trainer(
         )
     else:
         net = network(action)
+    mask_dims = getattr(env, "action_mask_dims", None)  # (start, stop) of the obs, or None
+    if mask_dims is not None:
+        if static.normalize_obs:
+            raise UserError(
+                f"env {static.env!r} gives its action mask in the observation, which "
+                "normalize_obs would rescale: run it without normalize_obs"
+            )
+        net = ActionMasked(net, *mask_dims)
+    normalize_reward = bool(getattr(env, "normalize_reward", False))  # POBAX's RockSample
     v_reset = jax.vmap(env.reset, in_axes=(0, None))
     v_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
 
@@ -361,6 +432,7 @@ def make_trainer(
             ep_disc_return=jnp.zeros((n,), jnp.float32),
             ep_discount=jnp.ones((n,), jnp.float32),
             obs_stats=obs_stats,
+            reward_stats=RewardStats.empty(num_envs) if normalize_reward else None,
         )
 
     def _env_step(
@@ -384,6 +456,9 @@ def make_trainer(
         )
         done = terminated | truncated
         reward = reward.astype(jnp.float32)
+        reward_stats, learn_reward = loop.reward_stats, reward
+        if reward_stats is not None:
+            reward_stats, learn_reward = reward_stats.update(reward, done, gamma)
         obs_stats, obs = _observe(loop.obs_stats, obs, learn_stats)
         # TRACK RETURNS
         ep_return = loop.ep_return + reward
@@ -394,7 +469,7 @@ def make_trainer(
             action=act,
             log_prob=log_prob,
             value=value[0],
-            reward=reward,
+            reward=learn_reward,
             done=done,
             ended_return=jnp.where(done, ep_return, 0.0),
             ended_disc_return=jnp.where(done, ep_disc_return, 0.0),
@@ -408,6 +483,7 @@ def make_trainer(
             ep_disc_return=jnp.where(done, 0.0, ep_disc_return),
             ep_discount=jnp.where(done, 1.0, loop.ep_discount * gamma),
             obs_stats=obs_stats,
+            reward_stats=reward_stats,
         )
         return loop, transition
 

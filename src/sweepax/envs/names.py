@@ -6,11 +6,16 @@ The registry (and so the planner) matches env ids against these names; ``mjx_env
 
 from __future__ import annotations
 
+import re
+
 # Locomotion bodies on MJX, as gymnasium names them: ids ``<Body>-v5`` and ``<Body>-<F|P|V>-v0``.
 MJX_BODIES: tuple[str, ...] = ("Hopper", "Walker2d", "HalfCheetah", "Ant")
 
 # Pixel id prefix -> its MJX body: ids ``<prefix>-pixels`` and ``<prefix>-pixels-<N>``.
 PIXEL_BODIES: dict[str, str] = {body.lower(): body for body in MJX_BODIES}
+
+# Pixel env ids: ``<prefix>-pixels`` or ``<prefix>-pixels-<N>``; groups: prefix, N (or None).
+PIXEL_ID: re.Pattern[str] = re.compile("(" + "|".join(PIXEL_BODIES) + r")-pixels(?:-(\d+))?")
 
 # Renderers of image envs: "jax" (MJX ray casting, vmappable) or "madrona" (cannot vmap).
 RENDERERS: tuple[str, ...] = ("jax", "madrona")

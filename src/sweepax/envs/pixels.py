@@ -21,11 +21,12 @@ Obs: the image flattened to (H * W * 2,) float32 in [0, 1], with ``obs_shape = (
 
 Geom ids are not a channel: an id is a category, not a magnitude for a conv layer.
 
-``renderer="madrona"`` (the Madrona-MJX batch renderer on GPU) is only declared: it needs
-``madrona_mjx``, which is not on PyPI and whose JAX bridge needs jax < 0.6 (the container's
-``--madrona`` build, untested); without it construction raises a one-line ``UserError``. A
-Madrona env cannot be vmapped (``vmappable = False``: the planner gives every config and seed
-its own task, ``registry.vmappable``).
+``renderer="madrona"`` (the Madrona-MJX batch renderer on GPU) is only declared: Madrona-MJX is
+not on PyPI, unmaintained upstream, and its JAX bridge needs jax < 0.6, so sweepax has no Madrona
+render path. Where ``madrona_mjx`` is not installed, construction stops with one line naming the
+renderer to use instead (``renderers.check``); where it is, the first render does. A Madrona env
+cannot be vmapped (``vmappable = False``: the planner gives every config and seed its own task,
+``registry.vmappable``).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ import numpy as np
 from gymnax.environments import spaces
 from mujoco import mjx
 
-from sweepax.envs import names
+from sweepax.envs import names, renderers
 from sweepax.envs.mjx_envs import EnvParams, MJXEnv, with_time_limit
 from sweepax.errors import UserError
 
@@ -52,10 +53,6 @@ DEFAULT_SIZE = 64
 CHANNELS = 2  # depth, shade
 FAR = 10.0  # metres: depth 0 at and beyond
 CHECKER = 0.5  # metres per floor square
-MADRONA_FIX = (
-    "renderer='madrona' needs madrona_mjx (not on PyPI): build the container with --madrona "
-    "(untested; its JAX bridge needs jax < 0.6, we lock 0.10), or use renderer='jax'"
-)
 
 
 def camera_rays(height: int, width: int, fovy_deg: float) -> np.ndarray:
@@ -80,22 +77,18 @@ class PixelMJXEnv(MJXEnv):
         solver_iterations: int | None = None,
         ls_iterations: int | None = None,
     ):
-        super().__init__(body, None, solver_iterations, ls_iterations)
-        if renderer not in RENDERERS:
-            raise UserError(f"renderer {renderer!r}: known renderers are {', '.join(RENDERERS)}")
         if image_size < 8:
             raise UserError(f"image size {image_size}: must be at least 8 pixels")
+        prefix = next((k for k, v in PIXEL_BODIES.items() if v == body), body.lower())
+        suffix = "" if int(image_size) == DEFAULT_SIZE else f"-{int(image_size)}"
+        env_id = f"{prefix}-pixels{suffix}"
+        renderers.check(env_id, renderer)  # before the physics is built
+        super().__init__(body, None, solver_iterations, ls_iterations)
         self.renderer = renderer
         self.image_size = int(image_size)
-        prefix = next(k for k, v in PIXEL_BODIES.items() if v == body)
-        suffix = "" if self.image_size == DEFAULT_SIZE else f"-{self.image_size}"
-        self.env_id = f"{prefix}-pixels{suffix}"
+        self.env_id = env_id
         self.vmappable = renderer == "jax"  # Madrona: one world batch per process, no vmap
         if renderer == "madrona":
-            try:
-                import madrona_mjx  # noqa: F401
-            except ImportError:
-                raise UserError(f"env {self.env_id!r}: {MADRONA_FIX}") from None
             log.warning("Madrona compiles its renderer on first use (minutes)")
         mj = self.physics.mj_model
         self._cam = mujoco.mj_name2id(mj, mujoco.mjtObj.mjOBJ_CAMERA, "track")
@@ -120,7 +113,11 @@ class PixelMJXEnv(MJXEnv):
     def render(self, data: mjx.Data) -> jax.Array:
         """The (H, W, 2) depth / shade image of ``data`` from the ``track`` camera, float32."""
         if self.renderer != "jax":
-            raise UserError(f"env {self.env_id!r}: the Madrona render path is not implemented")
+            raise UserError(
+                f"env {self.env_id!r}: sweepax has no Madrona render path (Madrona-MJX's JAX "
+                f"bridge needs jax < 0.6; this is jax {jax.__version__}): use "
+                f"{renderers.MADRONA_INSTEAD}"
+            )
         pos = data.cam_xpos[self._cam]
         vecs = jnp.asarray(self._rays) @ data.cam_xmat[self._cam].T  # world frame, (H * W, 3)
         cast = jax.vmap(mjx.ray, in_axes=(None, None, None, 0))

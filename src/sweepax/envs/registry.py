@@ -10,7 +10,8 @@ mazes ``Navix-DMLab-Maze-[F-]<NN>-v0`` (``navix_mazes``, navix imported only whe
 
 Image families (``Family.renders``) take ``renderer`` ("jax" or "madrona"); ``vmappable(env_id,
 renderer)`` tells the planner, without building the env, whether configs and seeds can share one
-vmapped program.
+vmapped program. Planning never asks whether a renderer is installed (tasks may run elsewhere);
+``check(env_id, renderer)`` and ``make`` do (``renderers.check``), before importing mujoco.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import typing as tp
 
 from gymnax.environments import environment
 
-from sweepax.envs import gymnax_envs, names, navix_mazes, pobax
+from sweepax.envs import gymnax_envs, names, navix_mazes, pobax, renderers
 from sweepax.envs.tmaze import TMaze
 from sweepax.errors import UserError
 
@@ -150,7 +151,7 @@ FAMILIES: list[Family] = [
         guesses=lambda env_id: list(_MJX_IDS),
     ),
     Family(
-        pattern="(" + "|".join(names.PIXEL_BODIES) + r")-pixels(?:-(\d+))?",
+        pattern=names.PIXEL_ID.pattern,
         template="<hopper|walker2d|halfcheetah|ant>-pixels[-<N>] (MJX, N x N image, default 64)",
         examples=_PIXEL_IDS,
         build=_build_pixels,
@@ -184,11 +185,24 @@ def _lookup(env_id: str) -> tuple[Family, re.Match]:
     raise UserError(f"unknown env {env_id!r}; known: {known}{hint}")
 
 
-def check(env_id: str) -> None:
-    """Raise ``UserError`` (known ids and a close match) unless ``env_id`` is registered."""
+def check(env_id: str, renderer: str | None = None) -> None:
+    """Raise ``UserError`` (known ids and a close match) unless ``env_id`` is registered; with
+    ``renderer``, also unless that renderer applies to ``env_id`` and can run here."""
     if not isinstance(env_id, str):
         raise UserError(f"env id must be a string, got {env_id!r}")
-    _lookup(env_id)
+    fam, _ = _lookup(env_id)
+    if renderer is not None:
+        _check_renderer(fam, env_id, renderer)
+
+
+def _check_renderer(fam: Family, env_id: str, renderer: str) -> None:
+    if fam.renders:
+        renderers.check(env_id, renderer)
+    elif renderer != "jax":
+        raise UserError(
+            f"env {env_id!r} has no image observations: renderer {renderer!r} applies only to "
+            f"{' / '.join(f.template for f in FAMILIES if f.renders)}; use renderer='jax'"
+        )
 
 
 def make(
@@ -201,6 +215,7 @@ def make(
     (MemoryChain's num_bits, ...); perfect_memory must be False. MJX and pixel ids:
     max_steps_in_episode, solver_iterations, ls_iterations; perfect_memory must be False.
     ``renderer`` ("jax" or "madrona") applies to image ids only; other ids accept only "jax".
+    A renderer that cannot run here is refused in one line before anything is built.
     """
     fam, match = _lookup(env_id)
     if kwargs.pop("perfect_memory", False):
@@ -208,13 +223,9 @@ def make(
             which = " and ".join(f.template for f in FAMILIES if f.perfect_memory)
             raise UserError(f"env {env_id!r}: perfect_memory is only defined for {which}")
         kwargs["perfect_memory"] = True
+    _check_renderer(fam, env_id, renderer)
     if fam.renders:
         return fam.build(match, renderer=renderer, **kwargs)
-    if renderer != "jax":
-        raise UserError(
-            f"env {env_id!r} has no image observations: renderer {renderer!r} applies only to "
-            f"{' / '.join(f.template for f in FAMILIES if f.renders)}; use renderer='jax'"
-        )
     return fam.build(match, **kwargs)
 
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import re
 import runpy
 import typing as tp
 from pathlib import Path
 
 from sweepax import entries, files
-from sweepax.envs.names import PIXEL_BODIES
+from sweepax.envs.names import PIXEL_ID
 from sweepax.errors import UserError
 from sweepax.hparams import Field
 from sweepax.sweep import args as task_args
@@ -26,8 +25,6 @@ RUN_KEYS = ("study_name", "platform", "save_params", *search.KEYS)
 POBAX_NAMES = {"window_mem": "memory_window"}
 # POBAX's keys asking to keep the trained parameters: sweepax's run key ``save_params``.
 POBAX_SAVE = ("save_runner_state", "save_checkpoints")
-# Pixel env ids (as the registry matches them): ``<body>-pixels`` or ``<body>-pixels-<N>``.
-PIXEL_ID = re.compile("(" + "|".join(PIXEL_BODIES) + r")-pixels(?:-(\d+))?")
 # POBAX hyperparameters (pobax/config.py) without a sweepax counterpart yet: refused, never ignored.
 POBAX_ONLY = (
     "alpha", "default_max_steps_in_episode", "gating", "ld_exploration_bonus_scale", "num_epochs",
