@@ -4,6 +4,10 @@ An env that cannot be vmapped (``registry.vmappable``: image envs with ``rendere
 gets one task per config and per seed (``--seed s --n_seeds 1``), and the plan says so in
 ``Plan.notes``. A study larger than ``max_configs`` is refused from the sizes of its axes, before
 any config is made; every ``exclude`` rule must drop at least one config.
+
+``max_vmap="auto"`` sizes the tasks by device memory instead (``sweep.memory``): each program's
+configs are split into the fewest tasks whose compiled update program fits the budget with a
+margin, and each task carries its estimate. Only then is JAX imported.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from sweepax import files
 from sweepax.entries import Entry
 from sweepax.errors import UserError
 from sweepax.sweep import args as task_args
+from sweepax.sweep import memory
 from sweepax.sweep.load import Axis, Study
 
 MAX_CONFIGS = 100_000  # default --max-configs: ~12 s and ~0.5 GB to plan, ~10 MB of manifest
@@ -38,6 +43,7 @@ class Task:
     seeds: list[int]
     argv: list[str]
     search: dict[str, tp.Any] | None = None  # how its configs were chosen (random sample, bin)
+    memory_estimate_bytes: int | None = None  # with --max-vmap auto: its device memory, estimated
 
     @property
     def command(self) -> str:
@@ -51,8 +57,9 @@ class Plan:
 
     study: Study
     tasks: list[Task]
-    max_vmap: int | None
+    max_vmap: int | str | None  # configs per task at most, "auto" (by memory) or None
     notes: list[str] = dataclasses.field(default_factory=list)  # e.g. envs that cannot vmap
+    memory: dict[str, tp.Any] | None = None  # with "auto": budget, margin and fits (Sizer.record)
 
     @property
     def n_runs(self) -> int:
@@ -69,7 +76,10 @@ class Plan:
         ``search`` where the configs are a random sample or a bin of the program's grid
         (``sweep.search``): ``sweep_type``, ``grid_size``, ``grid_index`` (each config's row in
         the grid, row-major in the sweep file's key order), and ``seed`` / ``n_random_hparams``
-        or ``n_run_bins`` / ``run_bin_idx``.
+        or ``n_run_bins`` / ``run_bin_idx``. With ``max_vmap: "auto"``: ``memory`` (the budget,
+        margin, the estimate's formula and each program's fit: ``intercept_bytes``,
+        ``bytes_per_config``, ``measured_bytes`` per compiled grid size) and each task's
+        ``memory_estimate_bytes``.
         """
         entry = self.study.entry
         return {
@@ -84,6 +94,7 @@ class Plan:
             "n_tasks": len(self.tasks),
             "n_runs": self.n_runs,
             **({"notes": self.notes} if self.notes else {}),
+            **({"memory": self.memory} if self.memory else {}),
             "tasks": [
                 {
                     "index": t.index,
@@ -94,6 +105,11 @@ class Plan:
                     "seeds": t.seeds,
                     "n_configs": len(t.configs),
                     **({"search": t.search} if t.search else {}),
+                    **(
+                        {"memory_estimate_bytes": t.memory_estimate_bytes}
+                        if t.memory_estimate_bytes is not None
+                        else {}
+                    ),
                 }
                 for t in self.tasks
             ],
@@ -211,6 +227,7 @@ class _Builder:
 
     study: Study
     max_vmap: int | None
+    sizer: memory.Sizer | None = None  # with --max-vmap auto
     tasks: dict[str, Task] = dataclasses.field(default_factory=dict)
     notes: list[str] = dataclasses.field(default_factory=list)
 
@@ -238,13 +255,16 @@ class _Builder:
         given_rows: list[dict],
         configs: list[dict],
         search: dict | None = None,
+        estimate: int | None = None,
     ):
         """One task of ``configs`` (``given_rows``: their values the sweep file sets)."""
         tid = task_args.task_id(self.entry, static, configs)
         if tid not in self.tasks:
             argv = task_args.to_argv(self.entry, given_static, given_rows, self.run_options)
             seeds = list(range(static["seed"], static["seed"] + static["n_seeds"]))
-            self.tasks[tid] = Task(len(self.tasks), tid, static, configs, seeds, argv, search)
+            self.tasks[tid] = Task(
+                len(self.tasks), tid, static, configs, seeds, argv, search, estimate
+            )
 
     def add_vmapped(
         self,
@@ -254,11 +274,21 @@ class _Builder:
         defaults: dict,
         search: dict | None = None,
     ):
-        """The configs of one program, split into tasks of at most ``max_vmap`` configs."""
-        step = self.max_vmap or len(rows)
-        for start in range(0, len(rows), step):
-            chunk = rows[start : start + step]
-            self.add(static, given_static, chunk, [{**defaults, **r} for r in chunk], search)
+        """The configs of one program, split into tasks of at most ``max_vmap`` configs (with a
+        ``sizer``: the fewest tasks that fit the memory budget, of equal size within one)."""
+        if self.sizer is None:
+            step = self.max_vmap or len(rows)
+            sizes = [len(rows[start : start + step]) for start in range(0, len(rows), step)]
+            fit = None
+        else:
+            sizes, fit = self.sizer.split(static, len(rows))
+        start = 0
+        for n in sizes:
+            chunk = rows[start : start + n]
+            start += n
+            estimate = None if fit is None else fit.bytes(n)
+            configs = [{**defaults, **r} for r in chunk]
+            self.add(static, given_static, chunk, configs, search, estimate)
 
     def add_unvmapped(
         self,
@@ -280,24 +310,36 @@ class _Builder:
 
 def plan(
     study: Study,
-    max_vmap: int | None = None,
+    max_vmap: int | str | None = None,
     max_configs: int = MAX_CONFIGS,
     on_progress: tp.Callable[[int, int], None] | None = None,
+    device_memory: int | None = None,
 ) -> Plan:
     """Expand a study into tasks; ``max_vmap`` caps the vmapped configs per task.
+
+    ``max_vmap="auto"``: tasks sized by memory (``sweep.memory``), ``device_memory`` bytes of
+    budget (default: the device's own memory, else ``memory.DEFAULT_DEVICE_MEMORY``).
 
     Refuses (``UserError``) a study of more than ``max_configs`` configs before making any,
     values outside their declared range, and ``exclude`` rules that drop nothing.
     ``on_progress(done, total)`` hears every ``PROGRESS_EVERY`` configs of a large study.
     """
-    if max_vmap is not None and max_vmap < 1:
-        raise UserError(f"--max-vmap {max_vmap}: must be at least 1")
+    if max_vmap is not None:
+        max_vmap = memory.max_vmap_arg(str(max_vmap))
+    if device_memory is not None and max_vmap != memory.AUTO:
+        raise UserError(
+            f"--device-memory {memory.mib(device_memory)}: only sizes tasks with --max-vmap auto; "
+            "add --max-vmap auto or drop --device-memory"
+        )
     total = check_size(study, max_configs)
     entry = study.entry
     static_defaults = {f.name: f.default for f in entry.static_fields}
     sweep_defaults = {f.name: f.default for f in entry.sweep_fields}
     exclusion = _Exclusion(study.exclude)
-    built = _Builder(study, max_vmap)
+    sizer = None
+    if max_vmap == memory.AUTO:
+        sizer = memory.sizer(entry.name, str(study.path), device_memory)
+    built = _Builder(study, None if sizer else max_vmap, sizer)
     counter = _Progress(total, on_progress)
     for i, axes in enumerate(study.arg_sets):
         search = study.search(i)
@@ -341,7 +383,8 @@ def plan(
         raise UserError(
             f"{study.path}: key 'exclude': the sweep is empty after exclusion; loosen 'exclude'"
         )
-    return Plan(study, list(built.tasks.values()), max_vmap, built.notes)
+    record = sizer.record() if sizer else None
+    return Plan(study, list(built.tasks.values()), max_vmap, built.notes, record)
 
 
 def manifest_text(plan: Plan) -> str:

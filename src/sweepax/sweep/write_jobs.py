@@ -12,21 +12,28 @@ from rich.table import Table
 
 from sweepax.console import make_console
 from sweepax.errors import UserError, cli
-from sweepax.sweep import load, plan
+from sweepax.sweep import load, memory, plan
 
 
 def plan_targets(
-    targets: tp.Sequence[str], max_vmap: int | None, max_configs: int = plan.MAX_CONFIGS
+    targets: tp.Sequence[str],
+    max_vmap: int | str | None,
+    max_configs: int = plan.MAX_CONFIGS,
+    device_memory: int | None = None,
 ) -> list[plan.Plan]:
     """Load and plan every sweep file under ``targets``; fail on the first bad one.
 
-    A study of more than ``plan.PROGRESS_EVERY`` configs reports its progress on stderr.
+    A study of more than ``plan.PROGRESS_EVERY`` configs reports its progress on stderr;
+    ``max_vmap="auto"`` sizes tasks by ``device_memory`` bytes (``plan.plan``).
     """
     plans = []
     for path in load.find_sweep_files(targets):
         study = load.load(path)
         progress = functools.partial(_report_progress, study.name)
-        plans.append(plan.plan(study, max_vmap, max_configs, on_progress=progress))
+        planned = plan.plan(
+            study, max_vmap, max_configs, on_progress=progress, device_memory=device_memory
+        )
+        plans.append(planned)
     seen: dict[str, Path] = {}
     for p in plans:
         if p.study.name in seen:
@@ -68,6 +75,32 @@ def plan_table(plans: tp.Sequence[plan.Plan]) -> Table:
     return table
 
 
+def memory_lines(plans: tp.Sequence[plan.Plan]) -> list[str]:
+    """With ``--max-vmap auto``: the budget of each study, then one line per task's estimate."""
+    lines = []
+    for p in plans:
+        if not p.memory:
+            continue
+        m = p.memory
+        lines.append(
+            f"memory: {p.study.name}: budget {memory.mib(m['budget_bytes'])} "
+            f"({m['margin']:g} x {memory.mib(m['device_memory_bytes'])}, "
+            f"{m['device_memory_source']})"
+        )
+        for fit in m["fits"]:
+            lines.append(
+                f"  fit: {memory.mib(fit['intercept_bytes'])} + "
+                f"{memory.mib(fit['bytes_per_config'])} per config x {fit['seeds']} seeds"
+            )
+        for t in p.tasks:
+            if t.memory_estimate_bytes is not None:
+                lines.append(
+                    f"  task {t.index} {t.task_id}: {len(t.configs)} configs x {len(t.seeds)} "
+                    f"seeds, about {memory.mib(t.memory_estimate_bytes)}"
+                )
+    return lines
+
+
 def plan_notes(plans: tp.Sequence[plan.Plan]) -> list[str]:
     """One line per note of any plan (e.g. an env that cannot vmap and was split into tasks)."""
     return [f"note: {p.study.name}: {note}" for p in plans for note in p.notes]
@@ -82,7 +115,17 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     )
     parser.add_argument("targets", nargs="+", help="sweep files or folders of them")
     parser.add_argument(
-        "--max-vmap", type=int, default=None, help="at most N vmapped configs per task"
+        "--max-vmap",
+        type=memory.max_vmap_arg,
+        default=None,
+        help="at most N vmapped configs per task, or 'auto': as many as fit --device-memory",
+    )
+    parser.add_argument(
+        "--device-memory",
+        type=memory.parse_size,
+        default=None,
+        help="with --max-vmap auto: the device's memory, e.g. 80GiB or 512MiB (default: what "
+        f"the device reports, else {memory.mib(memory.DEFAULT_DEVICE_MEMORY)})",
     )
     parser.add_argument(
         "--max-configs",
@@ -100,7 +143,7 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     # everything validated before anything is written
-    plans = plan_targets(args.targets, args.max_vmap, args.max_configs)
+    plans = plan_targets(args.targets, args.max_vmap, args.max_configs, args.device_memory)
     console = make_console()
     for p in plans:
         txt, manifest = plan.write(p, args.runs_dir)
@@ -112,6 +155,8 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
             hint = onager.launch_hint(p.study.name)
             console.print(f"onager: wrote {path}; {hint}", soft_wrap=True)
     console.print(plan_table(plans))
+    for line in memory_lines(plans):
+        console.print(line, soft_wrap=True, highlight=False)
     for note in plan_notes(plans):
         console.print(note, soft_wrap=True)
     return 0
