@@ -311,8 +311,10 @@ class Checkpoints:
 
         def _ask(signum: int, _frame: tp.Any) -> None:
             name = signal.Signals(signum).name
-            if self.stop_signal is not None and signum == signal.SIGINT:
-                raise KeyboardInterrupt
+            if self.stop_signal is not None:  # asked already: a second Ctrl-C stops at once
+                if signum == signal.SIGINT:
+                    raise KeyboardInterrupt
+                return
             self.stop_signal = name
             self.say(f"{name}: checkpointing at the end of this chunk of updates, then stopping")
 
