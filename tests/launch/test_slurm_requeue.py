@@ -1,0 +1,158 @@
+"""On a real SLURM cluster (``nox -s slurm_tests``): two array tasks of one study are interrupted
+after their first checkpoint, one by ``scontrol requeue <job>_<task>``, one by its warning signal
+(``scancel --signal=USR1 --batch``, which the batch shell turns into checkpoint, stop and
+``scontrol requeue``). Both resume from their checkpoint, say so in their logs, and end with
+stores bit-identical to uninterrupted runs of the same lines here; ``status`` shows them
+requeued (with their last checkpointed update), then complete."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import xarray as xr
+
+from sweepax.launch import records
+from sweepax.launch.records import Paths
+from sweepax.results import store
+
+from .conftest import cluster_up, sweepax, task_states
+
+pytestmark = [
+    pytest.mark.slurm,
+    pytest.mark.skipif(not cluster_up(), reason="no SLURM cluster answers (nox -s slurm_tests)"),
+]
+
+# 2 tasks (hidden 8, 16) of 256 updates in chunks of 13: checkpoints every chunk
+SWEEP = """
+hparams = {
+    "entry": "-m sweepax.train ppo",
+    "args": [{
+        "env": "tmaze_5", "hidden_size": [8, 16], "total_steps": 32768, "num_steps": 32,
+        "num_envs": 4, "eval_steps": 32, "seed": 3, "n_seeds": 2,
+    }],
+}
+"""
+
+
+def log_text(project: Path, job: str, stream: str) -> str:
+    path = project / "logs" / "resume" / f"{job}.{stream}"
+    return path.read_text() if path.exists() else ""
+
+
+def wait_until(what: str, check, timeout: float = 400, every: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(every)
+
+
+def restarts_pending(job: str, task: int) -> bool:
+    """Is array task ``job_task`` pending again after a restart?"""
+    out = subprocess.run(
+        ["squeue", "-h", "-r", "-j", f"{job}_{task}", "-O", "State:|,RestartCnt:|"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return out.startswith("PENDING|") and out.split("|")[1] not in ("", "0")
+
+
+def status_rows(project: Path, env: dict) -> list[dict]:
+    out = sweepax(project, env, "launch.status", "resume", "--json").stdout
+    return json.loads(out)["resume"]
+
+
+def assert_bit_identical(a: Path, b: Path) -> None:
+    with xr.open_zarr(a, consolidated=None) as x, xr.open_zarr(b, consolidated=None) as y:
+        assert sorted(x.data_vars) == sorted(y.data_vars)
+        for name in x.data_vars:
+            assert x[name].values.tobytes() == y[name].values.tobytes(), f"{name} differs"
+
+
+def test_requeued_and_signalled_array_tasks_resume_and_end_bit_identical(tmp_path):
+    project = tmp_path / "project"
+    (project / "hyperparams").mkdir(parents=True)
+    (project / "hyperparams" / "resume.py").write_text(SWEEP)
+    env = {
+        **os.environ,
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+        "SWEEPAX_CHECKPOINT_EVERY": "0",  # the tasks inherit it (sbatch --export=ALL)
+    }
+    env.pop("SWEEPAX_SITE", None)
+    sweepax(project, env, "launch.slurm", "hyperparams/resume.py", "--no-container")
+    (rec,) = records.read_submissions(Paths(project / "runs"), "resume")
+    job = rec["job_id"]
+    manifest = json.loads((project / "runs" / "resume.json").read_text())
+    ids = [t["task_id"] for t in manifest["tasks"]]
+
+    # 1. both tasks have checkpointed: requeue one, send the other its warning signal
+    for task in (0, 1):
+        wait_until(
+            f"{job}_{task}'s first checkpoint",
+            lambda t=task: "checkpoint update-" in log_text(project, f"{job}_{t}", "err"),
+        )
+    subprocess.run(["scontrol", "requeue", f"{job}_0"], check=True)
+    subprocess.run(["scancel", "--signal=USR1", "--batch", f"{job}_1"], check=True)
+
+    # 2. each goes back to the queue with one restart; held there, status shows it requeued
+    for task in (0, 1):
+        wait_until(
+            f"{job}_{task} requeued",
+            lambda t=task: restarts_pending(job, t),
+            timeout=120,
+            every=0.1,
+        )
+        subprocess.run(["scontrol", "hold", f"{job}_{task}"], check=True)
+    rows = status_rows(project, env)
+    assert [(r["state"], r["restarts"]) for r in rows] == [("requeued", 1), ("requeued", 1)]
+    assert all(r["checkpoint"] and r["checkpoint"].endswith("/256") for r in rows)
+    table = sweepax(project, env, "launch.status", "resume").stdout
+    assert f"requeued resume[1] {ids[1]} job {job}_1 (restarts: 1): checkpoint at update" in (
+        " ".join(table.split())
+    )
+    subprocess.run(["scontrol", "release", f"{job}_0,{job}_1"], check=True)
+
+    # 3. both finish from their checkpoints
+    def done() -> bool:
+        states = task_states([job])
+        return (
+            all(states.get(f"{job}_{t}") == "COMPLETED" for t in (0, 1))
+            and len(store.complete_stores(project / "results" / "resume")) == 2
+        )
+
+    wait_until("both tasks complete", done)
+    assert [r["state"] for r in status_rows(project, env)] == ["complete", "complete"]
+    for task, task_id in enumerate(ids):
+        err = log_text(project, f"{job}_{task}", "err")
+        resumed = [ln for ln in err.splitlines() if ln.startswith(f"resumed {task_id} at update ")]
+        assert len(resumed) == 1 and resumed[0].endswith("/256"), err[-2000:]
+    out1, err1 = log_text(project, f"{job}_1", "out"), log_text(project, f"{job}_1", "err")
+    assert "on SIGUSR1: checkpoint saved" in err1 and "sweepax: USR1 received" in err1
+    assert f"sweepax: requeueing {job}_1 (restart 1 of at most 3)" in out1
+    # appended, not truncated: both starts of each task are in its log
+    for task in (0, 1):
+        starts = log_text(project, f"{job}_{task}", "out").count("sweepax: resume task")
+        assert starts == 2
+    assert not (project / "results" / "resume" / ".checkpoints").exists()
+
+    # 4. the same lines run here without interruption: every data variable bit-identical
+    lines = (project / "runs" / "resume.txt").read_text().splitlines()
+    for line, task_id in zip(lines, ids, strict=True):
+        proc = subprocess.run(
+            [*shlex.split(line), "--results_dir", "reference", "--checkpoint_every", "1e9"],
+            cwd=project, env=env, capture_output=True, text=True,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        cluster = store.complete_stores(project / "results" / "resume")[task_id]
+        assert_bit_identical(cluster, project / "reference" / "resume" / f"{task_id}.zarr")
+    for task_id in ids:
+        segments = store.read_attrs(store.complete_stores(project / "results" / "resume")[task_id])
+        segments = segments["provenance"]["segments"]
+        assert [s["slurm_restart_count"] for s in segments] == [None, 1]
+        assert segments[0]["slurm_job"] == segments[1]["slurm_job"]
