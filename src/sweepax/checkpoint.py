@@ -64,6 +64,30 @@ def default_every() -> float:
     return value
 
 
+CODE = "src"  # the package's code in a checkout: what decides the numbers
+
+
+def code_version() -> dict[str, str | None]:
+    """The checkout's commit and a hash of every uncommitted change to its ``src/`` (diff and
+    untracked files): a checkpoint resumes only under the same code. Edits elsewhere in the
+    checkout (sweep files, notes) do not count. Outside a checkout: all None (the packages'
+    versions, sweepax's included, are compared instead)."""
+    from sweepax import provenance
+
+    commit = provenance.git_output("rev-parse", "HEAD")
+    if commit is None:
+        return {"commit": None, "src_changes_sha256": None}
+    digest = hashlib.sha256((provenance.git_output("diff", "HEAD", "--", CODE) or "").encode())
+    untracked = provenance.git_output("ls-files", "--others", "--exclude-standard", "-z", CODE)
+    for name in sorted(n for n in (untracked or "").split("\0") if n):
+        digest.update(name.encode() + b"\0")
+        try:
+            digest.update(bytes.fromhex(files.sha256_file(provenance.PROJECT_ROOT / name)))
+        except OSError:
+            digest.update(b"unreadable")
+    return {"commit": commit, "src_changes_sha256": digest.hexdigest()}
+
+
 def task_folder(study_dir: Path, task_id: str) -> Path:
     """Where the checkpoints of ``task_id`` go."""
     return Path(study_dir) / FOLDER / task_id

@@ -280,12 +280,13 @@ def checkpoint_options(argv: tp.Sequence[str]) -> tuple[argparse.Namespace, list
 
 def checkpoint_fingerprint(task: Task, prov: dict[str, tp.Any], chunk: int) -> dict[str, tp.Any]:
     """What must not differ between a checkpoint and the run resuming from it."""
-    git = prov.get("git") or {}
+    from sweepax import checkpoint
+
     return json.loads(
         json.dumps(
             {
                 "task_id": task.task_id,
-                "code": {k: git.get(k) for k in ("commit", "diff_sha256", "untracked_sha256")},
+                "code": checkpoint.code_version(),
                 "packages": prov.get("packages"),
                 "xla_flags": prov.get("xla_flags"),
                 "arguments": {
@@ -439,7 +440,9 @@ def _import_runtime() -> float:
 
 
 def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    # one write per line: the SLURM script appends its own lines to the same log
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
 
 
 def check_before_compute(argv: tp.Sequence[str]) -> Task:
