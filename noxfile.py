@@ -162,6 +162,13 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session(python=False, default=False)
+def bench_roofline(session: nox.Session) -> None:
+    """PPO update FLOPs (XLA + by hand), fraction of measured peak, time per piece (~7 min CPU)."""
+    python = venv(session)
+    session.run(python, str(ROOT / "bench" / "roofline.py"), *session.posargs, external=True)
+
+
+@nox.session(python=False, default=False)
 def bench_mjx(session: nox.Session) -> None:
     """MJX env steps/s on CPU per model for 1, 64, 1024 worlds [--models M,..] [--worlds N,..]."""
     python = venv(session)

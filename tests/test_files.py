@@ -22,6 +22,14 @@ def test_write_text_replaces_whole_file_and_leaves_no_temporary(tmp_path):
     assert sorted(p.name for p in path.parent.iterdir()) == ["study.txt"]
 
 
+def test_write_bytes_replaces_whole_file_and_leaves_no_temporary(tmp_path):
+    path = tmp_path / "scores.pkl"
+    path.write_bytes(b"old")
+    assert files.write_bytes(path, b"\x80\x04new") == path
+    assert path.read_bytes() == b"\x80\x04new"
+    assert [p.name for p in tmp_path.iterdir()] == ["scores.pkl"]
+
+
 def test_write_json_round_trips_with_trailing_newline(tmp_path):
     path = files.write_json(tmp_path / "m.json", {"a": [1, 2]})
     assert path.read_text().endswith("}\n")

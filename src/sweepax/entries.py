@@ -117,6 +117,7 @@ _POBAX_PPO = (
     ("seed", 2020),
     ("n_seeds", 5),
     ("lambda1", 0.5),
+    ("num_eval_envs", 10),  # POBAX evaluates on 10 envs; sweepax on num_envs
 )
 # POBAX's embed_size is the layers' width (ours); its attention has its own width (qkv_features
 # 256, 8 heads) where ours splits embed_size over num_heads: num_heads keeps sweepax's default so

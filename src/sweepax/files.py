@@ -67,17 +67,22 @@ def remove(path: str | os.PathLike) -> None:
             path.unlink()
 
 
-def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (temporary name, then ``os.replace``)."""
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temporary name, then ``os.replace``)."""
     path = Path(path)
     tmp = temp_path(path)
     try:
-        tmp.write_text(text)
+        tmp.write_bytes(data)
         os.replace(tmp, path)
     except BaseException:
         remove(tmp)
         raise
     return path
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically (temporary name, then ``os.replace``)."""
+    return write_bytes(path, text.encode("utf-8"))
 
 
 def write_json(path: str | os.PathLike, data: tp.Any, indent: int | None = 1) -> Path:

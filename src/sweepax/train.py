@@ -158,10 +158,23 @@ def parse_task(argv: tp.Sequence[str]) -> Task:
     from sweepax.envs import registry
 
     registry.check(static["env"])
+    check_entry_as_written(entry, options.entry_as_written)
     if problems := entry.problems(static, rows):
         raise UserError("; ".join(problems) + "; fix the task's arguments")
     task_id = task_args.task_id(entry, static, rows)
     return Task(entry, list(argv), options, static, rows, task_id)
+
+
+def check_entry_as_written(entry: entries.Entry, written: str | None) -> None:
+    """Refuse an ``--entry_as_written`` that is not an entry running this program."""
+    if written is None:
+        return
+    named = entries.parse_entry(written, "--entry_as_written")
+    if named.name != entry.name:
+        raise UserError(
+            f"--entry_as_written: {written!r} runs sweepax's {named.name!r}, not {entry.name!r}; "
+            "fix the task line (plan it again with write_jobs)"
+        )
 
 
 def check_study(study: str) -> None:
@@ -380,12 +393,22 @@ def env_steps(task: Task, num_updates: int) -> tp.Any:
     return (np.arange(num_updates) + 1) * task.static["num_steps"] * task.static["num_envs"]
 
 
-def store_attrs(task: Task, prov: dict[str, tp.Any]) -> dict[str, tp.Any]:
-    """The store's attributes: study, task id, resolved arguments, sweep file, provenance."""
+def store_attrs(
+    task: Task, prov: dict[str, tp.Any], discount: tuple[float, str] | None = None
+) -> dict[str, tp.Any]:
+    """The store's attributes: study, task id, resolved arguments, sweep file, provenance.
+
+    ``entry_as_written``: the sweep file's entry (``-m pobax.algos.ppo``) when the task line
+    gives it. ``discount`` (the run's ``(gamma, source)``, ``ppo.discount``) adds ``gamma_used``
+    and ``gamma_source``: ``"env"`` where the env's own discount replaced the sweep's ``gamma``
+    (POBAX's ``.POMDP`` models, Battleship), else ``"sweep"``.
+    """
     attrs = {
         "study": task.options.study,
         "task_id": task.task_id,
         "entry": task.entry.name,
+        **({"entry_as_written": w} if (w := task.options.entry_as_written) else {}),
+        **({"gamma_used": discount[0], "gamma_source": discount[1]} if discount else {}),
         "static": task.static,
         "args": {**task.static, **task.vmapped(), "grid": task.options.grid},
         "spec_path": task.options.spec,
@@ -396,11 +419,36 @@ def store_attrs(task: Task, prov: dict[str, tp.Any]) -> dict[str, tp.Any]:
     return json.loads(json.dumps(attrs))
 
 
-def write_store(task: Task, metrics: dict, attrs: dict[str, tp.Any]) -> Path:
-    """Write ``<results_dir>/<study>/<task_id>.zarr`` atomically; its path."""
+def params_dataset(params: tp.Any, task: Task) -> tp.Any:
+    """The final parameters (a pytree, leaves (config, seed, ...)) as an xarray Dataset.
+
+    One data variable per leaf, named by its path in the parameter tree joined with ``.``
+    (``params.GRU_0.hidden.kernel``), dims ``config, seed, <name>.0, <name>.1, ...``; the
+    coordinates are those of the metrics: each swept hyperparameter along ``config``, ``seed``.
+    """
+    import jax
+    import numpy as np
+    import xarray as xr
+
+    from sweepax.results.values import coord_values
+
+    data = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        name = ".".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+        arr = np.asarray(leaf)
+        data[name] = (("config", "seed", *(f"{name}.{d}" for d in range(arr.ndim - 2))), arr)
+    coords = {k: ("config", coord_values(v)) for k, v in task.vmapped().items()}
+    coords["seed"] = ("seed", np.asarray(task.seeds, dtype=np.int64))
+    return xr.Dataset(data, coords=coords)
+
+
+def write_store(task: Task, metrics: dict, attrs: dict[str, tp.Any], params: tp.Any = None) -> Path:
+    """Write ``<results_dir>/<study>/<task_id>.zarr`` atomically; its path. ``params`` (the final
+    parameters, ``save_params``) go into the store's group ``final_params``."""
     from sweepax.results import store
 
     task.study_dir.mkdir(parents=True, exist_ok=True)
+    groups = {} if params is None else {store.PARAMS_GROUP: params_dataset(params, task)}
     return store.write_task_store(
         task.study_dir,
         task.task_id,
@@ -409,6 +457,7 @@ def write_store(task: Task, metrics: dict, attrs: dict[str, tp.Any]) -> Path:
         seeds=task.seeds,
         env_steps=env_steps(task, metrics["episode_return"].shape[-1]),
         attrs=attrs,
+        groups=groups,
     )
 
 
@@ -523,7 +572,9 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
         "saves": ckpt.saves,
         "save_seconds": round(ckpt.save_seconds, 3),
     }
-    path = write_store(task, metrics, store_attrs(task, prov))
+    params = compiled.final_params if task.options.save_params else None
+    attrs = store_attrs(task, prov, (compiled.gamma, compiled.gamma_source))
+    path = write_store(task, metrics, attrs, params)
     if not ckpt_options.keep_checkpoints:
         ckpt.remove_all()
     print(

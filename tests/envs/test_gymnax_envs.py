@@ -39,7 +39,8 @@ DEFAULT_GYMNAX_IDS = [
 ALL = os.environ.get("SWEEPAX_ALL_GYMNAX", "") not in ("", "0")
 SHAPE_IDS = (list(GYMNAX_IDS) if ALL else DEFAULT_GYMNAX_IDS) + MASKED_IDS
 
-# Declared masks, written out independently of the module's table.
+# Declared masks, written out independently of the module's table: POBAX 0.0.1's mask_dims
+# (its masked_gymnax_env_map; tests/envs/pobax/test_masked_ids.py reads them from POBAX itself).
 EXPECTED_KEPT = {
     "CartPole-F-v0": (0, 1, 2, 3),
     "CartPole-P-v0": (0, 2),  # x, theta

@@ -106,7 +106,8 @@ def test_a_pobax_file_means_what_the_same_values_mean_in_sweepax(tmp_path: Path)
     """, name="pobax.py")  # fmt: skip
     ours = make_study(tmp_path, """
     hparams = {"entry": "-m sweepax.train ppo", "args": [{"env": "tmaze_5", "lr": "0.001 0.01",
-      "anneal_lr": True, "total_steps": 1500000, "seed": 2020, "n_seeds": 5, "lambda1": 0.5}]}
+      "anneal_lr": True, "total_steps": 1500000, "seed": 2020, "n_seeds": 5, "lambda1": 0.5,
+      "num_eval_envs": 10}]}
     """, name="ours.py")  # fmt: skip
     (a,) = plan.plan(pobax, None).tasks
     (b,) = plan.plan(ours, None).tasks
@@ -116,7 +117,7 @@ def test_a_pobax_file_means_what_the_same_values_mean_in_sweepax(tmp_path: Path)
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ('"num_eval_envs": 10', "key 'num_eval_envs': POBAX has it but sweepax cannot honour it"),
+        ('"qkv_features": 64', "key 'qkv_features': POBAX has it but sweepax cannot honour it"),
         ('"window_grad": 64', "key 'window_grad': POBAX has it but sweepax cannot honour it"),
         ('"alpha": "0.5 1"', "key 'alpha': '0.5 1': POBAX has it but sweepax cannot honour it"),
     ],

@@ -54,8 +54,19 @@ class PPOStatic:
     eval_steps: int = hp(
         1000, "steps per env of the greedy-free evaluation rollout after training", low=1
     )
+    num_eval_envs: int = hp(
+        0,
+        "envs of the evaluation rollout after training (POBAX's num_eval_envs); 0: num_envs",
+        low=0,
+        in_id_at_default=False,
+    )
     seed: int = hp(2024, "first seed; the run uses seeds seed .. seed+n_seeds-1", label=False)
     n_seeds: int = hp(1, "seeds vmapped inside the program", low=1, label=False)
+
+    @property
+    def eval_envs(self) -> int:
+        """Envs of the evaluation rollout: ``num_eval_envs``, or ``num_envs`` when it is 0."""
+        return self.num_eval_envs or self.num_envs
 
     @property
     def num_updates(self) -> int:

@@ -22,6 +22,11 @@ training.
 With ``double_critic`` (lambda-discrepancy, Allen et al. 2024, https://arxiv.org/abs/2407.07333)
 the network has two value heads, ``value[..., 0]`` trained on GAE(lambda0) targets and
 ``value[..., 1]`` on GAE(lambda1) targets; the policy uses the lambda0 advantage.
+Two env-declared hooks, as POBAX's agent has them: ``env.action_mask_dims`` (start, stop) marks
+a slice of the observation as an action mask (Battleship's never-fired cells): the network does
+not see it and masked actions get logit ``MASKED_LOGIT`` (``ActionMasked``); with
+``env.normalize_reward`` (RockSample) the agent learns from rewards divided by the running std of
+the discounted return over all envs (``RewardStats``), while returns are reported unscaled.
 Truncation (``max_steps_in_episode``) is treated like termination: no bootstrap from the value of
 the cut-off state. For the T-Maze this only affects wandering episodes of 1000 steps.
 """
@@ -48,6 +53,7 @@ _RNN_UNROLL = 1
 _ENV_UNROLL = 1
 OBS_CLIP = 10.0  # normalised observations are clipped to +-OBS_CLIP
 OBS_EPS = 1e-8
+MASKED_LOGIT = -1e6  # logit of an action the env's action mask forbids (POBAX's value)
 
 
 class ObsStats(tp.NamedTuple):
@@ -79,6 +85,61 @@ class ObsStats(tp.NamedTuple):
         return jnp.clip(z, -OBS_CLIP, OBS_CLIP)
 
 
+class RewardStats(tp.NamedTuple):
+    """Running mean / variance of the discounted return of every env, as POBAX's
+    ``NormalizeVecReward`` keeps them for envs that ask for it (``env.normalize_reward``):
+    the agent learns from ``reward / sqrt(var + 1e-8)``; returns are reported unscaled."""
+
+    mean: jax.Array  # ()
+    var: jax.Array  # ()
+    count: jax.Array  # ()
+    running: jax.Array  # (num_envs,) discounted return of each env's episode so far
+
+    @classmethod
+    def empty(cls, num_envs: int) -> RewardStats:
+        """POBAX's start: mean 0, variance 1, count 1e-4."""
+        one = lambda v: jnp.asarray(v, jnp.float32)  # noqa: E731
+        return cls(one(0.0), one(1.0), one(1e-4), jnp.zeros((num_envs,), jnp.float32))
+
+    def update(
+        self, reward: jax.Array, done: jax.Array, gamma: float
+    ) -> tuple[RewardStats, jax.Array]:
+        """Merge this step's returns (parallel Welford); the scaled ``reward`` (num_envs,)."""
+        running = self.running * gamma * (1.0 - done) + reward
+        n = running.shape[0]
+        delta = running.mean() - self.mean
+        count = self.count + n
+        mean = self.mean + delta * n / count
+        m2 = self.var * self.count + running.var() * n + delta**2 * self.count * n / count
+        stats = RewardStats(mean, m2 / count, count, running)
+        return stats, reward / jnp.sqrt(stats.var + OBS_EPS)
+
+
+class ActionMasked:
+    """An env's action mask applied to a network: ``obs[..., start:stop]`` (1 allowed, 0 not) is
+    cut out of what the network sees, and the logits of masked actions become ``MASKED_LOGIT``
+    (POBAX's Battleship agent: ``logits * mask + (1 - mask) * -1e6``). Same ``init`` / ``apply``
+    / ``initialize_carry`` as the network, same parameters."""
+
+    def __init__(self, net: tp.Any, start: int, stop: int):
+        self.net, self.start, self.stop = net, start, stop
+
+    def _seen(self, x: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
+        obs, reset = x
+        return jnp.concatenate([obs[..., : self.start], obs[..., self.stop :]], -1), reset
+
+    def init(self, key: jax.Array, hidden: tp.Any, x: tuple[jax.Array, jax.Array]) -> tp.Any:
+        return self.net.init(key, hidden, self._seen(x))
+
+    def apply(self, params: tp.Any, hidden: tp.Any, x: tuple[jax.Array, jax.Array]) -> tp.Any:
+        hidden, logits, value = self.net.apply(params, hidden, self._seen(x))
+        mask = x[0][..., self.start : self.stop]
+        return hidden, logits * mask + (1 - mask) * MASKED_LOGIT, value
+
+    def initialize_carry(self, batch_size: int) -> tp.Any:
+        return self.net.initialize_carry(batch_size)
+
+
 class EnvLoop(tp.NamedTuple):
     """Per-env state carried between env steps; leading dim num_envs."""
 
@@ -91,6 +152,7 @@ class EnvLoop(tp.NamedTuple):
     ep_disc_return: jax.Array  # (num_envs,) discounted return of the running episode so far
     ep_discount: jax.Array  # (num_envs,) gamma ** (steps since episode start)
     obs_stats: ObsStats | None  # normalize_obs: statistics of every raw obs so far; else None
+    reward_stats: RewardStats | None  # env.normalize_reward: return statistics; else None
 
 
 class Transition(tp.NamedTuple):
@@ -101,7 +163,7 @@ class Transition(tp.NamedTuple):
     action: jax.Array  # (num_envs,) int32; continuous: (num_envs, dim) float32 raw (unclipped)
     log_prob: jax.Array  # (num_envs,)
     value: jax.Array  # (num_envs,), double_critic: (num_envs, 2) = (lambda0 head, lambda1 head)
-    reward: jax.Array  # (num_envs,)
+    reward: jax.Array  # (num_envs,) what the agent learns from (scaled by RewardStats if kept)
     done: jax.Array  # (num_envs,) bool, the episode ended at this step (terminated or truncated)
     ended_return: jax.Array  # (num_envs,) episode return where ``done``, else 0
     ended_disc_return: jax.Array  # (num_envs,) discounted episode return where ``done``, else 0
@@ -154,6 +216,8 @@ class Trainer(tp.NamedTuple):
     # (params, loop, key, steps, learn_stats=True) -> (loop, Transition (steps, num_envs, ...)):
     # the env loop alone, for inspection (tests); ``steps`` and ``learn_stats`` are static
     rollout: tp.Callable[..., tuple[EnvLoop, Transition]]
+    gamma: float  # the discount the run uses (``discount``)
+    gamma_source: str  # "env": the env's own discount; "sweep": the sweep's ``gamma``
 
 
 def assemble(updates: UpdateMetrics, final: EvalMetrics) -> TrainMetrics:
@@ -264,6 +328,16 @@ def action_spec(space: tp.Any) -> tuple[ActionSpec, jax.Array | None, jax.Array 
     raise UserError(f"PPO needs a Discrete or Box action space, not {type(space).__name__}")
 
 
+def discount(env: tp.Any, static: PPOStatic) -> tuple[float, str]:
+    """The run's discount and where it comes from: an env with its own ``gamma`` (POBAX's
+    ``.POMDP`` models, Battleship) trains with it, as in POBAX (``"env"``); every other env with
+    the sweep's ``gamma`` (``"sweep"``)."""
+    own = getattr(env, "gamma", None)
+    if own is None:
+        return float(static.gamma), "sweep"
+    return float(own), "env"
+
+
 def make_trainer(
     static: PPOStatic, network: tp.Callable[[ActionSpec], nn.Module] | None = None
 ) -> Trainer:
@@ -287,7 +361,7 @@ def make_trainer(
     space = env.action_space(env_params)
     action, low, high = action_spec(space)
     continuous = action.continuous
-    gamma = static.gamma
+    gamma, gamma_source = discount(env, static)
     if network is None:
         net = make_network(
             static.memoryless,
@@ -299,14 +373,23 @@ def make_trainer(
         )
     else:
         net = network(action)
+    mask_dims = getattr(env, "action_mask_dims", None)  # (start, stop) of the obs, or None
+    if mask_dims is not None:
+        if static.normalize_obs:
+            raise UserError(
+                f"env {static.env!r} gives its action mask in the observation, which "
+                "normalize_obs would rescale: run it without normalize_obs"
+            )
+        net = ActionMasked(net, *mask_dims)
+    normalize_reward = bool(getattr(env, "normalize_reward", False))  # POBAX's RockSample
     v_reset = jax.vmap(env.reset, in_axes=(0, None))
     v_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
 
-    def _no_action() -> jax.Array:
-        """Placeholder previous action at the first reset: (num_envs,) int32 or (num_envs, dim)."""
+    def _no_action(n: int) -> jax.Array:
+        """Placeholder previous action at the first reset of ``n`` envs: (n,) int32 or (n, dim)."""
         if continuous:
-            return jnp.zeros((num_envs, action.size), jnp.float32)
-        return jnp.zeros((num_envs,), jnp.int32)
+            return jnp.zeros((n, action.size), jnp.float32)
+        return jnp.zeros((n,), jnp.int32)
 
     def _observe(
         stats: ObsStats | None, obs: jax.Array, learn: bool
@@ -331,29 +414,32 @@ def make_trainer(
             prev = jax.nn.one_hot(prev_action, action.size) * (~reset)[:, None]
         return jnp.concatenate([obs, prev], axis=-1)
 
-    def _init_loop(key: jax.Array, obs_stats: ObsStats | None = None) -> EnvLoop:
-        """Fresh envs: reset all ``num_envs``; ``obs_stats`` given: frozen statistics (evaluate)."""
-        obs, env_state = v_reset(jax.random.split(key, num_envs), env_params)
-        reset = jnp.ones((num_envs,), bool)
+    def _init_loop(key: jax.Array, obs_stats: ObsStats | None = None, n: int = num_envs) -> EnvLoop:
+        """``n`` fresh envs (default ``num_envs``); ``obs_stats`` given: frozen statistics
+        (evaluate)."""
+        obs, env_state = v_reset(jax.random.split(key, n), env_params)
+        reset = jnp.ones((n,), bool)
         learn = obs_stats is None
         if static.normalize_obs and learn:
             obs_stats = ObsStats.empty(obs.shape[-1])
         obs_stats, obs = _observe(obs_stats, obs, learn)
         return EnvLoop(
             env_state=env_state,
-            obs=_net_input(obs, _no_action(), reset),
+            obs=_net_input(obs, _no_action(n), reset),
             reset=reset,
-            hidden=net.initialize_carry(num_envs),
-            ep_return=jnp.zeros((num_envs,), jnp.float32),
-            ep_disc_return=jnp.zeros((num_envs,), jnp.float32),
-            ep_discount=jnp.ones((num_envs,), jnp.float32),
+            hidden=net.initialize_carry(n),
+            ep_return=jnp.zeros((n,), jnp.float32),
+            ep_disc_return=jnp.zeros((n,), jnp.float32),
+            ep_discount=jnp.ones((n,), jnp.float32),
             obs_stats=obs_stats,
+            reward_stats=RewardStats.empty(num_envs) if normalize_reward else None,
         )
 
     def _env_step(
         params: tp.Any, loop: EnvLoop, key: jax.Array, learn_stats: bool
     ) -> tuple[EnvLoop, Transition]:
         """Act with the policy in every env and step them (auto-reset)."""
+        n = loop.reset.shape[0]  # num_envs, or the evaluation's envs
         key_act, key_env = jax.random.split(key)
         # SELECT ACTION
         hidden, policy, value = net.apply(params, loop.hidden, (loop.obs[None], loop.reset[None]))
@@ -363,13 +449,16 @@ def make_trainer(
         # STEP ENV (continuous: the raw sample is clipped to the Box only here)
         env_action = jnp.clip(act, low, high) if continuous else act
         obs, env_state, reward, terminated, truncated, _ = v_step(
-            jax.random.split(key_env, num_envs),
+            jax.random.split(key_env, n),
             loop.env_state,
-            env_action.reshape((num_envs,) + tuple(space.shape)) if continuous else env_action,
+            env_action.reshape((n,) + tuple(space.shape)) if continuous else env_action,
             env_params,
         )
         done = terminated | truncated
         reward = reward.astype(jnp.float32)
+        reward_stats, learn_reward = loop.reward_stats, reward
+        if reward_stats is not None:
+            reward_stats, learn_reward = reward_stats.update(reward, done, gamma)
         obs_stats, obs = _observe(loop.obs_stats, obs, learn_stats)
         # TRACK RETURNS
         ep_return = loop.ep_return + reward
@@ -380,7 +469,7 @@ def make_trainer(
             action=act,
             log_prob=log_prob,
             value=value[0],
-            reward=reward,
+            reward=learn_reward,
             done=done,
             ended_return=jnp.where(done, ep_return, 0.0),
             ended_disc_return=jnp.where(done, ep_disc_return, 0.0),
@@ -394,6 +483,7 @@ def make_trainer(
             ep_disc_return=jnp.where(done, 0.0, ep_disc_return),
             ep_discount=jnp.where(done, 1.0, loop.ep_discount * gamma),
             obs_stats=obs_stats,
+            reward_stats=reward_stats,
         )
         return loop, transition
 
@@ -531,7 +621,8 @@ def make_trainer(
         return jax.lax.scan(_step, runner, update_idx)
 
     def evaluate(runner: RunnerState, seed: jax.Array) -> EvalMetrics:
-        """Returns of a fresh ``eval_steps`` rollout with the trained policy (actions sampled).
+        """Returns of a fresh ``eval_steps`` rollout of ``static.eval_envs`` envs with the trained
+        policy (actions sampled).
 
         Its keys come from ``PRNGKey(seed)`` alone (the 4th split, as in ``init``), so evaluation
         does not depend on how the updates were chunked. With ``normalize_obs`` it normalises with
@@ -539,7 +630,7 @@ def make_trainer(
         """
         key_eval = jax.random.split(jax.random.PRNGKey(seed), 4)[3]
         key_eval_env, key_eval_roll = jax.random.split(key_eval)
-        loop = _init_loop(key_eval_env, runner.loop.obs_stats)
+        loop = _init_loop(key_eval_env, runner.loop.obs_stats, static.eval_envs)
         _, traj = _rollout(runner.params, loop, key_eval_roll, static.eval_steps, learn_stats=False)
         return EvalMetrics(
             final_return=_mean_where(traj.ended_return, traj.done),
@@ -560,6 +651,8 @@ def make_trainer(
         train=train,
         num_updates=num_updates,
         rollout=_rollout,
+        gamma=gamma,
+        gamma_source=gamma_source,
     )
 
 
@@ -597,6 +690,8 @@ class SweepFn:
     ) -> None:
         trainer = make_trainer(static, network)
         self.num_updates = trainer.num_updates
+        self.gamma, self.gamma_source = trainer.gamma, trainer.gamma_source
+        self.final_params: tp.Any = None  # the last call's trained parameters, leaves (C, S, ...)
         self.chunk = -(-self.num_updates // max(1, min(chunks, self.num_updates)))
         self.on_progress = on_progress
 
@@ -666,6 +761,7 @@ class SweepFn:
                 so_far = self._concatenate(chunks, end)
                 checkpoint.save(end, jax.tree.leaves(jax.device_get(runner)), so_far)
         final = self.evaluate(runner, seeds)
+        self.final_params = runner.params
         self._report(chunks[-1], self.num_updates)
         per_update = jax.tree.unflatten(
             jax.tree.structure(chunks[0]), self._concatenate(chunks, self.num_updates)

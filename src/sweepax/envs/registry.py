@@ -5,7 +5,8 @@ To add envs, append a ``Family`` to ``FAMILIES``. Families: ``tmaze_<N>``, every
 MNISTBandit-bsuite (``gymnax_envs.GYMNAX_IDS``), the masked ``<CartPole|Pendulum>-<F|P|V>-v0``, and
 MuJoCo locomotion on MJX (``mjx_envs``): ``<Hopper|Walker2d|HalfCheetah|Ant>-v5`` and the masked
 ``<Hopper|Walker2d|HalfCheetah|Ant>-<F|P|V>-v0``, and visual MuJoCo (``pixels``):
-``<hopper|walker2d|halfcheetah|ant>-pixels[-<N>]``.
+``<hopper|walker2d|halfcheetah|ant>-pixels[-<N>]``; POBAX's envs (``pobax``) and POBAX's Navix
+mazes ``Navix-DMLab-Maze-[F-]<NN>-v0`` (``navix_mazes``, navix imported only when one is made).
 
 Image families (``Family.renders``) take ``renderer`` ("jax" or "madrona"); ``vmappable(env_id,
 renderer)`` tells the planner, without building the env, whether configs and seeds can share one
@@ -21,7 +22,7 @@ import typing as tp
 
 from gymnax.environments import environment
 
-from sweepax.envs import gymnax_envs, names, pobax
+from sweepax.envs import gymnax_envs, names, navix_mazes, pobax
 from sweepax.envs.tmaze import TMaze
 from sweepax.errors import UserError
 
@@ -159,6 +160,7 @@ FAMILIES: list[Family] = [
         vmappable=lambda match, renderer: renderer == "jax",  # Madrona: no vmap
     ),
     *pobax.families(),
+    *navix_mazes.families(),
 ]
 
 

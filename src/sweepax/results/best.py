@@ -4,7 +4,8 @@ Usage: ``python -m sweepax.results.best [STUDY_DIR ...] [--measure auc|final|las
 [--discounted] [--partial] [--resamples N] [--seed S]``. Each winner comes with its probability
 of being best (a bootstrap over each config's seeds), the uncertainty set and a 95% CI of its
 score. Writes ``STUDY_DIR/best_<measure>[_discounted].json`` and ``.png`` (``<measure>``:
-``auc``, ``final`` or ``last<K>``); with several studies also
+``auc``, ``final`` or ``last<K>``), and POBAX's ``best_hyperparam_per_env_res[_discounted].pkl``
+of the same winners (``sweepax.results.pobax_pickles``); with several studies also
 ``<results-dir>/best_<measure>[_discounted].png`` comparing every study's winner per env. It
 parses again whenever ``scores.zarr`` was not made from the stores as they are now, and refuses
 (exit 2) a study with corrupt stores or planned cells without data unless ``--partial``.
@@ -29,6 +30,7 @@ from sweepax import files
 from sweepax.console import make_console
 from sweepax.errors import UserError, cli
 from sweepax.results import confirm as confirmation
+from sweepax.results import pobax_pickles
 from sweepax.results.parse import (
     ENV,
     SCORES,
@@ -624,10 +626,11 @@ def mark_partial(
 def write_study(
     study_dir: Path, scores: xr.Dataset, result: dict[str, tp.Any], view: View, console: Console
 ) -> dict[str, Curve]:
-    """Write one study's JSON record, winners' curves and sensitivity figure; its winner's curve
-    per env (labelled with the study) for the comparison across studies."""
+    """Write one study's JSON record, POBAX best pickle, winners' curves and sensitivity figure;
+    its winner's curve per env (labelled with the study) for the comparison across studies."""
     study = str(result.get("study") or study_dir.name)
     files.write_json(study_dir / f"{view.stem}.json", result, indent=2)
+    pickled = pobax_pickles.write_best(study_dir, scores, result, view.measure, view.discounted)
     panels: dict[str, list[Curve]] = {}
     winners: dict[str, Curve] = {}
     for env, r in result["envs"].items():
@@ -643,6 +646,7 @@ def write_study(
     title = f"{study}: {view.title}"
     written = [
         study_dir / f"{view.stem}.json",
+        pickled,
         plot_curves(panels, study_dir / f"{view.stem}.png", title=title, ylabel=view.ylabel),
     ]
     lines = sensitivity(per_seed_scores(scores, view.measure, view.discounted, view.last), scores)

@@ -6,7 +6,8 @@ folders and files of processes that ran on this host and have ended, ``reproduce
 folders of finished re-runs, copies already replaced, stores whose root ``zarr.json`` is gone or
 unreadable. Everything else is kept and listed with the reason. With ``--corrupt`` it also removes
 every store that fails its full check (``store_state``), so ``run_local`` and
-``submit --missing`` re-run its task. A ``scores.zarr`` parsed from a store it removes goes too.
+``submit --missing`` re-run its task. A ``scores.zarr`` parsed from a store it removes goes too,
+with the POBAX pickles parse made from it (``parsed_hparam_scores[_discounted].pkl``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from sweepax import files
 from sweepax.errors import cli
+from sweepax.results import pobax_pickles
 from sweepax.results.parse import SCORES, add_study_arguments
 from sweepax.results.store import (
     CORRUPT,
@@ -38,6 +40,9 @@ def corrupt_leftovers(study_dir: Path, known: set[Path]) -> list[Leftover]:
     ]
 
 
+STALE_SCORES = "stale scores"
+
+
 def stale_scores(study_dir: Path, removed: set[str]) -> list[Leftover]:
     """``scores.zarr``, as removable, when it was parsed from a store being removed: with no
     store left, ``best`` would take it for results synced without their stores."""
@@ -46,7 +51,7 @@ def stale_scores(study_dir: Path, removed: set[str]) -> list[Leftover]:
     used = {Path(s.get("path", "")).name for s in attrs.get("stores") or []}
     if not used & removed:
         return []
-    return [Leftover(path, "stale scores", f"parsed from {sorted(used & removed)[0]}", True)]
+    return [Leftover(path, STALE_SCORES, f"parsed from {sorted(used & removed)[0]}", True)]
 
 
 def clean_study(
@@ -61,6 +66,9 @@ def clean_study(
     if not dry_run:
         for x in removed:
             files.remove(x.path)
+            if x.kind == STALE_SCORES:
+                for path in pobax_pickles.parsed_paths(study_dir):
+                    files.remove(path)
     return removed, [x for x in found if not x.removable]
 
 

@@ -23,6 +23,7 @@ from rich.progress import track
 from sweepax import files
 from sweepax.console import make_console
 from sweepax.errors import UserError, cli
+from sweepax.results import pobax_pickles
 from sweepax.results.store import (
     CORRUPT,
     UNVERIFIABLE,
@@ -408,7 +409,8 @@ def parse_study(
     discounted: bool = False,
     console: Console | None = None,
 ) -> xr.Dataset:
-    """Build the study's labelled score tensor and write ``study_dir/scores.zarr``.
+    """Build the study's labelled score tensor and write ``study_dir/scores.zarr``, and beside
+    it POBAX's ``parsed_hparam_scores[_discounted].pkl`` (``sweepax.results.pobax_pickles``).
 
     Parameters
     ----------
@@ -490,6 +492,7 @@ def parse_study(
     }
     scores = assemble(grid, tensor, attrs)
     write_scores(scores, study_dir / SCORES)
+    pobax_pickles.write_parsed(study_dir, scores)
     _report(console, study_dir, scores, discounted)
     return scores
 

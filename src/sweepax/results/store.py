@@ -87,6 +87,9 @@ def _final_name(study_dir: Path, task_id: str) -> Path:
     return study_dir / f"{task_id}.{stamp}{STORE_SUFFIX}"
 
 
+PARAMS_GROUP = "final_params"  # sub-group of a task store holding the final network parameters
+
+
 def write_task_store(
     study_dir: Path,
     task_id: str,
@@ -95,6 +98,7 @@ def write_task_store(
     seeds: tp.Sequence[int],
     env_steps: np.ndarray,
     attrs: tp.Mapping[str, tp.Any],
+    groups: tp.Mapping[str, xr.Dataset] | None = None,
 ) -> Path:
     """Write one task's results atomically and return the path of the completed store.
 
@@ -118,6 +122,10 @@ def write_task_store(
         JSON-able metadata (study, task_id, entry, static, args, spec_path, spec_hash, provenance,
         hparams_static); stored as given plus ``hparams_vmapped`` and the completion record
         (``seal``).
+    groups
+        Further Datasets stored as sub-groups of the store (``PARAMS_GROUP``: the final network
+        parameters), read with ``xr.open_zarr(path, group=name)``; their files are in the
+        completion record like every other.
     """
     study_dir = Path(study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
@@ -128,6 +136,8 @@ def write_task_store(
     }
     with files.building(study_dir / f"{task_id}{STORE_SUFFIX}") as tmp:
         ds.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False, encoding=encoding)
+        for name, group in (groups or {}).items():
+            group.to_zarr(tmp, group=name, mode="w-", zarr_format=3, consolidated=False)
         meta = jsonable(dict(attrs))
         meta.update(task_id=task_id, hparams_vmapped=list(vmapped))
         zarr.open_group(tmp, mode="r+", zarr_format=3).update_attributes(meta)

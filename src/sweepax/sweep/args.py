@@ -66,7 +66,9 @@ def to_argv(
     rows = [{**entry.sweep_overrides, **row} for row in rows]
     argv = ["-m", MODULE, entry.name]
     for key, value in run_options.items():
-        if value is not None:
+        if value is True:
+            argv.append(f"--{key}")
+        elif value is not None and value is not False:
             argv += [f"--{key}", fmt(value)]
     fields = entry.fields
     for key, value in static.items():
@@ -119,6 +121,17 @@ def add_run_options(run: argparse._ActionsContainer) -> None:
     run.add_argument("--spec_hash", "--spec-hash", default=None, help="sha256 of the sweep file")
     run.add_argument(
         "--platform", default=None, help="require a JAX platform: cpu or gpu (fails fast)"
+    )
+    run.add_argument(
+        "--entry_as_written",
+        default=None,
+        help="the sweep file's entry when it is another code base's (e.g. '-m pobax.algos.ppo'); "
+        "recorded in the store",
+    )
+    run.add_argument(
+        "--save_params",
+        action="store_true",
+        help="keep every run's final network parameters in the store (group final_params)",
     )
     run.add_argument(
         "--grid",

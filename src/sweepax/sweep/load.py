@@ -4,28 +4,34 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import runpy
 import typing as tp
 from pathlib import Path
 
 from sweepax import entries, files
+from sweepax.envs.names import PIXEL_BODIES
 from sweepax.errors import UserError
 from sweepax.hparams import Field
 from sweepax.sweep import args as task_args
+from sweepax.sweep import search
 from sweepax.sweep.values import vmap
 
 DEFAULT_ENTRY = f"-m {entries.MODULE} ppo"
 TOP_KEYS = ("entry", "args", "exclude", "study_name", "file_name")
 # Keys of the original (POBAX) sweep files that sweepax accepts and ignores: it logs every update.
 LEGACY_IGNORED = ("steps_log_freq", "update_log_freq", "debug", "show_discounted")
-RUN_KEYS = ("study_name", "platform")
+RUN_KEYS = ("study_name", "platform", "save_params", *search.KEYS)
 # POBAX's names of sweepax hyperparameters (same meaning): POBAX key -> sweepax key.
 POBAX_NAMES = {"window_mem": "memory_window"}
+# POBAX's keys asking to keep the trained parameters: sweepax's run key ``save_params``.
+POBAX_SAVE = ("save_runner_state", "save_checkpoints")
+# Pixel env ids (as the registry matches them): ``<body>-pixels`` or ``<body>-pixels-<N>``.
+PIXEL_ID = re.compile("(" + "|".join(PIXEL_BODIES) + r")-pixels(?:-(\d+))?")
 # POBAX hyperparameters (pobax/config.py) without a sweepax counterpart yet: refused, never ignored.
 POBAX_ONLY = (
-    "alpha", "default_max_steps_in_episode", "gating", "image_size", "ld_exploration_bonus_scale",
-    "n_random_hparams", "num_epochs", "num_eval_envs", "qkv_features", "save_checkpoints",
-    "save_runner_state", "sweep_type", "trace_lambdas", "use_trace_features", "window_grad",
+    "alpha", "default_max_steps_in_episode", "gating", "ld_exploration_bonus_scale", "num_epochs",
+    "qkv_features", "trace_lambdas", "use_trace_features", "window_grad",
 )  # fmt: skip
 
 
@@ -49,6 +55,12 @@ class Study:
     arg_sets: tuple[tuple[Axis, ...], ...]  # one tuple of axes per dict in ``args``
     exclude: tuple[dict[str, tuple], ...]  # rows where every listed key matches are dropped
     platform: str | None
+    save_params: bool = False  # every task keeps its final parameters in its store
+    searches: tuple[search.Search, ...] = ()  # per ``args`` dict: random sample, bins (none: grid)
+
+    def search(self, i: int) -> search.Search:
+        """How the vmapped grid of ``args[i]`` becomes configs."""
+        return self.searches[i] if i < len(self.searches) else search.Search()
 
 
 def _coerce(value: tp.Any, field: Field, where: str) -> tp.Any:
@@ -146,6 +158,48 @@ def _pobax_alpha(value: tp.Any, where: str) -> None:
         )
 
 
+def _pobax_normalize_env(value: tp.Any, where: str) -> None:
+    """POBAX's ``normalize_env`` (running observation and reward normalisation of the vectorised
+    env): False, its default, is accepted; True is refused, sweepax has no reward normalisation."""
+    if value is not False:
+        raise UserError(
+            f"{where}: key 'normalize_env': {value!r}: POBAX normalises observations and rewards; "
+            "sweepax has no reward normalisation yet; remove it (or use 'normalize_obs': True for "
+            "observations alone: the results would differ from POBAX's)"
+        )
+
+
+def _flag(value: tp.Any, key: str, where: str) -> bool:
+    """A run key's True / False (one value for the whole study)."""
+    if not isinstance(value, bool):
+        raise UserError(f"{where}: key {key!r}: {value!r}; use True or False (one value)")
+    return value
+
+
+def _pobax_image_size(axes: list[Axis], value: tp.Any, where: str) -> None:
+    """POBAX's ``image_size`` (the side of a pixel env's square image) written into the env ids:
+    ``hopper-pixels`` -> ``hopper-pixels-<image_size>``. Other envs have no image and ignore it,
+    as in POBAX; a pixel id that names another size is refused."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UserError(
+            f"{where}: key 'image_size': {value!r}; give one size in pixels (for several sizes, "
+            "list the env ids '<body>-pixels-<N>')"
+        )
+    for n, axis in enumerate(axes):
+        if axis.key != "env":
+            continue
+        envs = []
+        for env in axis.values:
+            match = PIXEL_ID.fullmatch(env)
+            if match is not None and match.group(2) not in (None, str(value)):
+                raise UserError(
+                    f"{where}: key 'image_size': {value} differs from the size of env {env!r}; "
+                    f"give env '{match.group(1)}-pixels' or remove image_size"
+                )
+            envs.append(f"{match.group(1)}-pixels-{value}" if match is not None else env)
+        axes[n] = dataclasses.replace(axis, values=tuple(envs))
+
+
 def _check_env(axes: tp.Sequence[Axis], where: str) -> None:
     from sweepax.envs import registry
 
@@ -212,6 +266,7 @@ def load(path: str | Path) -> Study:
                 f"{where}: unknown top-level key {key!r}; allowed: {', '.join(TOP_KEYS)}"
             )
     entry = entries.parse_entry(hparams.get("entry", DEFAULT_ENTRY), where)
+    pobax = entry.written.startswith("-m pobax.")
     arg_dicts = hparams.get("args")
     if isinstance(arg_dicts, dict):
         arg_dicts = [arg_dicts]
@@ -220,16 +275,18 @@ def load(path: str | Path) -> Study:
             f"{where}: key 'args': expected a non-empty list of dicts of hyperparameters"
         )
 
-    study_names, platforms, arg_sets = set(), set(), []
+    study_names, platforms, saves, arg_sets, searches = set(), set(), set(), [], []
     for i, args in enumerate(arg_dicts):
         where_i = f"{where}: args[{i}]"
         if not isinstance(args, dict):
             raise UserError(
                 f"{where_i}: expected a dict of hyperparameters, got {type(args).__name__}"
             )
-        axes = []
+        axes: list[Axis] = []
+        save: bool | None = None  # either of POBAX's two keys asks: keep the parameters
+        searches.append(search.parse(args, where_i))
         for key, value in args.items():
-            if key in LEGACY_IGNORED:
+            if key in LEGACY_IGNORED or key in search.KEYS:
                 continue
             if key == "study_name":
                 if problem := task_args.study_problem(value):
@@ -241,18 +298,35 @@ def load(path: str | Path) -> Study:
                     raise UserError(f"{where_i}: key 'platform': {value!r}; use 'cpu' or 'gpu'")
                 platforms.add(value)
                 continue
-            if entry.written.startswith("-m pobax."):
+            if key == "save_params" or (pobax and key in POBAX_SAVE):
+                save = bool(save) | _flag(value, key, where_i)
+                continue
+            if pobax:
                 if key == "alpha":
                     _pobax_alpha(value, where_i)
                     continue
+                if key == "normalize_env":
+                    _pobax_normalize_env(value, where_i)
+                    continue
+                if key == "image_size":
+                    continue  # applied to the env ids below
                 key = _pobax_key(key, where_i)
             if key not in entry.fields:
                 raise _unknown_key(key, entry, where_i)
             axes.append(_axis(key, value, entry.fields[key], where_i))
+        if pobax and "image_size" in args:
+            _pobax_image_size(axes, args["image_size"], where_i)
+        if save is not None:
+            saves.add(save)
         _check_env(axes, where_i)
         arg_sets.append(tuple(axes))
     if len(platforms) > 1:
         raise UserError(f"{where}: key 'platform': differs between args dicts; use one platform")
+    if len(saves) > 1:
+        raise UserError(
+            f"{where}: key 'save_params': differs between args dicts (or from POBAX's "
+            "save_runner_state / save_checkpoints); use one value for the study"
+        )
 
     name = hparams.get("study_name") or (study_names.pop() if len(study_names) == 1 else path.stem)
     if len(study_names) > 1:
@@ -268,6 +342,8 @@ def load(path: str | Path) -> Study:
         arg_sets=tuple(arg_sets),
         exclude=_exclude(hparams.get("exclude", []), entry, where),
         platform=platforms.pop() if platforms else None,
+        save_params=saves.pop() if saves else False,
+        searches=tuple(searches),
     )
 
 

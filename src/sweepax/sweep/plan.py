@@ -37,6 +37,7 @@ class Task:
     configs: list[dict[str, float]]  # every swept hyperparameter per config, resolved
     seeds: list[int]
     argv: list[str]
+    search: dict[str, tp.Any] | None = None  # how its configs were chosen (random sample, bin)
 
     @property
     def command(self) -> str:
@@ -64,7 +65,11 @@ class Plan:
         ``entry_as_written``: the sweep file's entry when it is another code base's (POBAX).
         Each task: ``index``, ``task_id``, ``command``, ``static`` (every static value but the
         seeds; ``hparams_static`` names those that label results), ``configs`` (every swept
-        value of each config), ``seeds`` (``seed`` .. ``seed + n_seeds - 1``), ``n_configs``.
+        value of each config), ``seeds`` (``seed`` .. ``seed + n_seeds - 1``), ``n_configs``;
+        ``search`` where the configs are a random sample or a bin of the program's grid
+        (``sweep.search``): ``sweep_type``, ``grid_size``, ``grid_index`` (each config's row in
+        the grid, row-major in the sweep file's key order), and ``seed`` / ``n_random_hparams``
+        or ``n_run_bins`` / ``run_bin_idx``.
         """
         entry = self.study.entry
         return {
@@ -88,6 +93,7 @@ class Plan:
                     "configs": t.configs,
                     "seeds": t.seeds,
                     "n_configs": len(t.configs),
+                    **({"search": t.search} if t.search else {}),
                 }
                 for t in self.tasks
             ],
@@ -185,6 +191,21 @@ class _Exclusion:
 
 
 @dataclasses.dataclass
+class _Progress:
+    """Counts the configs made; ``on_progress(done, total)`` every ``PROGRESS_EVERY``."""
+
+    total: int
+    on_progress: tp.Callable[[int, int], None] | None
+    done: int = 0
+
+    def tick(self) -> None:
+        """One more config made."""
+        self.done += 1
+        if self.on_progress is not None and self.done % PROGRESS_EVERY == 0:
+            self.on_progress(self.done, self.total)
+
+
+@dataclasses.dataclass
 class _Builder:
     """Tasks of a plan as they are made, in order, without duplicates."""
 
@@ -206,31 +227,54 @@ class _Builder:
             "spec": str(self.study.path),
             "spec_hash": self.study.spec_hash[:16],
             "platform": self.study.platform,
+            "entry_as_written": self.entry.written or None,
+            "save_params": self.study.save_params,
         }
 
-    def add(self, static: dict, given_static: dict, given_rows: list[dict], configs: list[dict]):
+    def add(
+        self,
+        static: dict,
+        given_static: dict,
+        given_rows: list[dict],
+        configs: list[dict],
+        search: dict | None = None,
+    ):
         """One task of ``configs`` (``given_rows``: their values the sweep file sets)."""
         tid = task_args.task_id(self.entry, static, configs)
         if tid not in self.tasks:
             argv = task_args.to_argv(self.entry, given_static, given_rows, self.run_options)
             seeds = list(range(static["seed"], static["seed"] + static["n_seeds"]))
-            self.tasks[tid] = Task(len(self.tasks), tid, static, configs, seeds, argv)
+            self.tasks[tid] = Task(len(self.tasks), tid, static, configs, seeds, argv, search)
 
-    def add_vmapped(self, static: dict, given_static: dict, rows: list[dict], defaults: dict):
+    def add_vmapped(
+        self,
+        static: dict,
+        given_static: dict,
+        rows: list[dict],
+        defaults: dict,
+        search: dict | None = None,
+    ):
         """The configs of one program, split into tasks of at most ``max_vmap`` configs."""
         step = self.max_vmap or len(rows)
         for start in range(0, len(rows), step):
             chunk = rows[start : start + step]
-            self.add(static, given_static, chunk, [{**defaults, **r} for r in chunk])
+            self.add(static, given_static, chunk, [{**defaults, **r} for r in chunk], search)
 
-    def add_unvmapped(self, static: dict, given_static: dict, rows: list[dict], defaults: dict):
+    def add_unvmapped(
+        self,
+        static: dict,
+        given_static: dict,
+        rows: list[dict],
+        defaults: dict,
+        search: dict | None = None,
+    ):
         """One task per config row and seed: ``--seed s --n_seeds 1``, one config each."""
         for row in rows:
             for seed in range(static["seed"], static["seed"] + static["n_seeds"]):
                 one_seed = {"seed": seed, "n_seeds": 1}
                 self.add(
                     {**static, **one_seed}, {**given_static, **one_seed}, [row],
-                    [{**defaults, **row}],
+                    [{**defaults, **row}], search,
                 )  # fmt: skip
 
 
@@ -254,8 +298,9 @@ def plan(
     sweep_defaults = {f.name: f.default for f in entry.sweep_fields}
     exclusion = _Exclusion(study.exclude)
     built = _Builder(study, max_vmap)
-    done = 0
-    for axes in study.arg_sets:
+    counter = _Progress(total, on_progress)
+    for i, axes in enumerate(study.arg_sets):
+        search = study.search(i)
         static_axes = [a for a in axes if not a.vmapped and a.key in static_defaults]
         array_sweep_axes = [a for a in axes if not a.vmapped and a.key in sweep_defaults]
         vmap_axes = [a for a in axes if a.vmapped]
@@ -265,26 +310,28 @@ def plan(
             if problems := entry.problems(static, swept_values):
                 raise UserError(f"{study.path}: {problems[0]}; fix the sweep file")
             # configs of this program: job-array values of swept keys x their vmapped values
-            groups: dict[tuple, list[dict[str, float]]] = {}
+            groups: list[tuple[list[dict[str, float]], dict | None]] = []
             for array_row in _product(array_sweep_axes):
-                for vrow in _product(vmap_axes):
-                    done += 1
-                    if on_progress is not None and done % PROGRESS_EVERY == 0:
-                        on_progress(done, total)
-                    given_row = {**array_row, **vrow}
-                    if exclusion.drops({**static, **sweep_defaults, **given_row}):
-                        continue
-                    groups.setdefault(tuple(array_row.items()), []).append(given_row)
+                where = f"{study.path}: args[{i}]"
+                for chosen, record in search.select(_product(vmap_axes), static["seed"], where):
+                    kept = []
+                    for vrow in chosen:
+                        counter.tick()
+                        given_row = {**array_row, **vrow}
+                        if not exclusion.drops({**static, **sweep_defaults, **given_row}):
+                            kept.append(given_row)
+                    if kept:
+                        groups.append((kept, record))
             if _vmappable(static):
-                for rows in groups.values():
-                    built.add_vmapped(static, given_static, rows, sweep_defaults)
+                for rows, record in groups:
+                    built.add_vmapped(static, given_static, rows, sweep_defaults, record)
                 continue
             n_before = len(built.tasks)
-            for rows in groups.values():
-                built.add_unvmapped(static, given_static, rows, sweep_defaults)
+            for rows, record in groups:
+                built.add_unvmapped(static, given_static, rows, sweep_defaults, record)
             note = (
                 f"{static['env']} (renderer {static.get('renderer', 'jax')}) cannot vmap: "
-                f"{sum(len(rows) for rows in groups.values())} configs x {static['n_seeds']} "
+                f"{sum(len(rows) for rows, _ in groups)} configs x {static['n_seeds']} "
                 f"seeds -> {len(built.tasks) - n_before} tasks"
             )
             if note not in built.notes:
@@ -298,12 +345,12 @@ def plan(
 
 
 def manifest_text(plan: Plan) -> str:
-    """The manifest as JSON text: the study's keys one per line, then one line per task."""
+    """The manifest as JSON text: one line per key of the study, then one line per task."""
     doc = plan.manifest()
     tasks = doc.pop("tasks")
-    head = json.dumps(doc, indent=1, allow_nan=False)[:-2]  # without the closing "\n}"
+    head = [f" {json.dumps(k)}: {json.dumps(v, allow_nan=False)}" for k, v in doc.items()]
     lines = [json.dumps(t, separators=(",", ":"), allow_nan=False) for t in tasks]
-    return head + ',\n "tasks": [\n  ' + ",\n  ".join(lines) + "\n ]\n}\n"
+    return "{\n" + ",\n".join(head) + ',\n "tasks": [\n  ' + ",\n  ".join(lines) + "\n ]\n}\n"
 
 
 def write(plan: Plan, runs_dir: Path) -> tuple[Path, Path]:

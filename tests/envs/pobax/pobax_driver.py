@@ -55,6 +55,20 @@ def classic(env_id):
     return env, env, env.default_params, True
 
 
+def runnable_fishing():
+    """POBAX 0.0.1's ``Fishing`` without the ``jax.jit`` decorators that stop it from stepping.
+
+    Its ``move``, ``get_current_reward`` and ``get_reward`` are jitted with the direction or the
+    action static, and ``transition`` passes them traced values (a TypeError on every step). The
+    same functions unjitted are POBAX's code unchanged; the step is jitted as a whole, as usual.
+    """
+    from pobax.envs.jax.fishing import Fishing
+
+    for name in ("move", "get_current_reward", "get_reward"):
+        jitted = Fishing.__dict__[name]
+        setattr(Fishing, name, getattr(jitted, "__wrapped__", jitted))
+
+
 def make(env_id, env_key, perfect_memory=False):
     """(wrapped env, gymnax env, params, static action?) as POBAX builds them.
 
@@ -66,6 +80,8 @@ def make(env_id, env_key, perfect_memory=False):
     made = classic(env_id)
     if made is not None:
         return made
+    if env_id.startswith("fishing"):
+        runnable_fishing()
     wrapped, params = get_env(env_id, env_key, num_envs=1, perfect_memory=perfect_memory)
     env = wrapped._unwrapped
     if perfect_memory:

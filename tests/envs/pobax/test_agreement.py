@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sweepax.envs.pobax import classic, families, rocksample
+from sweepax.envs.pobax import classic, families, fishing, rocksample
 
 pytestmark = pytest.mark.pobax
 
@@ -31,6 +31,7 @@ LONGER = {"hallway": 30_000, "fully_observable_hallway": 30_000, "rocksample_11_
 NEVER_ENDING = {"4x3_nonterminating", "cheese.95_nonterminating"}  # no terminal state
 BATTLESHIPS = ("battleship_3", "battleship_5", "battleship_10")
 IDS = classic.IDS + ("simple_chain",) + tuple(rocksample.CONFIGS) + ("compass_world",) + BATTLESHIPS
+IDS += ("pocman",)
 LAYOUT_SEED = 7  # RockSample: the rocks of POBAX's PPO at --seed 7
 # RockSample with perfect memory: runs of POBAX's PerfectMemoryWrapper, compared within episodes
 MEMORY_RUNS = [("rocksample_5_5", seed) for seed in range(4)]
@@ -72,7 +73,7 @@ def pobax_python() -> str:
 def recorded(pobax_python: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """POBAX's episodes of every id, recorded in one driver process."""
     out = tmp_path_factory.mktemp("pobax")
-    jobs = [_job(seed, env_id, out) for seed, env_id in enumerate(IDS)]
+    jobs = [_job(seed, env_id, out) for seed, env_id in enumerate(IDS + fishing.IDS)]
     for env_id, seed in MEMORY_RUNS:
         job = _job(seed, env_id, out)
         jobs.append({**job, "perfect_memory": True, "out": str(out / f"{env_id}-{seed}-pm.npz")})
@@ -194,6 +195,47 @@ def test_battleship_boards_are_pobax_s(env_id: str, recorded: dict[str, Path]) -
     np.testing.assert_array_equal(ours["states"].board, rec["states/.board"])
     np.testing.assert_array_equal(ours["states"].hits_misses, rec["states/.hits_misses"])
     assert ours["env"].gamma == float(rec["gamma"]) == 1.0
+
+
+def test_pocman_ghosts_pills_and_pellets_are_pobax_s(recorded: dict[str, Path]) -> None:
+    rec = dict(np.load(recorded["pocman"]))
+    ours = _replay("pocman", rec)
+    # POBAX (Jumanji) keeps ghosts and pellets as (column, row)
+    np.testing.assert_array_equal(ours["states"].ghosts, rec["states/.ghost_locations"][..., ::-1])
+    np.testing.assert_array_equal(ours["states"].pellets_left, rec["states/.pellets"])
+    np.testing.assert_array_equal(ours["states"].frightened, rec["states/.frightened_state_time"])
+    # the agreement covered eaten pills (+50 with the cell's pellet) and eaten ghosts (+200)
+    rewards = set(rec["rewards"].tolist())
+    assert {10.0, 60.0} <= rewards and (200.0 in rewards or 210.0 in rewards), rewards
+    assert ours["env"].gamma == float(rec["gamma"]) == 0.95
+
+
+@pytest.mark.parametrize("env_id", fishing.IDS)
+def test_fishing_agrees_with_pobax_step_by_step(env_id: str, recorded: dict[str, Path]) -> None:
+    """POBAX ends Fishing's episodes at its 1000-step limit: ours truncates there."""
+    rec = dict(np.load(recorded[env_id]))
+    fam, match = _family(env_id)
+    env, params = fam.build(match)
+    keys = jnp.asarray(rec["keys"])
+
+    def one(state, xs):
+        obs, state, reward, terminated, truncated, _ = env.step(xs[0], state, xs[1], params)
+        return state, (obs, state, reward, terminated, truncated)
+
+    obs0, state = env.reset(keys[0], params)
+    _, (obs, states, reward, terminated, truncated) = jax.jit(
+        lambda s, xs: jax.lax.scan(one, s, xs)
+    )(state, (keys[1:], jnp.asarray(rec["actions"])))
+    obs = np.concatenate([np.asarray(obs0)[None], np.asarray(obs)])
+    np.testing.assert_array_equal(obs, rec["obs"].reshape(len(rec["obs"]), -1))  # (5, 5, 6)
+    np.testing.assert_array_equal(np.asarray(reward), rec["rewards"])
+    np.testing.assert_array_equal(np.asarray(truncated), rec["dones"])
+    assert not np.asarray(terminated).any() and int(rec["dones"].sum()) == STEPS // 1000
+    np.testing.assert_array_equal(states.position, rec["states/.position"])
+    np.testing.assert_array_equal(states.currents, rec["states/.current_directions"])
+    np.testing.assert_array_equal(states.spots, rec["states/.rewards_active"])
+    assert (np.asarray(reward) == 1.0).any()  # fished
+    print(f"{env_id}: {STEPS} steps, identical")
 
 
 def test_rocksample_perfect_memory_agrees_with_pobax_within_episodes(

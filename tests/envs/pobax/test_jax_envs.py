@@ -1,4 +1,4 @@
-"""simple_chain, compass_world, RockSample, Battleship: episodes by hand, layouts, jit/vmap."""
+"""simple_chain, compass_world, RockSample, Battleship, PocMan, Fishing: hand episodes, jit/vmap."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sweepax.envs.pobax import families, rocksample
+from sweepax.envs.pobax import families, fishing, rocksample
+from sweepax.envs.pobax.fishing import Fishing
 from sweepax.envs.pobax.rocksample import Config, RockSample
 
 NORTH, EAST, SOUTH, WEST, SAMPLE = 0, 1, 2, 3, 4
@@ -184,7 +185,16 @@ def test_rock_layouts_are_distinct_cells_off_the_exit_and_follow_the_seed(env_id
 
 @pytest.mark.parametrize(
     "env_id",
-    ["simple_chain", "compass_world", *rocksample.CONFIGS, "battleship_3", "battleship_10"],
+    [
+        "simple_chain",
+        "compass_world",
+        *rocksample.CONFIGS,
+        "battleship_3",
+        "battleship_10",
+        "pocman",
+        "fishing_0",
+        "fishing_8",
+    ],
 )
 def test_resets_and_steps_when_jitted_and_vmapped(env_id: str) -> None:
     env, params = _make(env_id, max_steps_in_episode=50)
@@ -203,3 +213,139 @@ def test_resets_and_steps_when_jitted_and_vmapped(env_id: str) -> None:
     assert set(info) >= {"terminated", "truncated", "final_observation", "discount"}
     assert env.name == env_id and env.observation_space(params).shape == (env.obs_dim,)
     assert env.action_space(params).n == env.num_actions
+
+
+def _pocman_frozen(state, player, ghosts):
+    """PocMan with the agent and ghosts placed by hand; the ghosts wait (do not move)."""
+    return state.replace(
+        player=jnp.array(player, jnp.int32),
+        ghosts=jnp.array(ghosts, jnp.int32),
+        ghost_wait=jnp.full((4,), 100, jnp.int32),
+    )
+
+
+def test_pocman_episode_by_hand() -> None:
+    # (row, column); row 15 is "XO X S   P   S X OX": the agent starts at (15, 9)
+    env, params = _make("pocman")
+    obs, state = env.reset(jax.random.PRNGKey(0), params)
+    # open up/right/down/left (down reads POBAX's cell (16, 15)), pellet near, ghost near,
+    # ghosts seen up/left/down/right, frightened
+    assert obs.tolist() == [0, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0]
+    state = _pocman_frozen(state, [15, 9], [[15, 12], [15, 6], [7, 10], [9, 8]])
+    run, state = _play(env, params, state, [0, 3, 3, 3])
+    assert run["reward"] == [10.0, 10.0, 10.0, 10.0]  # the start cell's pellet, then one a step
+    assert [o.tolist() for o in run["obs"][:2]] == [
+        [0, 1, 0, 1, 1, 0, 0, 1, 0, 1, 0],  # up is a wall: stays; a ghost seen left and right
+        [1, 1, 0, 1, 1, 1, 0, 1, 0, 1, 0],  # (15, 10): ghost 0 two cells away
+    ]
+    assert run["terminated"] == [False, False, False, True]  # walked into ghost 0
+    assert not any(run["truncated"]) and env.gamma == 0.95 and env.num_actions == 4
+
+
+def test_pocman_power_pill_makes_ghosts_edible_once() -> None:
+    env, params = _make("pocman")
+    _, state = env.reset(jax.random.PRNGKey(0), params)
+    state = _pocman_frozen(state, [15, 2], [[7, 8], [7, 10], [9, 8], [14, 1]])
+    run, state = _play(env, params, state, [1, 0, 2, 0])
+    # pill (+50) and its cell's pellet; ghost 3 eaten (+200) and pellet; back; ghost 3 gone
+    assert run["reward"] == [60.0, 210.0, 0.0, 0.0]
+    assert [o[10] for o in run["obs"]] == [1.0] * 4 and not any(run["terminated"])
+    np.testing.assert_array_equal(state.ghosts[3], [9, 10])  # back at its spawn
+    np.testing.assert_array_equal(state.ghost_edible, [True, True, True, False])
+    assert int(state.frightened) == 27
+
+
+def test_pocman_ghosts_leave_their_pen_in_turn_and_the_time_limit_truncates() -> None:
+    env, params = _make("pocman", max_steps_in_episode=13)
+    _, state = env.reset(jax.random.PRNGKey(0), params)
+    spawns = np.asarray(state.ghosts)
+    moved_after = []
+    for t in range(13):
+        _, state, _, terminated, truncated, _ = jax.jit(env.step)(
+            jax.random.PRNGKey(t), state, 0, params
+        )
+        moved_after.append((np.asarray(state.ghosts) != spawns).any(-1).tolist())
+        if terminated:
+            break
+    # ghost i first moves at step 3, 7, 12, 17
+    first = [next((t + 1 for t, m in enumerate(moved_after) if m[i]), None) for i in range(4)]
+    assert first == [3, 7, 12, None]
+    assert bool(truncated) and not bool(terminated)
+
+
+def _tiny_sea(**changes):
+    """A 5 x 5 map: a current to the right at (2, 2), one down at (4, 4), a spot at (2, 4), an
+    obstacle at (0, 2); currents never change, the spot never refills."""
+    config = {
+        "size": 5,
+        "kelp_prob": 0.0,
+        "current_bump_reward": -0.1,
+        "currents": [
+            {"mapping": [[2, 2]], "change_rate": 0, "directions": [1]},
+            {"mapping": [[4, 4]], "change_rate": 0, "directions": [2]},
+        ],
+        "rewards": [{"position": [2, 4], "change_rate": 0}],
+        "kelp_map": np.zeros((5, 5), int).tolist(),
+        "glass_map": np.zeros((5, 5), int).tolist(),
+        "starts": [[2, 0]],
+    }
+    obstacle = np.zeros((5, 5), int)
+    obstacle[0, 2] = 1
+    config["obstacle_map"] = obstacle.tolist()
+    config.update(changes)
+    return Fishing("fishing_test", config)
+
+
+UP, RIGHT, DOWN, LEFT = 0, 1, 2, 3
+
+
+def test_fishing_episode_by_hand() -> None:
+    env = _tiny_sea()
+    params = env.default_params
+    obs, state = env.reset(jax.random.PRNGKey(0), params)
+    np.testing.assert_array_equal(state.position, [2, 0])
+    window = np.asarray(obs).reshape(5, 5, 6)  # rows 0..4, columns -2..2 of the map
+    assert window[0, 4, 0] == 1.0 and window[..., 0].sum() == 1.0  # the obstacle at (0, 2)
+    assert window[2, 4].tolist() == [0, 0, 1, 0, 0, 0]  # the current at (2, 2) flows right
+    actions = [RIGHT, RIGHT, RIGHT, LEFT, LEFT, UP, UP, UP]
+    run, state = _play(env, params, state, actions)
+    # (2, 1); onto the current: pushed to (2, 3); the spot (2, 4): +1; (2, 3); onto the current
+    # again: back to (2, 3); up (1, 3), (0, 3); up again: the edge
+    assert run["reward"] == [0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    np.testing.assert_array_equal(state.position, [0, 3])
+    np.testing.assert_array_equal(state.spots, [0.0])  # fished, never refills
+    assert not any(run["terminated"]) and env.gamma is None and env.obs_dim == 150
+
+
+def test_fishing_current_bump_costs_and_blocks_swimming_against_it() -> None:
+    env = _tiny_sea(starts=[[3, 4]])
+    params = env.default_params
+    _, state = env.reset(jax.random.PRNGKey(0), params)
+    # onto the downward current at (4, 4): pushed into the edge, -0.1 while it stays there
+    run, state = _play(env, params, state, [DOWN, UP, LEFT])
+    assert run["reward"] == pytest.approx([-0.1, -0.1, 0.0])
+    np.testing.assert_array_equal(state.position, [4, 3])  # up is against the current: stays
+
+
+def test_fishing_obstacles_hide_the_cells_behind_them() -> None:
+    obstacle = np.zeros((5, 5), np.float32)
+    obstacle[1, 1] = obstacle[1, 2] = obstacle[2, 1] = 1.0
+    no_glass = np.zeros((5, 5), np.int32)
+    hidden = np.asarray(fishing.occlusion(jnp.asarray(obstacle), jnp.asarray(no_glass)))
+    expected = np.zeros((5, 5), bool)
+    expected[0, 0:3] = True  # behind (1, 1) and (1, 2) seen from the centre
+    expected[1:3, 0] = expected[0, 0] = True  # behind (1, 1) and (2, 1) on the left
+    np.testing.assert_array_equal(hidden, expected)
+    glass = no_glass.copy()
+    glass[1, 2] = 1  # glass hides nothing
+    hidden = np.asarray(fishing.occlusion(jnp.asarray(obstacle), jnp.asarray(glass)))
+    assert hidden[0, 2] == False and hidden[0, 0] and hidden[0, 1] == False  # noqa: E712
+
+
+@pytest.mark.parametrize("env_id", fishing.IDS)
+def test_fishing_maps_load_and_end_only_at_the_time_limit(env_id: str) -> None:
+    env, params = _make(env_id)
+    assert params.max_steps_in_episode == 1000 and env.obs_shape == (5, 5, 6)
+    assert env.current_probs.shape == (len(env.current_cells), 5)
+    np.testing.assert_allclose(env.current_probs.sum(-1), 1.0, rtol=1e-6)
+    assert env.obstacle[tuple(env.starts[0])] == 0

@@ -2,7 +2,7 @@
 
 Our own JAX implementations (gymnax 1.0 API, vmappable), each agreeing step for step with POBAX's:
 classic ``.POMDP`` models (``classic``), ``simple_chain``, ``compass_world``, RockSample
-(``rocksample``) and Battleship (``battleship``).
+(``rocksample``), Battleship (``battleship``), PocMan (``pocman``) and Fishing (``fishing``).
 ``families()`` returns their registry families. Every env has ``gamma``: the discount POBAX trains
 it with in place of the agent's (the ``.POMDP`` file's), or None where POBAX uses the agent's.
 """
@@ -50,6 +50,22 @@ def _build_battleship(
     from sweepax.envs.pobax.battleship import Battleship
 
     return _with_time_limit(Battleship(size=int(match.group(1))), max_steps_in_episode)
+
+
+def _build_pocman(
+    match: re.Match, max_steps_in_episode: int | None = None
+) -> tuple[tp.Any, tp.Any]:
+    from sweepax.envs.pobax.pocman import PocMan
+
+    return _with_time_limit(PocMan(), max_steps_in_episode)
+
+
+def _build_fishing(
+    match: re.Match, max_steps_in_episode: int | None = None
+) -> tuple[tp.Any, tp.Any]:
+    from sweepax.envs.pobax.fishing import Fishing
+
+    return _with_time_limit(Fishing.from_id(match.group(0)), max_steps_in_episode)
 
 
 def _build_rocksample(
@@ -103,5 +119,13 @@ def families() -> list[tp.Any]:
             examples=("battleship_3", "battleship_5", "battleship_10"),
             build=_build_battleship,
             guesses=lambda env_id: ["battleship_3", "battleship_5", "battleship_10"],
+        ),
+        Family(pattern="pocman", template="pocman", examples=("pocman",), build=_build_pocman),
+        Family(
+            pattern=r"fishing_[0-8]",
+            template="fishing_<0..8>",
+            examples=("fishing_0", "fishing_8"),
+            build=_build_fishing,
+            guesses=lambda env_id: [f"fishing_{i}" for i in range(9)],
         ),
     ]

@@ -8,9 +8,9 @@ probability 1/2, uniformly among the placements that overlap no earlier ship).
 Action ``a`` fires at cell (a // size, a % size). Each shot costs -1; the shot that hits the last
 ship cell gives ``size ** 2`` and ends the episode (a repeated shot is allowed and counts as a
 step). Observation (float32, ``1 + size ** 2``): [1 if this shot hit a new ship cell (else 0),
-then per cell 1 if it was never fired at]. POBAX's agent splits that second part off as an action
-mask (the network sees only the first entry; illegal actions are masked): an agent that does the
-same needs to mask its policy with ``obs[1:]``.
+then per cell 1 if it was never fired at]. That second part is an action mask
+(``action_mask_dims``): as POBAX's agent, sweepax's PPO cuts it out of what the network sees
+(which is then the hit flag alone) and never fires at a cell twice.
 
 Keys are used as POBAX uses them, so the same reset key gives the same board. Time limit:
 ``max_steps_in_episode`` (default 1000; POBAX's env has none). ``env.gamma`` is 1.0, the discount
@@ -81,6 +81,7 @@ class Battleship(environment.Environment[EnvState, EnvParams]):
         super().__init__()
         self.size = int(size)
         self.ship_lengths = SHIPS[self.size]
+        self.action_mask_dims = (1, 1 + self.size**2)  # obs[1:]: 1 where firing is allowed
 
     @property
     def default_params(self) -> EnvParams:

@@ -26,8 +26,9 @@ Keys are used as POBAX uses them (reset: morality key, then position key; a step
 step's key), so the same keys give the same episodes. Time limit: ``max_steps_in_episode`` (default
 1000, the value POBAX declares; POBAX's step never truncates it). POBAX's discount for these envs
 is the agent's (``env.gamma`` is None; the config files' ``gamma`` is never read). POBAX's
-``get_env`` also wraps RockSample in a running reward normaliser (``NormalizeVecReward``): that
-is a property of the batch of envs and the agent's gamma, not of the env, and is not applied here.
+``get_env`` also wraps RockSample in a running reward normaliser (``NormalizeVecReward``, over the
+batch of envs, with the agent's gamma): ``normalize_reward`` asks sweepax's PPO to do the same
+(``agents.ppo.RewardStats``); returns are reported unscaled, as POBAX logs them.
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ class RockSample(environment.Environment[EnvState, EnvParams]):
     """RockSample on a fixed rock layout."""
 
     gamma = None  # POBAX trains it with the agent's gamma
+    normalize_reward = True  # POBAX's agent learns from rewards scaled by the return's std
 
     def __init__(
         self, env_id: str, config: Config, rocks: np.ndarray, perfect_memory: bool = False

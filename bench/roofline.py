@@ -1,0 +1,270 @@
+"""Roofline account of PPO on the ``tmaze_10_ppo`` shape: FLOPs, fraction of peak, where time goes.
+
+For each variant (recurrent GRU, memoryless MLP) and grid (24 configs x 10 seeds, 1 x 1), in one
+process:
+
+- **FLOPs of one update** (all runs of the grid), two ways:
+  *xla*: XLA's cost analysis (``compiled.cost_analysis()['flops']``) of the loop-free pieces: one
+  network forward on one env step, one forward+backward of the PPO loss on one step, one env
+  step; multiplied by the trip counts of the update (``num_steps`` rollout steps, ``update_epochs``
+  epochs over ``num_steps x num_envs`` samples). XLA counts the body of a ``while`` loop once, so
+  the cost analysis of the whole update program would count one step of each ``scan``: only the
+  pieces are analysed directly.
+  *hand*: the matmuls of the network, ``2 * fan_in * fan_out`` per Dense layer per sample
+  (GRU: 6 square matmuls per step), x3 for forward+backward in the epochs. The ratio xla/hand
+  shows how much beyond the matmuls (activations, Adam, the env) the program computes.
+- **Achieved FLOP/s** = xla FLOPs per update / measured seconds per update, and the **peak** of
+  this machine measured in the same process (a jitted 1024 x 1024 float32 matmul, best of several
+  runs), hence the fraction of peak.
+- **Where time goes**: each piece compiled as its own vmapped program over the grid and timed
+  alone (median of repeats after a warm-up): the env step alone (random actions, the same
+  ``num_steps x num_envs`` per run), the rollout (policy forward + env step + bookkeeping), GAE
+  (``value_targets``), and the PPO epochs as the whole update minus rollout minus GAE.
+
+    nox -s bench_roofline -- [--variants recurrent,memoryless] [--grids 24x10,1x1] [--repeats 5]
+                             [--json out.json]
+
+Run it on an idle machine: the pieces are timed one after another, so load changes the shares.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+import typing as tp
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sweepax.agents import ppo
+from sweepax.agents.config import PPOStatic, PPOSweep
+from sweepax.agents.networks import ActionSpec, make_network
+from sweepax.envs import registry
+
+# The tmaze_10_ppo study (hyperparams/tmaze/tmaze_10_ppo.py): its lr x lambda0 grid, 10 seeds.
+LRS = [2.5e-3, 2.5e-4, 2.5e-5, 2.5e-6]
+LAMBDAS = [0.1, 0.3, 0.5, 0.7, 0.9, 0.95]
+SHAPE = dict(env="tmaze_10", action_concat=True, hidden_size=32, num_envs=4,
+             normalize_advantages=False)  # fmt: skip
+UPDATES_TIMED = 8  # updates per timed call of the update program
+
+
+def flops(fn: tp.Callable, *args: tp.Any) -> float:
+    """XLA's FLOP count of ``jit(fn)(*args)`` (a loop-free program: every op counted once)."""
+    cost = jax.jit(fn).lower(*args).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    return float(cost["flops"])
+
+
+def timed(fn: tp.Callable, *args: tp.Any, repeats: int) -> float:
+    """Median wall seconds of ``fn(*args)`` (blocked), after one warm-up call."""
+    jax.block_until_ready(fn(*args))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def peak_flops(n: int = 1024, repeats: int = 10) -> float:
+    """Best float32 matmul FLOP/s of this process's device (an ``n x n`` by ``n x n`` product)."""
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+    mm = jax.jit(lambda x: x @ x)
+    jax.block_until_ready(mm(a))
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(mm(a))
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best
+
+
+def hand_flops(static: PPOStatic, in_dim: int, n_actions: int) -> dict[str, float]:
+    """Matmul FLOPs of one run's update by hand: per-sample forward, and the update's total."""
+    h = static.hidden_size
+    dense = lambda i, o: 2 * i * o  # noqa: E731
+    heads = dense(h, h) + dense(h, n_actions) + dense(h, h) + dense(h, 1)
+    if static.memoryless:
+        forward = dense(in_dim, h) + dense(h, h) + heads
+    else:
+        forward = dense(in_dim, h) + 6 * dense(h, h) + heads  # embedding, GRU (3 in + 3 rec)
+    samples = static.num_steps * static.num_envs
+    rollout = (samples + static.num_envs) * forward  # + the bootstrap value of the last obs
+    epochs = static.update_epochs * samples * 3 * forward  # forward + backward ~ 3 forwards
+    return {"forward": forward, "update": rollout + epochs}
+
+
+def grid(spec: str) -> tuple[int, int]:
+    """``"24x10"`` -> (configs, seeds)."""
+    configs, seeds = (int(n) for n in spec.split("x"))
+    return configs, seeds
+
+
+def sweep_of(configs: int) -> PPOSweep:
+    """The first ``configs`` (lr, lambda0) pairs of the study's grid, as a vmapped PPOSweep."""
+    pairs = [(lr, lam) for lr in LRS for lam in LAMBDAS][:configs]
+    return PPOSweep(
+        lr=jnp.asarray([p[0] for p in pairs], jnp.float32),
+        lambda0=jnp.asarray([p[1] for p in pairs], jnp.float32),
+        lambda1=jnp.full((configs,), 0.95, jnp.float32),
+        ld_weight=jnp.zeros((configs,), jnp.float32),
+        entropy_coeff=jnp.full((configs,), 0.01, jnp.float32),
+        vf_coeff=jnp.full((configs,), 0.5, jnp.float32),
+        clip_eps=jnp.full((configs,), 0.2, jnp.float32),
+        max_grad_norm=jnp.full((configs,), 0.5, jnp.float32),
+    )
+
+
+def grid_map(fn: tp.Callable, in_axes: tuple) -> tp.Callable:
+    """``fn`` over (configs, seeds): ``in_axes`` gives each argument's (config, seed) axes."""
+    inner = tuple(None if a is None else a[1] for a in in_axes)
+    outer = tuple(None if a is None else a[0] for a in in_axes)
+    return jax.jit(jax.vmap(jax.vmap(fn, inner), outer))
+
+
+def account(variant: str, spec: str, repeats: int, peak: float) -> dict[str, tp.Any]:
+    """FLOPs, FLOP/s and time shares of one variant x grid."""
+    configs, seeds = grid(spec)
+    static = PPOStatic(**SHAPE, memoryless=variant == "memoryless", n_seeds=seeds,
+                       total_steps=128 * 4 * 10_000)  # fmt: skip
+    trainer = ppo.make_trainer(static)
+    env, env_params = registry.make(static.env)
+    sweep = sweep_of(configs)
+    seed_ids = jnp.arange(seeds, dtype=jnp.int32)
+    both, cfg, none = (0, 0), (0, None), None
+
+    runner = grid_map(trainer.init, (cfg, (None, 0)))(sweep, seed_ids)
+    idx = jnp.arange(UPDATES_TIMED, dtype=jnp.int32)
+    update = grid_map(trainer.update, (both, cfg, none))
+    t_update = timed(update, runner, sweep, idx, repeats=repeats) / UPDATES_TIMED
+
+    keys = jax.vmap(lambda c: jax.vmap(lambda s: jax.random.PRNGKey(c * 1000 + s))(seed_ids))(
+        jnp.arange(configs)
+    )
+    rollout = grid_map(lambda p, lp, k: trainer.rollout(p, lp, k, static.num_steps),
+                       (both, both, both))  # fmt: skip
+    t_rollout = timed(rollout, runner.params, runner.loop, keys, repeats=repeats)
+    _, traj = rollout(runner.params, runner.loop, keys)
+
+    def gae(t: ppo.Transition, s: PPOSweep) -> tuple[jax.Array, jax.Array]:
+        last = jnp.zeros_like(t.value[0])
+        lam0, lam1 = s.lambda0, s.lambda1
+        return ppo.value_targets(t.reward, t.value, t.done, last, static.gamma, lam0, lam1)
+
+    t_gae = timed(grid_map(gae, (both, cfg)), traj, sweep, repeats=repeats)
+
+    n_actions = env.action_space(env_params).n
+
+    def env_only(key: jax.Array) -> jax.Array:
+        k_reset, k_run = jax.random.split(key)
+        _, state = jax.vmap(env.reset, (0, None))(jax.random.split(k_reset, static.num_envs),
+                                                  env_params)  # fmt: skip
+
+        def body(state: tp.Any, k: jax.Array) -> tuple[tp.Any, jax.Array]:
+            k_act, k_step = jax.random.split(k)
+            act = jax.random.randint(k_act, (static.num_envs,), 0, n_actions)
+            _, state, reward, *_ = jax.vmap(env.step, (0, 0, 0, None))(
+                jax.random.split(k_step, static.num_envs), state, act, env_params
+            )
+            return state, reward
+
+        return jax.lax.scan(body, state, jax.random.split(k_run, static.num_steps))[1].sum()
+
+    t_env = timed(grid_map(env_only, (both,)), keys, repeats=repeats)
+
+    # FLOPs of the loop-free pieces (one run), times the update's trip counts
+    one = jax.tree.map(lambda x: x[0, 0], runner)
+    net = make_network(static.memoryless, ActionSpec(n_actions), static.hidden_size)
+    step_in = (one.loop.obs[None], one.loop.reset[None])
+    f_fwd = flops(lambda p: net.apply(p, one.loop.hidden, step_in), one.params)
+
+    def loss(p: tp.Any) -> jax.Array:
+        _, logits, value = net.apply(p, one.loop.hidden, step_in)
+        return jnp.sum(logits) + jnp.sum(value)
+
+    f_train = flops(jax.grad(loss), one.params)
+    env_state = jax.tree.map(lambda x: x[0, 0], runner.loop.env_state)
+    act = jnp.zeros((static.num_envs,), jnp.int32)
+    f_env = flops(
+        lambda s: jax.vmap(env.step, (0, 0, 0, None))(
+            jax.random.split(jax.random.PRNGKey(0), static.num_envs), s, act, env_params
+        ),
+        env_state,
+    )
+    # rollout (policy + env, num_envs per step), the bootstrap value, the epochs' fwd+bwd
+    rollout_flops = static.num_steps * (f_fwd + f_env) + f_fwd
+    per_run = rollout_flops + static.update_epochs * static.num_steps * f_train
+    in_dim = int(one.loop.obs.shape[-1])
+    hand = hand_flops(static, in_dim, n_actions)
+    runs = configs * seeds
+    xla_update = per_run * runs
+    t_epochs = max(t_update - t_rollout - t_gae, 0.0)
+    steps = static.num_steps * static.num_envs * runs
+    return {
+        "variant": variant,
+        "grid": spec,
+        "update_s": t_update,
+        "env_steps_per_s": steps / t_update,
+        "flops_update_xla": xla_update,
+        "flops_update_hand": hand["update"] * runs,
+        "xla_over_hand": xla_update / (hand["update"] * runs),
+        "flops_per_s": xla_update / t_update,
+        "fraction_of_peak": xla_update / t_update / peak,
+        "share_env": t_env / t_update,
+        "share_rollout": t_rollout / t_update,
+        "share_gae": t_gae / t_update,
+        "share_epochs": t_epochs / t_update,
+    }
+
+
+def table(rows: list[dict[str, tp.Any]], peak: float) -> str:
+    """The rows as a Markdown table, with the machine's peak in the heading."""
+    lines = [
+        f"peak float32 matmul: {peak / 1e9:.1f} GFLOP/s ({jax.devices()[0].platform}, "
+        f"{jax.device_count()} device(s))",
+        "",
+        "| variant | grid | update ms | env steps/s | GFLOP/update (xla / hand) | GFLOP/s | "
+        "% of peak | env | rollout | GAE | epochs |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['variant']} | {r['grid']} | {r['update_s'] * 1e3:.2f} | "
+            f"{r['env_steps_per_s']:,.0f} | {r['flops_update_xla'] / 1e9:.4f} / "
+            f"{r['flops_update_hand'] / 1e9:.4f} | {r['flops_per_s'] / 1e9:.2f} | "
+            f"{100 * r['fraction_of_peak']:.2f} | {100 * r['share_env']:.0f}% | "
+            f"{100 * r['share_rollout']:.0f}% | {100 * r['share_gae']:.0f}% | "
+            f"{100 * r['share_epochs']:.0f}% |"
+        )
+    lines.append("")
+    lines.append("env: the env step alone (part of rollout); epochs = update - rollout - GAE.")
+    return "\n".join(lines)
+
+
+def main(argv: tp.Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", default="recurrent,memoryless")
+    parser.add_argument("--grids", default="24x10,1x1")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", help="also write the rows to this JSON file")
+    args = parser.parse_args(argv)
+    peak = peak_flops()
+    rows = [
+        account(variant, spec, args.repeats, peak)
+        for variant in args.variants.split(",")
+        for spec in args.grids.split(",")
+    ]
+    print(table(rows, peak))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"peak_flops": peak, "rows": rows}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=4)
+    raise SystemExit(main())
