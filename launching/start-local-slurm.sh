@@ -105,6 +105,11 @@ MailProg=/bin/true
 ${OVERSUBSCRIBE}
 NodeName=${HOST} NodeAddr=127.0.0.1 CPUs=${NODE_CPUS} RealMemory=${MEM_MB} State=UNKNOWN
 PartitionName=debug Nodes=${HOST} Default=YES MaxTime=INFINITE State=UP
+# preemption: a job of 'high' (PriorityTier 2) requeues the jobs of 'low' it needs room from
+PreemptType=preempt/partition_prio
+PreemptMode=REQUEUE
+PartitionName=low Nodes=${HOST} PriorityTier=1 MaxTime=INFINITE State=UP
+PartitionName=high Nodes=${HOST} PriorityTier=2 MaxTime=INFINITE State=UP
 ${EXTRA_CONF}
 CONFEOF
 fi

@@ -269,13 +269,119 @@ def compile_task(task: Task) -> tuple[tp.Callable, tuple[tp.Any, tp.Any], float]
     return compiled, inputs, time.perf_counter() - t0
 
 
-def run_task(compiled: tp.Callable, inputs: tuple[tp.Any, tp.Any]) -> tuple[dict, float]:
-    """Train every config x seed: ``(metrics as numpy arrays, seconds)``."""
+def checkpoint_options(argv: tp.Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+    """``--checkpoint_every SECONDS`` and ``--keep-checkpoints`` (how the task saves its state,
+    not what it trains: they change neither the task id nor the results), and the other
+    arguments."""
+    from sweepax import checkpoint
+
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument(
+        "--checkpoint_every", "--checkpoint-every", type=float, default=None, metavar="SECONDS"
+    )
+    parser.add_argument("--keep_checkpoints", "--keep-checkpoints", action="store_true")
+    options, rest = parser.parse_known_args(list(argv))
+    if options.checkpoint_every is None:
+        options.checkpoint_every = checkpoint.default_every()
+    elif not options.checkpoint_every >= 0:
+        raise UserError(
+            f"--checkpoint_every {options.checkpoint_every:g}: must be a number of seconds >= 0 "
+            "(0 saves after every chunk of updates)"
+        )
+    return options, rest
+
+
+def checkpoint_fingerprint(task: Task, prov: dict[str, tp.Any], chunk: int) -> dict[str, tp.Any]:
+    """What must not differ between a checkpoint and the run resuming from it."""
+    from sweepax import checkpoint
+
+    return json.loads(
+        json.dumps(
+            {
+                "task_id": task.task_id,
+                "code": checkpoint.code_version(),
+                "packages": prov.get("packages"),
+                "xla_flags": prov.get("xla_flags"),
+                "arguments": {
+                    "entry": task.entry.name,
+                    "static": task.static,
+                    "vmapped": task.vmapped(),
+                },
+                "chunk_length": chunk,
+            }
+        )
+    )
+
+
+def open_checkpoints(task: Task, prov: dict[str, tp.Any], compiled: tp.Any, every: float) -> tp.Any:
+    """The task's ``checkpoint.Checkpoints`` (leftovers of killed saves removed)."""
+    from sweepax import checkpoint
+
+    ckpt = checkpoint.Checkpoints(
+        checkpoint.task_folder(task.study_dir, task.task_id),
+        every=every,
+        fingerprint=checkpoint_fingerprint(task, prov, compiled.chunk),
+        num_updates=compiled.num_updates,
+        say=_say,
+    )
+    ckpt.remove_temporaries()
+    return ckpt
+
+
+def find_resume(task: Task, compiled: tp.Any, ckpt: tp.Any) -> tp.Any:
+    """The newest usable checkpoint as ``compiled``'s ``resume`` argument, or None."""
+    from sweepax import checkpoint
+
+    runner, _ = compiled.state_shapes(0)
+    saved = ckpt.newest(
+        checkpoint.signature(runner),
+        lambda k: checkpoint.signature(compiled.state_shapes(k)[1]),
+    )
+    if saved is None:
+        ckpt.segments = [checkpoint.segment_now(0)]
+        return None
+    ckpt.segments = [*saved.segments, checkpoint.segment_now(saved.update)]
+    _say(f"resumed {task.task_id} at update {saved.update}/{compiled.num_updates}")
+    return saved.update, saved.runner, saved.metrics
+
+
+class _SaveOrStop:
+    """The ``checkpoint`` hook of ``SweepFn``: save, and stop when a signal asked for it."""
+
+    def __init__(self, ckpt: tp.Any) -> None:
+        self.ckpt = ckpt
+
+    def due(self) -> bool:
+        return self.ckpt.due()
+
+    def save(self, update: int, runner: list[tp.Any], metrics: list[tp.Any]) -> None:
+        from sweepax import checkpoint
+
+        path = self.ckpt.save(update, runner, metrics)
+        _say(f"checkpoint {path.name}: update {update}/{self.ckpt.num_updates}")
+        if self.ckpt.stop_signal is not None:
+            raise checkpoint.StoppedError(update, self.ckpt.stop_signal)
+
+
+def run_task(
+    compiled: tp.Callable,
+    inputs: tuple[tp.Any, tp.Any],
+    resume: tp.Any = None,
+    ckpt: tp.Any = None,
+) -> tuple[dict, float]:
+    """Train every config x seed (from ``resume``, saving to ``ckpt``): ``(metrics as numpy
+    arrays, seconds)``."""
     import jax
     import numpy as np
 
     t0 = time.perf_counter()
-    out = jax.block_until_ready(compiled(*inputs))
+    hook = _SaveOrStop(ckpt) if ckpt is not None else None
+    if ckpt is None:
+        out = compiled(*inputs)
+    else:
+        with ckpt.stop_on_signals():
+            out = compiled(*inputs, resume=resume, checkpoint=hook)
+    out = jax.block_until_ready(out)
     run_s = time.perf_counter() - t0
     return {k: np.asarray(v) for k, v in out._asdict().items()}, run_s
 
@@ -383,7 +489,9 @@ def _import_runtime() -> float:
 
 
 def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    # one write per line: the SLURM script appends its own lines to the same log
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
 
 
 def check_before_compute(argv: tp.Sequence[str]) -> Task:
@@ -398,11 +506,18 @@ def check_before_compute(argv: tp.Sequence[str]) -> Task:
 
 
 def run_record(
-    task: Task, metrics: dict, seconds: dict[str, float], cache: dict[str, tp.Any]
+    task: Task,
+    metrics: dict,
+    seconds: dict[str, float],
+    cache: dict[str, tp.Any],
+    segments: list[dict[str, tp.Any]] | None = None,
 ) -> dict[str, tp.Any]:
-    """What the provenance adds once the run is done: devices, timings, cache use, speed."""
+    """What the provenance adds once the run is done: devices, timings, cache use, speed (of
+    this process's updates), and the run's segments (each start, end, host, SLURM job)."""
     num_updates = metrics["episode_return"].shape[-1]
     runs = len(task.rows) * len(task.seeds)
+    if segments:  # this process ran only the last segment
+        num_updates -= segments[-1]["start_update"]
     steps = runs * num_updates * task.static["num_steps"] * task.static["num_envs"]
     return {
         **provenance.devices(),
@@ -410,7 +525,12 @@ def run_record(
         "compilation_cache": cache,
         "env_steps_per_second": round(steps / seconds["run"]),
         "finished_at": files.utc_now(),
+        **({"segments": segments} if segments else {}),
     }
+
+
+def _ended(segment: dict[str, tp.Any], update: int) -> dict[str, tp.Any]:
+    return {**segment, "end_update": update, "ended_at": files.utc_now()}
 
 
 @cli
@@ -420,6 +540,7 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     if not argv or argv[0].startswith("-"):
         print(f"usage: python -m sweepax.train {{{','.join(entries.names())}}} [--help] [...]")
         return 0 if argv and argv[0] in ("-h", "--help") else 2
+    ckpt_options, argv[1:] = checkpoint_options(argv[1:])
     task = check_before_compute(argv)
     prov = provenance.collect(task.argv, spec=task.options.spec)
     seconds = {"import": _import_runtime()}
@@ -432,11 +553,30 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
         f"{len(task.seeds)} seeds, {static['total_steps']} steps each, devices {jax.devices()}"
     )
     compiled, inputs, seconds["compile"] = compile_task(task)
-    metrics, seconds["run"] = run_task(compiled, inputs)
-    prov.update(run_record(task, metrics, seconds, cache))
+    ckpt = open_checkpoints(task, prov, compiled, ckpt_options.checkpoint_every)
+    resume = find_resume(task, compiled, ckpt)
+    from sweepax import checkpoint
+
+    try:
+        metrics, seconds["run"] = run_task(compiled, inputs, resume, ckpt)
+    except checkpoint.StoppedError as stop:
+        _say(
+            f"stopped {task.task_id} at update {stop.update}/{compiled.num_updates} on "
+            f"{stop.signal_name}: checkpoint saved; run the task again to resume"
+        )
+        return checkpoint.EXIT_STOPPED
+    segments = [*ckpt.segments[:-1], _ended(ckpt.segments[-1], compiled.num_updates)]
+    prov.update(run_record(task, metrics, seconds, cache, segments))
+    prov["checkpoints"] = {
+        "every_seconds": ckpt.every,
+        "saves": ckpt.saves,
+        "save_seconds": round(ckpt.save_seconds, 3),
+    }
     params = compiled.final_params if task.options.save_params else None
     attrs = store_attrs(task, prov, (compiled.gamma, compiled.gamma_source))
     path = write_store(task, metrics, attrs, params)
+    if not ckpt_options.keep_checkpoints:
+        ckpt.remove_all()
     print(
         f"wrote {path}\n"
         f"  import {seconds['import']:.1f}s, trace+compile {seconds['compile']:.1f}s "

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -47,3 +50,34 @@ def damage(store_path: Path) -> None:
     chunk = next(p for p in sorted(store_path.rglob("*")) if p.is_file() and "c" in p.parts)
     with chunk.open("ab") as f:
         f.write(b"x")
+
+
+# --- the real cluster (tests marked slurm) ------------------------------------------------------
+def cluster_up() -> bool:
+    if shutil.which("sbatch") is None or shutil.which("sinfo") is None:
+        return False
+    try:
+        return subprocess.run(["sinfo", "-h"], capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def sweepax(project: Path, env: dict, module: str, *args: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "-m", f"sweepax.{module}", *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, f"{module} {args}:\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def task_states(ids: list[str]) -> dict[str, str]:
+    out = subprocess.run(
+        ["squeue", "-h", "-r", "-t", "all", "-j", ",".join(ids), "-o", "%i %T"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    return dict(line.split() for line in out.splitlines() if line.strip())

@@ -229,3 +229,55 @@ def test_two_concurrent_runs_of_one_study_run_every_task_exactly_once(tmp_path, 
         text = runs[0].read_text()
         assert text.startswith(f"$ {t['command']}\n# run_local on ")
         assert text.count("\n$ ") == 0 and text.count("wrote results/tiny3/") == 1
+
+
+RESUMABLE = """
+hparams = {
+    "entry": "-m sweepax.train ppo",
+    "args": [{
+        "env": "tmaze_5", "hidden_size": 8, "total_steps": 16384, "num_steps": 32,
+        "num_envs": 4, "eval_steps": 32, "seed": 3, "n_seeds": 2,
+    }],
+}
+"""
+
+
+def test_ctrl_c_checkpoints_running_tasks_and_the_next_run_resumes_them(tmp_path):
+    (tmp_path / "hyperparams").mkdir()
+    (tmp_path / "hyperparams" / "long.py").write_text(RESUMABLE)
+    env = {**os.environ, "SWEEPAX_CHECKPOINT_EVERY": "0"}
+    first = subprocess.Popen(
+        [sys.executable, "-m", "sweepax.launch.local", "hyperparams/long.py"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    logs = tmp_path / "logs" / "long"
+    deadline = time.monotonic() + 300
+    while "checkpoint update-" not in "".join(p.read_text() for p in logs.glob("0_*.*.log")):
+        assert time.monotonic() < deadline and first.poll() is None, first.stdout.read()
+        time.sleep(0.2)
+    os.killpg(first.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole group
+    out = first.communicate(timeout=120)[0]
+    assert first.returncode == 130, out
+    assert "interrupted: 1 running task(s) checkpoint and stop" in " ".join(out.split())
+    (log,) = logs.glob("0_*.*.log")
+    task_id = log.name.split("_", 1)[1].split(".")[0]
+    stopped = [ln for ln in log.read_text().splitlines() if ln.startswith("stopped ")]
+    assert len(stopped) == 1 and stopped[0].endswith(" on SIGINT: checkpoint saved; run the "
+                                                     "task again to resume")  # fmt: skip
+    update = stopped[0].split(" at update ")[1].split()[0]
+    assert not store.complete_stores(tmp_path / "results" / "long")
+
+    second = subprocess.run(
+        [sys.executable, "-m", "sweepax.launch.local", "long"],
+        cwd=tmp_path, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert second.returncode == 0, second.stdout + second.stderr
+    newest = (logs / f"0_{task_id}.log").read_text()
+    assert f"resumed {task_id} at update {update}\n" in newest
+    assert list(store.complete_stores(tmp_path / "results" / "long")) == [task_id]
+    assert not (tmp_path / "results" / "long" / ".checkpoints").exists()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,19 +23,11 @@ from sweepax.launch import records, slurm
 from sweepax.launch.records import Paths
 from sweepax.results import store
 
-
-def _cluster_up() -> bool:
-    if shutil.which("sbatch") is None or shutil.which("sinfo") is None:
-        return False
-    try:
-        return subprocess.run(["sinfo", "-h"], capture_output=True, timeout=20).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
+from .conftest import cluster_up, sweepax, task_states
 
 pytestmark = [
     pytest.mark.slurm,
-    pytest.mark.skipif(not _cluster_up(), reason="no SLURM cluster answers (nox -s slurm_tests)"),
+    pytest.mark.skipif(not cluster_up(), reason="no SLURM cluster answers (nox -s slurm_tests)"),
 ]
 
 SWEEP = """
@@ -67,29 +58,8 @@ exec "$@"
 """
 
 
-def sweepax(project: Path, env: dict, module: str, *args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, "-m", f"sweepax.{module}", *args],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, f"{module} {args}:\n{proc.stdout}\n{proc.stderr}"
-    return proc
-
-
 def job_ids(project: Path, study: str) -> list[str]:
     return [r["job_id"] for r in records.read_submissions(Paths(project / "runs"), study)]
-
-
-def task_states(ids: list[str]) -> dict[str, str]:
-    out = subprocess.run(
-        ["squeue", "-h", "-r", "-t", "all", "-j", ",".join(ids), "-o", "%i %T"],
-        capture_output=True,
-        text=True,
-    ).stdout
-    return dict(line.split() for line in out.splitlines() if line.strip())
 
 
 def wait(ids: list[str], timeout: float = 240) -> dict[str, str]:

@@ -663,6 +663,14 @@ def make_train(
     return make_trainer(static, network).train
 
 
+class Checkpointer(tp.Protocol):
+    """What ``SweepFn`` asks of a checkpointer (``sweepax.checkpoint`` provides one)."""
+
+    def due(self) -> bool: ...
+
+    def save(self, update: int, runner: list[tp.Any], metrics: list[tp.Any]) -> tp.Any: ...
+
+
 class SweepFn:
     """Configs x seeds of one static setting, run as three jitted programs, updates in chunks.
 
@@ -704,31 +712,70 @@ class SweepFn:
         init = self.init.lower(sweep, seeds)
         runner = init.out_info  # shapes and dtypes of the runner state
         self.init = init.compile()
-        self.update = self.update.lower(runner, sweep, self._indices(0)).compile()
+        update = self.update.lower(runner, sweep, self._indices(0))
+        self.runner_info, self.metrics_info = runner, update.out_info[1]
+        self.update = update.compile()
         self.evaluate = self.evaluate.lower(runner, seeds).compile()
         return self
 
-    def __call__(self, sweep: PPOSweep, seeds: jax.Array) -> TrainMetrics:
+    def state_shapes(self, updates: int) -> tuple[list[tp.Any], list[tp.Any]]:
+        """Leaves (shape and dtype) of the runner state and of the metrics of ``updates``
+        updates, in the order a checkpoint holds them (after ``compile``)."""
+        runner = jax.tree.leaves(self.runner_info)
+        metrics = [
+            jax.ShapeDtypeStruct((*m.shape[:-1], updates), m.dtype)
+            for m in jax.tree.leaves(self.metrics_info)
+        ]
+        return runner, metrics
+
+    def __call__(
+        self,
+        sweep: PPOSweep,
+        seeds: jax.Array,
+        resume: tuple[int, list[tp.Any], list[tp.Any]] | None = None,
+        checkpoint: Checkpointer | None = None,
+    ) -> TrainMetrics:
         """Train every config x seed; returns once every chunk and the evaluation are done.
 
         Chunk k + 1 is dispatched before waiting for chunk k, so reporting progress never leaves
-        the device idle (progress lags one chunk behind the computation).
+        the device idle (progress lags one chunk behind the computation). ``resume``:
+        ``(update, runner leaves, metrics leaves)`` of a checkpoint (``state_shapes``): training
+        continues after ``update`` (a multiple of the chunk length) exactly as it would have.
+        ``checkpoint``: after each chunk but the last, when ``checkpoint.due()``, it is given the
+        state (it waits for the chunk): ``checkpoint.save(update, runner leaves, metrics
+        leaves)``; it may raise to stop the run there.
         """
-        runner = self.init(sweep, seeds)
-        chunks: list[UpdateMetrics] = []
-        for start in range(0, self.num_updates, self.chunk):
+        if resume is None:
+            done, runner, chunks = 0, self.init(sweep, seeds), []
+        else:
+            done, runner_leaves, metric_leaves = resume
+            runner = jax.tree.unflatten(jax.tree.structure(self.runner_info), runner_leaves)
+            chunks = [jax.tree.unflatten(jax.tree.structure(self.metrics_info), metric_leaves)]
+        for start in range(done, self.num_updates, self.chunk):
             runner, metrics = self.update(runner, sweep, self._indices(start))
             if chunks:
                 self._report(chunks[-1], start)
             chunks.append(metrics)
+            end = start + self.chunk
+            if checkpoint is not None and end < self.num_updates and checkpoint.due():
+                so_far = self._concatenate(chunks, end)
+                checkpoint.save(end, jax.tree.leaves(jax.device_get(runner)), so_far)
         final = self.evaluate(runner, seeds)
         self.final_params = runner.params
         self._report(chunks[-1], self.num_updates)
-        per_update = jax.tree.map(
-            lambda *xs: np.concatenate(xs, axis=2)[:, :, : self.num_updates],
-            *jax.device_get(chunks),
+        per_update = jax.tree.unflatten(
+            jax.tree.structure(chunks[0]), self._concatenate(chunks, self.num_updates)
         )
         return assemble(per_update, jax.device_get(final))
+
+    @staticmethod
+    def _concatenate(chunks: list[UpdateMetrics], updates: int) -> list[np.ndarray]:
+        """Leaves of the metrics of chunks, joined along the update axis and cut at ``updates``."""
+        host = jax.device_get(chunks)
+        return [
+            np.concatenate(xs, axis=2)[:, :, :updates]
+            for xs in zip(*(jax.tree.leaves(c) for c in host), strict=True)
+        ]
 
     def _report(self, metrics: UpdateMetrics, done: int) -> None:
         """Wait for ``metrics`` (the chunk ending at update ``done``) and report progress."""

@@ -182,10 +182,33 @@ def run_jobs(jobs: list[Job], parallel: int, console: Console) -> None:
                         )
                 time.sleep(0.25)
         except KeyboardInterrupt:
-            for job in running:
-                if job.proc is not None:
-                    job.proc.terminate()
+            stop_running(running, console)
             raise
+
+
+def stop_running(running: tp.Sequence[Job], console: Console) -> None:
+    """Ctrl-C: ask every running task to checkpoint and stop (SIGTERM; each saves at the end of
+    its chunk of updates), and wait for them; a second Ctrl-C kills them at once."""
+    live = [j for j in running if j.proc is not None and j.proc.poll() is None]
+    if not live:
+        return
+    console.print(
+        f"interrupted: {len(live)} running task(s) checkpoint and stop; running this again "
+        "resumes them (Ctrl-C again kills them now)",
+        soft_wrap=True,
+    )
+    try:
+        for job in live:
+            job.proc.terminate()  # type: ignore[union-attr]
+        for job in live:
+            job.proc.wait()  # type: ignore[union-attr]
+    except KeyboardInterrupt:
+        for job in live:
+            job.proc.kill()  # type: ignore[union-attr]
+        raise
+    finally:
+        for job in live:
+            finish(job)
 
 
 def select_jobs(

@@ -32,6 +32,10 @@ REPO = Path(__file__).resolve().parents[3]
 TEMPLATE = Path("launching") / "array.sbatch"
 SITE = Path("launching") / "site.toml"
 DEFAULT_MAX_ARRAY_SIZE = 1001  # Slurm's default: array indices 0..1000
+# USR1 this many seconds before the time limit: time to finish a chunk of updates and save (a
+# chunk is 1/20 of a task's updates); SLURM may send it up to 60 s early
+DEFAULT_SIGNAL_GRACE_S = 300
+DEFAULT_MAX_REQUEUES = 3  # restarts after a warning signal (time limit), as submitit allows
 SBATCH_MISSING = "sbatch not found: run on a SLURM login node or use `nox -s run_local`"
 
 _TIME = re.compile(r"^(\d+-\d{1,2}(:\d{2}){0,2}|\d+(:\d{2}){0,2}|infinite|unlimited|UNLIMITED)$")
@@ -59,6 +63,8 @@ class Options:
     modules: list[str] = dataclasses.field(default_factory=list)
     setup: list[str] = dataclasses.field(default_factory=list)
     sbatch_args: list[str] = dataclasses.field(default_factory=list)
+    signal_grace: int = DEFAULT_SIGNAL_GRACE_S
+    max_requeues: int = DEFAULT_MAX_REQUEUES
 
     @property
     def n_gpus(self) -> int:
@@ -85,6 +91,12 @@ class Options:
         for flag, value in (("--cpus", self.cpus), ("--max-parallel", self.max_parallel)):
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise UserError(f"{flag} {value!r}: must be a whole number of at least 1")
+        for flag, value, low in (
+            ("--signal-grace", self.signal_grace, 1),
+            ("--max-requeues", self.max_requeues, 0),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise UserError(f"{flag} {value!r}: must be a whole number of at least {low}")
         if self.container and not self.image:
             raise UserError(
                 "no container image: give --image path/to/sweepax.sif, set `image` in "
@@ -149,7 +161,8 @@ def load_site(path: Path | None) -> dict[str, tp.Any]:
 def make_options(args: argparse.Namespace, site: dict[str, tp.Any]) -> Options:
     """Site defaults, overridden by what the command line gives."""
     opts = Options(**site)
-    for key in ("partition", "account", "time", "mem", "cpus", "gpus", "max_parallel"):
+    keys = ("partition", "account", "time", "mem", "cpus", "gpus", "max_parallel")
+    for key in (*keys, "signal_grace", "max_requeues"):
         if getattr(args, key) is not None:
             setattr(opts, key, getattr(args, key))
     if args.image is not None:
@@ -231,6 +244,8 @@ def script_text(
         "results_dir": q(str(paths.results_dir)) if moved_results else "''",
         "binds": "".join(f" --bind {q(b)}" for b in opts.binds),
         "setup": "\n".join(setup),
+        "signal_grace": str(opts.signal_grace),
+        "max_requeues": str(opts.max_requeues),
     }
     text = render(template, fields)
     return re.sub(r"\n{3,}", "\n\n", text)
@@ -433,8 +448,8 @@ def missing_indices(
     unless ``force``.
     """
     rows = status.study_status(manifest, paths)
-    live = [r.index for r in rows if r.state in ("pending", "running")]
-    todo = [r.index for r in rows if r.state in ("failed", "corrupt", "missing")]
+    live = [r.index for r in rows if r.state in ("pending", "requeued", "running")]
+    todo = [r.index for r in rows if r.state in status.RESUBMIT]
     unknown = [r for r in rows if r.state == "unknown"]
     if unknown and not force:
         raise UserError(
@@ -534,6 +549,20 @@ def parse_args(argv: tp.Sequence[str] | None) -> argparse.Namespace:
         default=[],
         metavar="OPT",
         help="extra sbatch option, e.g. --sbatch-arg=--qos=high (repeatable)",
+    )
+    parser.add_argument(
+        "--signal-grace",
+        type=int,
+        metavar="SECONDS",
+        help="USR1 this long before the time limit: the task checkpoints, stops and is "
+        f"requeued (default {DEFAULT_SIGNAL_GRACE_S})",
+    )
+    parser.add_argument(
+        "--max-requeues",
+        type=int,
+        metavar="N",
+        help=f"requeue a task at most N times on the warning signal (default "
+        f"{DEFAULT_MAX_REQUEUES})",
     )
     parser.add_argument("--missing", action="store_true", help="only tasks with no complete result")
     parser.add_argument(

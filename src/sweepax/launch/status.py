@@ -5,6 +5,10 @@ A task is *complete* when its result store is (whatever SLURM says). Otherwise i
 submission (``runs/<study>.submissions.json``) is looked up with ``squeue`` (which knows finished
 jobs for ``MinJobAge``), then ``sacct`` (when the cluster keeps accounting), then its log files:
 - running / pending: SLURM says so, or a ``run_local`` on this host holds the task's claim;
+- requeued: pending again after a restart (its time limit's warning signal, a preemption, or
+  ``scontrol requeue``): it resumes from its checkpoint;
+- preempted: SLURM preempted it without requeueing it; ``submit --missing`` resumes it from its
+  checkpoint;
 - failed: SLURM says it ended (failed, cancelled, timed out, or completed without writing a
   store), or it is gone from SLURM and left a log but no store;
 - corrupt: its only store fails the check of its completion record (damaged); it is re-run
@@ -28,13 +32,24 @@ from pathlib import Path
 
 from rich.table import Table
 
+from sweepax import checkpoint
 from sweepax.console import make_console
 from sweepax.errors import cli
 from sweepax.launch import records
 from sweepax.launch.records import Paths
 from sweepax.results import store
 
-STATES = ("complete", "running", "pending", "failed", "corrupt", "unknown", "missing")
+STATES = (
+    "complete",
+    "running",
+    "requeued",
+    "pending",
+    "preempted",
+    "failed",
+    "corrupt",
+    "unknown",
+    "missing",
+)
 RUNNING = {"RUNNING", "COMPLETING", "CONFIGURING", "STAGE_OUT", "SIGNALING", "RESIZING"}
 PENDING = {"PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "SUSPENDED", "STOPPED"}
 # answers, not failures: the job left squeue (MinJobAge) / the cluster keeps no accounting
@@ -49,8 +64,11 @@ class SlurmAnswer:
 
     states: dict[tuple[str, int], str]  # (array job id, array task id) -> SLURM state
     unasked: dict[str, str]  # array job id -> why SLURM could not be asked about it
+    restarts: dict[tuple[str, int], int] = dataclasses.field(default_factory=dict)
 
 
+# states ``submit --missing`` resubmits (a task with a checkpoint resumes from it)
+RESUBMIT = ("preempted", "failed", "corrupt", "missing")
 Query = tp.Callable[[tp.Sequence[str]], SlurmAnswer]
 
 
@@ -66,16 +84,33 @@ class TaskStatus:
     out: str | None = None
     err: str | None = None
     last_line: str = ""
+    restarts: int | None = None  # SLURM's restart count of the task (requeues, preemptions)
+    checkpoint: str | None = None  # "k/N": the last update its newest checkpoint holds
 
 
 def parse_squeue(text: str) -> dict[tuple[str, int], str]:
-    """``squeue -h -r -t all -o '%F|%K|%T'`` lines -> {(array job id, task id): state}."""
+    """``squeue -h -r -t all`` lines ``job|task|state[|restarts|]`` (``SQUEUE_FIELDS``) ->
+    {(array job id, task id): state}."""
     out = {}
     for line in text.splitlines():
         fields = line.strip().split("|")
         if len(fields) >= 3 and fields[1].isdigit():
             out[(fields[0], int(fields[1]))] = fields[2]
     return out
+
+
+def parse_restarts(text: str) -> dict[tuple[str, int], int]:
+    """The same lines -> {(array job id, task id): restart count} (where squeue gave one)."""
+    out = {}
+    for line in text.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) >= 4 and fields[1].isdigit() and fields[3].isdigit():
+            out[(fields[0], int(fields[1]))] = int(fields[3])
+    return out
+
+
+# array job id | array task id | state | restart count |
+SQUEUE_FIELDS = "ArrayJobID:|,ArrayTaskID:|,State:|,RestartCnt:|"
 
 
 def parse_sacct(text: str) -> dict[tuple[str, int], str]:
@@ -111,25 +146,27 @@ def query_slurm(job_ids: tp.Sequence[str]) -> SlurmAnswer:
     could not be asked about."""
     if not job_ids:
         return SlurmAnswer({}, {})
-    squeue = ["squeue", "-h", "-r", "-t", "all", "-j", ",".join(job_ids), "-o", "%F|%K|%T"]
+    squeue = ["squeue", "-h", "-r", "-t", "all", "-j", ",".join(job_ids), "-O", SQUEUE_FIELDS]
     out, error = ask(squeue)
     if error is not None:
         return SlurmAnswer({}, dict.fromkeys(job_ids, error))
-    states = parse_squeue(out)
+    states, restarts = parse_squeue(out), parse_restarts(out)
     gone = [j for j in job_ids if not any(k[0] == j for k in states)]
     if not gone or shutil.which("sacct") is None:
-        return SlurmAnswer(states, {})
+        return SlurmAnswer(states, {}, restarts)
     out, error = ask(["sacct", "-n", "-P", "-X", "-j", ",".join(gone), "-o", "JobID,State"])
     if error is None:
-        return SlurmAnswer({**states, **parse_sacct(out)}, {})
+        return SlurmAnswer({**states, **parse_sacct(out)}, {}, restarts)
     if NO_ACCOUNTING in error:
-        return SlurmAnswer(states, {})
-    return SlurmAnswer(states, dict.fromkeys(gone, error))
+        return SlurmAnswer(states, {}, restarts)
+    return SlurmAnswer(states, dict.fromkeys(gone, error), restarts)
 
 
 def error_line(err: Path, out: Path) -> str:
-    """The line that best says why a task failed: the last of stderr, else of stdout."""
-    return records.last_line(err) or records.last_line(out)
+    """The line that best says why a task failed: SLURM's own (``slurmstepd: error: *** JOB 5
+    ON node CANCELLED AT ... ***``; a task stopping on the signal logs after it), else the last
+    of stderr, else of stdout."""
+    return records.last_line(err, "***") or records.last_line(err) or records.last_line(out)
 
 
 def newest_submissions(paths: Paths, study: str) -> dict[int, tuple[str, int]]:
@@ -161,11 +198,14 @@ def study_status(manifest: dict, paths: Paths, query: Query = query_slurm) -> li
             job, local = sub
             row.job = f"{job}_{local}"
             row.slurm_state = answer.states.get(sub)
+            row.restarts = answer.restarts.get(sub)
             slurm = (row.slurm_state or "").rstrip("+")
             out = paths.slurm_log(study, job, local, "out")
             err = paths.slurm_log(study, job, local, "err")
             row.out, row.err = str(out), str(err)
             logged = out.exists() or err.exists()
+        if row.task_id not in complete:
+            row.checkpoint = checkpoint.last_saved(study_dir, row.task_id)
         here = (
             None
             if row.task_id in complete
@@ -180,7 +220,9 @@ def study_status(manifest: dict, paths: Paths, query: Query = query_slurm) -> li
         elif slurm in RUNNING:
             row.state = "running"
         elif slurm in PENDING:
-            row.state = "pending"
+            row.state = "requeued" if row.restarts or slurm.startswith("REQUEUE") else "pending"
+        elif slurm == "PREEMPTED":
+            row.state = "preempted"
         elif row.task_id in corrupt:
             path, reason = corrupt[row.task_id]
             row.state, row.last_line = "corrupt", f"{path}: {reason}"
@@ -208,7 +250,9 @@ def status_table(report: tp.Mapping[str, tp.Sequence[TaskStatus]]) -> Table:
     colour = {
         "complete": "green",
         "running": "cyan",
+        "requeued": "yellow",
         "pending": "yellow",
+        "preempted": "magenta",
         "failed": "red",
         "corrupt": "red",
         "unknown": "magenta",
@@ -233,11 +277,19 @@ def unknown_warning(study: str, rows: tp.Sequence[TaskStatus]) -> str | None:
 
 
 def study_notes(study: str, rows: tp.Sequence[TaskStatus], paths: Paths) -> list[str]:
-    """Lines under the table: each failed or corrupt task, unknown tasks, leftovers in the
-    study's results folder, and what to do next."""
+    """Lines under the table: each requeued, preempted, failed or corrupt task, unknown tasks,
+    leftovers in the study's results folder, and what to do next."""
     lines = [
+        f"{r.state} {study}[{r.index}] {r.task_id} job {r.job} (restarts: {r.restarts or 0}): "
+        + (f"checkpoint at update {r.checkpoint}" if r.checkpoint else "no checkpoint yet")
+        + ("" if r.state == "requeued" else f"  log: {r.out}")
+        for r in rows
+        if r.state in ("requeued", "preempted")
+    ]
+    lines += [
         f"[red]failed[/red] {study}[{r.index}] {r.task_id} job {r.job} "
         f"({r.slurm_state or 'gone from SLURM'}): {r.last_line}  log: {r.err}"
+        + (f"  (checkpoint at update {r.checkpoint}: a rerun resumes)" if r.checkpoint else "")
         for r in rows
         if r.state == "failed"
     ]
@@ -250,7 +302,7 @@ def study_notes(study: str, rows: tp.Sequence[TaskStatus], paths: Paths) -> list
     if warning:
         lines.append(f"[magenta]{warning}[/magenta]")
     lines += leftover_lines(study, paths)
-    missing = [r.index for r in rows if r.state in ("failed", "corrupt", "missing")]
+    missing = [r.index for r in rows if r.state in RESUBMIT]
     if missing:
         if records.submitted(paths, study):
             fix = f"`nox -s submit -- {study} --missing` resubmits them"
