@@ -157,7 +157,7 @@ def parse_task(argv: tp.Sequence[str]) -> Task:
     static, rows = task_args.resolve(entry, options, parser.error)
     from sweepax.envs import registry
 
-    registry.check(static["env"])
+    registry.check(static["env"], static.get("renderer"))
     check_entry_as_written(entry, options.entry_as_written)
     if problems := entry.problems(static, rows):
         raise UserError("; ".join(problems) + "; fix the task's arguments")
