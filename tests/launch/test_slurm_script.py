@@ -674,6 +674,8 @@ def test_sync_copies_parsed_results_and_raw_stores_only_with_raw(tmp_path):
         "results/s/best_auc.json",
         "results/s/best_auc.png",
         "results/best_auc.png",
+        "results/s/parsed_hparam_scores.pkl",
+        "results/s/parsed_hparam_scores_discounted.pkl",
         "results/s/abc.zarr/zarr.json",
         "results/s/.abc.zarr.tmp-9/zarr.json",
         "logs/s/1_0.out",
@@ -694,9 +696,9 @@ def test_sync_copies_parsed_results_and_raw_stores_only_with_raw(tmp_path):
     assert run("--dry-run").returncode == 0 and got() == []
     proc = run()
     assert proc.returncode == 0, proc.stderr
-    assert got() == sorted(files[:8])
+    assert got() == sorted(files[:10])
     assert run("--raw").returncode == 0
-    assert got() == sorted(files[:9])  # never the half-written store, logs or sweep files
+    assert got() == sorted(files[:11])  # never the half-written store, logs or sweep files
 
 
 # --- onager ---------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ def filters(raw: bool) -> list[str]:
         "--include=/results/*/",
         "--include=/results/*/scores.zarr/***",
         "--include=/results/*/best_*",
+        "--include=/results/*/parsed_hparam_scores*.pkl",
     ]
     if raw:
         rules.append("--include=/results/*/*.zarr/***")
