@@ -6,12 +6,13 @@ the nox sessions call), from ``experiments/tmaze10/`` so that its ``runs/``, ``r
 ``logs/`` stay there (git-ignored):
 
 1. **sweep**: ``sweeps/<study>.py`` is the study's own sweep file with its grid unchanged and a
-   smaller budget (``SWEEP``: 2 seeds x 3e5 env steps); ``write_jobs``, ``run_local``, ``parse``.
+   smaller budget (``SWEEP``: 2 seeds x 1e5 env steps); ``write_jobs``, ``run_local``, ``parse``.
 2. **confirm**: ``best --confirm --seeds 10`` picks each study's config by AUC (mean return over
-   training) and writes ``sweeps/best/<study>_best.py`` (seeds after the sweep's); the experiment
-   gives those files the studies' full training length (``CONFIRM``: 1e6 env steps) and adds the
-   ablation: recurrent PPO's winner with per-minibatch advantage normalisation (POBAX's default;
-   the studies switch it off). ``write_jobs``, ``run_local``, ``parse``, ``best --measure final``.
+   training) and writes ``sweeps/best/<study>_best.py`` (seeds after the sweep's, the sweep's
+   env steps; ``--confirm-steps N`` trains them longer, e.g. the studies' own 1e6), and the
+   experiment adds the ablation: recurrent PPO's winner with per-minibatch advantage
+   normalisation (POBAX's default; the studies switch it off). ``write_jobs``, ``run_local``,
+   ``parse``, ``best --measure final``.
 3. **compare** the confirmations (``compare --measure final``: ``compare_final.md`` and the
    ``compare_final_curves`` / ``_aggregate`` figures) and write ``results.md`` (one row per
    study) and ``results.csv`` (one row per study x seed). A seed *solves* T-Maze 10 when its
@@ -20,7 +21,7 @@ the nox sessions call), from ``experiments/tmaze10/`` so that its ``runs/``, ``r
 
 Complete tasks are skipped on a re-run (``run_local``), so an interrupted run resumes.
 
-    PYTHONPATH=src python experiments/tmaze10.py [--parallel N]
+    PYTHONPATH=src python experiments/tmaze10.py [--parallel N] [--confirm-steps N]
 """
 
 from __future__ import annotations
@@ -45,9 +46,8 @@ STUDIES = {  # study -> what was expected of it
     "tmaze_10_transformer": "(no expectation given)",
 }
 ABLATION = ("tmaze_10_ppo", "normalize_advantages", "ablation (POBAX default)")
-SWEEP = {"n_seeds": 2, "total_steps": 300_000}
+SWEEP = {"n_seeds": 2, "total_steps": 100_000}
 CONFIRM_SEEDS = 10
-CONFIRM = {"total_steps": 1_000_000}
 SOLVED = 3.9  # a policy that turns right 99 % of the time scores 3.95
 
 
@@ -79,13 +79,15 @@ def write_sweep_files() -> list[str]:
     return paths
 
 
-def extend_confirmations() -> list[str]:
-    """The confirmation files ``best`` wrote, at the full training length, and the ablation."""
+def extend_confirmations(steps: int | None) -> list[str]:
+    """The confirmation files ``best`` wrote (trained for ``steps`` env steps if given), and the
+    ablation."""
     paths = []
     for name in STUDIES:
         path = OUT / "sweeps" / "best" / f"{name}_best.py"
-        why = "experiments/tmaze10.py: confirmation runs train as long as the studies' own files"
-        path.write_text(with_overrides(path.read_text(), CONFIRM, why))
+        if steps is not None:
+            why = "experiments/tmaze10.py --confirm-steps: longer than the sweep"
+            path.write_text(with_overrides(path.read_text(), {"total_steps": steps}, why))
         paths.append(f"sweeps/best/{name}_best.py")
     study, flag, _ = ABLATION
     text = (OUT / "sweeps" / "best" / f"{study}_best.py").read_text()
@@ -141,10 +143,10 @@ def write_table() -> None:
         writer.writerows(per_seed)
     head = (
         f"# T-Maze 10: each study's sweep winner confirmed on {CONFIRM_SEEDS} fresh seeds, "
-        f"{CONFIRM['total_steps']:.0e} env steps\n\n"
+        f"{static['total_steps']:,} env steps\n\n"
         "Written by `PYTHONPATH=src python experiments/tmaze10.py` (its docstring gives the "
         f"protocol), device {prov.get('device_kind', 'cpu')}. Sweep: each study's grid with "
-        f"{SWEEP['n_seeds']} seeds x {SWEEP['total_steps']:.0e} env steps, winner by AUC "
+        f"{SWEEP['n_seeds']} seeds x {SWEEP['total_steps']:,} env steps, winner by AUC "
         f"(`best --confirm`, `sweeps/best/`). Solved: final return >= {SOLVED} (evaluation "
         "rollout after training, 1000 steps x 4 envs, sampled actions). Scores with 95% CIs and "
         "the probability that each study beats each other: [compare_final.md](compare_final.md), "
@@ -165,14 +167,16 @@ def write_table() -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--parallel", default="1", help="tasks at once (run_local --parallel)")
-    parallel = ("--parallel", p.parse_args().parallel)
+    p.add_argument("--confirm-steps", type=int, default=None, help="env steps of confirmations")
+    args = p.parse_args()
+    parallel = ("--parallel", args.parallel)
     sweep_dirs = [f"results/{name}" for name in STUDIES]
     sweeps = write_sweep_files()
     sweepax("sweep.write_jobs", *sweeps)
     sweepax("launch.local", *reversed(STUDIES), *parallel)  # the longest first
     sweepax("results.parse", *sweep_dirs, "--no-progress")
     sweepax("results.best", *sweep_dirs, "--confirm", "--seeds", str(CONFIRM_SEEDS), "--force")
-    confirmations = extend_confirmations()
+    confirmations = extend_confirmations(args.confirm_steps)
     confirm_dirs = [f"results/{confirmed}" for _, confirmed, _ in rows()]
     sweepax("sweep.write_jobs", *confirmations)
     sweepax("launch.local", *(Path(c).stem for c in confirmations), *parallel)
