@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import json
 import sys
 import typing as tp
@@ -114,14 +115,15 @@ def read_stores(
     """Read every complete store's labels and ``Content`` (oldest first), not its data:
     ``(stores, unreadable)``, a store that fails to decode being corrupt with the error."""
     out, unreadable = [], []
+    same: dict[tp.Any, tp.Any] = {}  # one copy of what many stores share (memory per store)
     for state in track(states, description="reading stores", disable=not progress, transient=True):
         try:
-            attrs, content, n_config, coords = read_content(state.path)
+            attrs, content, n_config, coords = read_content(state.path, same)
         except Exception as err:  # any decode error: the store is damaged, not parse
             unreadable.append(_unreadable(state, err))
             continue
         env, rows = store_labels(attrs, n_config, coords, state.path)
-        kept = {k: attrs[k] for k in KEPT_ATTRS if k in attrs}
+        kept = {k: _one_copy(same, attrs[k]) for k in KEPT_ATTRS if k in attrs}
         out.append(
             TaskStore(
                 len(out),
@@ -137,12 +139,24 @@ def read_stores(
     return out, unreadable
 
 
+def _one_copy(same: dict[tp.Any, tp.Any], value: tp.Any) -> tp.Any:
+    """``value``, or an equal one seen before (``same`` remembers them): thousands of stores
+    then hold one copy of their identical label names, variables and env steps."""
+    if isinstance(value, np.ndarray):
+        key: tp.Any = ("array", value.dtype.str, value.shape, value.tobytes())
+    else:
+        key = ("json", type(value).__name__, json.dumps(value, sort_keys=True, default=str))
+    return same.setdefault(key, value)
+
+
 def read_content(
-    path: Path,
+    path: Path, same: dict[tp.Any, tp.Any] | None = None
 ) -> tuple[dict[str, tp.Any], Content, int, dict[str, list[tp.Any]]]:
     """``(attrs, content, n_config, coords)`` of one store: its attributes, its ``Content``, its
     number of config rows and the values of its coordinates along ``config`` (the vmapped
-    labels), read from its root metadata and its small coordinate arrays."""
+    labels), read from its root metadata and its small coordinate arrays. ``same``: see
+    ``_one_copy``."""
+    same = {} if same is None else same
     where = layout(path)
     if where is None or any(plain_dtype(m) is None for m in where.arrays.values()):
         ds = open_store(path)
@@ -156,13 +170,12 @@ def read_content(
         n: (plain_dtype(where.arrays[n]), "update" in where.dims(n)) for n in where.data_vars
     }
     sizes = {d: n for v in where.arrays for d, n in zip(where.dims(v), where.shape(v), strict=True)}
-    data = list(where.data_vars)
     content = Content(
-        seeds=[int(x) for x in small["seed"].tolist()],
+        seeds=_one_copy(same, [int(x) for x in small["seed"].tolist()]),
         n_update=int(sizes.get("update", 0)),
-        env_steps=small["env_steps"],
-        variables=variables,
-        load=lambda: read_arrays(path, data),
+        env_steps=_one_copy(same, small["env_steps"]),
+        variables=_one_copy(same, variables),
+        load=functools.partial(read_arrays, path, _one_copy(same, list(where.data_vars))),
     )
     return where.attrs, content, int(sizes.get("config", 1)), {n: small[n].tolist() for n in along}
 
