@@ -6,7 +6,7 @@ the nox sessions call), from ``experiments/tmaze10/`` so that its ``runs/``, ``r
 ``logs/`` stay there (git-ignored):
 
 1. **sweep**: ``sweeps/<study>.py`` is the study's own sweep file with its grid unchanged and a
-   smaller budget (``SWEEP``: 2 seeds x 1e5 env steps); ``write_jobs``, ``run_local``, ``parse``.
+   smaller budget (``SWEEP``: 2 seeds x 5e4 env steps); ``write_jobs``, ``run_local``, ``parse``.
 2. **confirm**: ``best --confirm --seeds 10`` picks each study's config by AUC (mean return over
    training) and writes ``sweeps/best/<study>_best.py`` (seeds after the sweep's, the sweep's
    env steps; ``--confirm-steps N`` trains them longer, e.g. the studies' own 1e6), and the
@@ -46,7 +46,7 @@ STUDIES = {  # study -> what was expected of it
     "tmaze_10_transformer": "(no expectation given)",
 }
 ABLATION = ("tmaze_10_ppo", "normalize_advantages", "ablation (POBAX default)")
-SWEEP = {"n_seeds": 2, "total_steps": 100_000}
+SWEEP = {"n_seeds": 2, "total_steps": 50_000}
 CONFIRM_SEEDS = 10
 SOLVED = 3.9  # a policy that turns right 99 % of the time scores 3.95
 
@@ -61,10 +61,13 @@ def sweepax(module: str, *args: str) -> None:
 
 
 def with_overrides(text: str, values: dict, why: str) -> str:
-    """A sweep file's text with ``values`` set in every ``args`` dict."""
+    """A sweep file's text with ``values`` set in every ``args`` dict (formatted as ruff would)."""
     literal = lambda v: json.dumps(v) if isinstance(v, str) else repr(v)  # noqa: E731
-    items = ", ".join(f"{json.dumps(k)}: {literal(v)}" for k, v in values.items())
-    return text + f'\n# {why}\nfor _args in hparams["args"]:\n    _args.update({{{items}}})\n'
+    items = "{" + ", ".join(f"{json.dumps(k)}: {literal(v)}" for k, v in values.items()) + "}"
+    call = f"    _args.update({items})"
+    if len(call) > 99:  # the project's line length
+        call = f"    _args.update(\n        {items}\n    )"
+    return text + f'\n# {why}\nfor _args in hparams["args"]:\n{call}\n'
 
 
 def write_sweep_files() -> list[str]:

@@ -26,4 +26,4 @@ hparams = {
 
 # experiments/tmaze10.py, sweep stage: the grid as above, fewer seeds and steps
 for _args in hparams["args"]:
-    _args.update({"n_seeds": 2, "total_steps": 100000})
+    _args.update({"n_seeds": 2, "total_steps": 50000})
