@@ -265,13 +265,22 @@ def tensor_only(study_dir: Path) -> Path:
     return alone
 
 
-def bench_size(out: Path, n_tasks: int, updates: int, workers: int, keep: bool) -> dict:
-    """Build one study, then parse it, best on it, best on its tensor alone."""
+def bench_size(
+    out: Path, n_tasks: int, updates: int, workers: int, keep: bool, reuse: bool
+) -> dict:
+    """Build one study (or reuse one kept before), then parse it, best on it, best on its
+    tensor alone."""
     root = out / f"tasks_{n_tasks}"
-    shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
-    built = build_study(root, n_tasks, updates, workers)
-    study_dir = built["study_dir"]
+    record = root / "built.json"
+    if reuse and record.is_file():
+        built = json.loads(record.read_text())
+    else:
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(parents=True)
+        built = build_study(root, n_tasks, updates, workers)
+        built["study_dir"] = str(built["study_dir"])
+        record.write_text(json.dumps(built))
+    study_dir = Path(built["study_dir"])
     parsed = run_measure("parse", root, study_dir)
     ranked = run_measure("best", root, study_dir)
     alone = run_measure("best", root, tensor_only(study_dir))
@@ -317,6 +326,7 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "scale")
     p.add_argument("--keep", action="store_true", help="keep the studies (default: removed)")
+    p.add_argument("--reuse", action="store_true", help="measure studies kept by --keep again")
     p.add_argument("--measure", nargs=2, metavar=("COMMAND", "STUDY_DIR"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.measure:
@@ -324,7 +334,8 @@ def main() -> None:
         return
     rows = []
     for n in (int(x) for x in args.tasks.split(",")):
-        rows.append(bench_size(args.out.resolve(), n, args.updates, args.workers, args.keep))
+        out = args.out.resolve()
+        rows.append(bench_size(out, n, args.updates, args.workers, args.keep, args.reuse))
         r = rows[-1]
         print(
             f"{r['stores']:,} stores: built in {r['build_seconds']:.0f} s, parse "
