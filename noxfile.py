@@ -175,6 +175,13 @@ def bench_mjx(session: nox.Session) -> None:
     session.run(python, str(ROOT / "bench" / "mjx_steps.py"), *session.posargs, external=True)
 
 
+@nox.session(python=False, default=False)
+def bench_scale(session: nox.Session) -> None:
+    """parse and best on studies of 1,000 / 3,000 / 10,000 synthetic task stores: time, memory."""
+    python = venv(session)
+    session.run(python, str(ROOT / "bench" / "scale_results.py"), *session.posargs, external=True)
+
+
 # --- SLURM ----------------------------------------------------------------------------------------
 def _slurm_up() -> bool:
     """Does a SLURM controller answer here?"""

@@ -1,217 +1,192 @@
-"""The recorded T-Maze 10 experiment: each ``hyperparams/tmaze`` study at its best settings.
+"""The recorded T-Maze 10 experiment, run with sweepax's own commands.
 
-Two stages, each a set of real ``python -m sweepax.train`` tasks, analysed with sweepax's own
-``parse`` and ``best``:
+Each ``hyperparams/tmaze`` study is swept, its winner confirmed on fresh seeds, and the
+confirmations compared; every step is a command a user runs (``python -m sweepax.<module>``, what
+the nox sessions call), from ``experiments/tmaze10/`` so that its ``runs/``, ``results/`` and
+``logs/`` stay there (git-ignored):
 
-1. **sweep**: every study's full vmapped grid (its own sweep file, planned as ``write_jobs``
-   would) with ``--sweep-seeds`` seeds and ``--sweep-steps`` env steps; the best config per study
-   by area under the curve (mean return over training).
-2. **final**: that config with 10 fresh seeds (``--final-seed``, disjoint from the sweep's) and
-   1e6 env steps, as the issue asks; a seed "solves" T-Maze 10 when the mean return of the episodes
-   in its evaluation rollout (1000 steps x 4 envs, actions sampled from the trained policy) is at
-   least ``SOLVED`` (optimal 4.0 in 12 steps; guessing at the junction gives 1.95).
+1. **sweep**: ``sweeps/<study>.py`` is the study's own sweep file with its grid unchanged and a
+   smaller budget (``SWEEP``: 2 seeds x 5e4 env steps); ``write_jobs``, ``run_local``, ``parse``.
+2. **confirm**: ``best --confirm --seeds 10`` picks each study's config by AUC (mean return over
+   training) and writes ``sweeps/best/<study>_best.py`` (seeds after the sweep's, the sweep's
+   env steps; ``--confirm-steps N`` trains them longer, e.g. the studies' own 1e6), and the
+   experiment adds the ablation: recurrent PPO's winner with per-minibatch advantage
+   normalisation (POBAX's default; the studies switch it off). ``write_jobs``, ``run_local``,
+   ``parse``, ``best --measure final``.
+3. **compare** the confirmations (``compare --measure final``: ``compare_final.md`` and the
+   ``compare_final_curves`` / ``_aggregate`` figures) and write ``results.md`` (one row per
+   study) and ``results.csv`` (one row per study x seed). A seed *solves* T-Maze 10 when its
+   evaluation rollout after training (1000 steps x 4 envs, sampled actions) returns at least
+   ``SOLVED`` (optimal 4.0 in 12 steps; guessing at the junction 1.95).
 
-3. **ablation**: recurrent PPO's winner again, same seeds, with per-minibatch advantage
-   normalisation switched on (POBAX's default, and sweepax's ``normalize_advantages`` default);
-   the studies switch it off.
+Complete tasks are skipped on a re-run (``run_local``), so an interrupted run resumes.
 
-Outputs (committed): ``experiments/tmaze10/results.csv`` (one row per study x final seed) and
-``experiments/tmaze10/results.md`` (one row per study). Result stores go to
-``experiments/tmaze10/{sweep,final}/`` (git-ignored); a finished stage is skipped on re-run.
-
-    PYTHONPATH=src python experiments/tmaze10.py [--stage sweep|final|table|all] [--studies a,b]
+    PYTHONPATH=src python experiments/tmaze10.py [--parallel N] [--confirm-steps N]
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-from sweepax.results import best as best_mod
-from sweepax.results import parse, store
-from sweepax.sweep import load, plan
-
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "experiments" / "tmaze10"
-STUDIES = (
-    "tmaze_10_ppo",
-    "tmaze_10_ppo_LD",
-    "tmaze_10_ppo_memoryless",
-    "tmaze_10_ppo_perfect_memory_memoryless",
-    "tmaze_10_transformer",
-)
-SOLVED = 3.9  # a policy that turns right 99 % of the time scores 3.95
-EXPECTED = {
+STUDIES = {  # study -> what was expected of it
     "tmaze_10_ppo": "optimal (4.0)",
     "tmaze_10_ppo_LD": "not worse than recurrent PPO",
     "tmaze_10_ppo_memoryless": "guessing (~1.95)",
     "tmaze_10_ppo_perfect_memory_memoryless": "optimal (4.0)",
     "tmaze_10_transformer": "(no expectation given)",
 }
+ABLATION = ("tmaze_10_ppo", "normalize_advantages", "ablation (POBAX default)")
+SWEEP = {"n_seeds": 2, "total_steps": 50_000}
+CONFIRM_SEEDS = 10
+SOLVED = 3.9  # a policy that turns right 99 % of the time scores 3.95
 
 
-def _train(argv: list[str], log: Path) -> None:
-    """One task in its own process; its log beside the results."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    with log.open("w") as out:
-        proc = subprocess.run(
-            [sys.executable, *argv],  # argv starts with -m sweepax.train <entry>
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
-        )
-    if proc.returncode != 0:
-        raise SystemExit(f"task failed ({log}):\n{log.read_text()[-3000:]}")
-    print(f"  done in {time.perf_counter() - t0:.0f}s: {log}", flush=True)
+def sweepax(module: str, *args: str) -> None:
+    """``python -m sweepax.<module> args``, from ``OUT``; stop the experiment if it fails."""
+    command = [sys.executable, "-m", f"sweepax.{module}", *args]
+    print(f"$ python -m sweepax.{module} {' '.join(args)}", flush=True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    if subprocess.run(command, cwd=OUT, env=env).returncode:
+        raise SystemExit(f"sweepax.{module} failed; fix it and run the experiment again")
 
 
-def _complete(study_dir: Path) -> list[Path]:
-    """Complete stores (in-progress ones have hidden names), oldest first."""
-    return sorted(study_dir.glob("*.zarr"), key=lambda p: p.stat().st_mtime)
+def with_overrides(text: str, values: dict, why: str) -> str:
+    """A sweep file's text with ``values`` set in every ``args`` dict (formatted as ruff would)."""
+    literal = lambda v: json.dumps(v) if isinstance(v, str) else repr(v)  # noqa: E731
+    items = "{" + ", ".join(f"{json.dumps(k)}: {literal(v)}" for k, v in values.items()) + "}"
+    call = f"    _args.update({items})"
+    if len(call) > 99:  # the project's line length
+        call = f"    _args.update(\n        {items}\n    )"
+    return text + f'\n# {why}\nfor _args in hparams["args"]:\n{call}\n'
 
 
-def stage_sweep(studies: list[str], seeds: int, steps: int) -> None:
-    """Every study's grid with ``seeds`` seeds and ``steps`` env steps."""
-    for name in studies:
-        study_dir = OUT / "sweep" / name
-        tasks = plan.plan(load.load(ROOT / "hyperparams" / "tmaze" / f"{name}.py")).tasks
-        if len(_complete(study_dir)) >= len(tasks):
-            print(f"sweep {name}: complete, skipped")
-            continue
-        print(f"sweep {name}: {len(tasks)} task(s), {seeds} seeds x {steps} steps", flush=True)
-        for task in tasks:
-            argv = [*task.argv, "--n_seeds", str(seeds), "--total_steps", str(steps),
-                    "--results_dir", str(OUT / "sweep")]  # fmt: skip
-            _train(argv, OUT / "logs" / "sweep" / f"{name}_{task.index}.log")
+def write_sweep_files() -> list[str]:
+    """``sweeps/<study>.py``: each study's sweep file at the sweep stage's budget."""
+    (OUT / "sweeps").mkdir(exist_ok=True)
+    paths = []
+    for name in STUDIES:
+        text = (ROOT / "hyperparams" / "tmaze" / f"{name}.py").read_text()
+        why = "experiments/tmaze10.py, sweep stage: the grid as above, fewer seeds and steps"
+        (OUT / "sweeps" / f"{name}.py").write_text(with_overrides(text, SWEEP, why))
+        paths.append(f"sweeps/{name}.py")
+    return paths
 
 
-def _winner(name: str) -> dict:
-    """``best`` (AUC) of the study's sweep: ``hparams`` (every value), ``varying`` and scores.
-
-    Runs in ``OUT`` so that parse finds no ``runs/<study>.json`` (that plan has other seeds).
-    """
-    scores = parse.parse_study(OUT / "sweep" / name, progress=False)
-    result = best_mod.best(scores, "auc")
-    return {**result["envs"]["tmaze_10"], "varying": result["hparams"]}
-
-
-def _run_winner(
-    stage: str, name: str, first_seed: int, n_seeds: int, steps: int, extra: tuple[str, ...] = ()
-) -> None:
-    """The study's sweep winner with ``n_seeds`` fresh seeds x ``steps``, into ``OUT/stage``."""
-    if _complete(OUT / stage / name):
-        print(f"{stage} {name}: complete, skipped")
-        return
-    study = load.load(ROOT / "hyperparams" / "tmaze" / f"{name}.py")
-    (task,) = plan.plan(study).tasks
-    win = _winner(name)["hparams"]
-    swept = [f.name for f in study.entry.sweep_fields]
-    overrides = [a for k in swept if k in win for a in (f"--{k}", repr(float(win[k])))]
-    print(f"{stage} {name}: {[*overrides, *extra]}", flush=True)
-    argv = [*task.argv, *overrides, *extra, "--seed", str(first_seed), "--n_seeds", str(n_seeds),
-            "--total_steps", str(steps), "--results_dir", str(OUT / stage)]  # fmt: skip
-    _train(argv, OUT / "logs" / stage / f"{name}.log")
+def extend_confirmations(steps: int | None) -> list[str]:
+    """The confirmation files ``best`` wrote (trained for ``steps`` env steps if given), and the
+    ablation."""
+    paths = []
+    for name in STUDIES:
+        path = OUT / "sweeps" / "best" / f"{name}_best.py"
+        if steps is not None:
+            why = "experiments/tmaze10.py --confirm-steps: longer than the sweep"
+            path.write_text(with_overrides(path.read_text(), {"total_steps": steps}, why))
+        paths.append(f"sweeps/best/{name}_best.py")
+    study, flag, _ = ABLATION
+    text = (OUT / "sweeps" / "best" / f"{study}_best.py").read_text()
+    ablation = {flag: True, "study_name": f"{study}_best_{flag}"}
+    path = OUT / "sweeps" / "best" / f"{study}_best_{flag}.py"
+    path.write_text(with_overrides(text, ablation, f"experiments/tmaze10.py: ablation, {flag}"))
+    return [*paths, f"sweeps/best/{path.name}"]
 
 
-def stage_final(studies: list[str], first_seed: int, n_seeds: int, steps: int) -> None:
-    """The sweep's winner per study: ``n_seeds`` fresh seeds x ``steps`` env steps."""
-    for name in studies:
-        _run_winner("final", name, first_seed, n_seeds, steps)
+def rows() -> list[tuple[str, str, str]]:
+    """``(sweep study, confirmation study, expectation)`` of every row of the table."""
+    study, flag, expected = ABLATION
+    return [(s, f"{s}_best", e) for s, e in STUDIES.items()] + [
+        (study, f"{study}_best_{flag}", expected)
+    ]
 
 
-def stage_ablation(first_seed: int, n_seeds: int, steps: int) -> None:
-    """``tmaze_10_ppo``'s final run with ``--normalize_advantages`` (POBAX's default)."""
-    _run_winner("ablation", "tmaze_10_ppo", first_seed, n_seeds, steps, ("--normalize_advantages",))
+def write_table() -> None:
+    """``results.md`` (one row per confirmation study) and ``results.csv`` (per seed)."""
+    from sweepax.results.store import complete_stores, open_store
 
-
-def stage_table(studies: list[str]) -> None:
-    """``results.csv`` (study x seed) and ``results.md`` (study) from the final stores."""
-    import xarray as xr
-
-    rows, summary = [], []
-    runs = [(name, name, _complete(OUT / "final" / name)[-1]) for name in studies]
-    if ablation := _complete(OUT / "ablation" / "tmaze_10_ppo"):
-        runs.append(("tmaze_10_ppo", "tmaze_10_ppo + normalize_advantages", ablation[-1]))
-    for name, label, path in runs:
-        ds = xr.open_zarr(path, consolidated=None)
-        attrs = store.read_attrs(path)
-        static, prov = attrs["static"], attrs["provenance"]
-        win = _winner(name)
-        chosen = {k: win["hparams"][k] for k in win["varying"]}
+    lines, per_seed = [], []
+    for sweep, confirmed, expected in rows():
+        win = json.loads((OUT / "results" / sweep / "best_auc.json").read_text())
+        env = win["envs"]["tmaze_10"]
+        chosen = {k: env["hparams"][k] for k in win["hparams"]}
+        (store,) = complete_stores(OUT / "results" / confirmed).values()
+        ds = open_store(store)
+        static, prov = ds.attrs["static"], ds.attrs["provenance"]
         final = ds["final_return"].values[0]
-        episodes = ds["final_episodes"].values[0]
-        steps_per_episode = static["eval_steps"] * static["num_envs"] / np.maximum(episodes, 1)
-        curve = ds["episode_return"].values[0]
-        for seed, ret, length, auc in zip(
-            ds["seed"].values, final, steps_per_episode, np.nanmean(curve, axis=-1), strict=True
-        ):
-            rows.append({"study": label, "seed": int(seed), "final_return": round(float(ret), 4),
-                         "steps_per_episode": round(float(length), 2), "auc": round(float(auc), 4),
-                         "solved": bool(ret >= SOLVED), **chosen})  # fmt: skip
-        solved = int((final >= SOLVED).sum())
-        summary.append(
-            f"| {label} | {', '.join(f'{k} {v:g}' for k, v in chosen.items())} | "
-            f"{win['score']:.3f} | {solved}/{len(final)} | {np.mean(final):.3f} "
-            f"({np.min(final):.2f}–{np.max(final):.2f}) | {np.median(steps_per_episode):.1f} | "
-            f"{EXPECTED.get(label, 'ablation (POBAX default)')} | {prov['run_seconds']:.0f} s, "
+        length = (
+            static["eval_steps"]
+            * static["num_envs"]
+            / np.maximum(ds["final_episodes"].values[0], 1)
+        )
+        auc = np.nanmean(ds["episode_return"].values[0], axis=-1)
+        for seed, ret, steps, area in zip(ds["seed"].values, final, length, auc, strict=True):
+            per_seed.append({
+                "study": confirmed, "seed": int(seed), "final_return": round(float(ret), 4),
+                "steps_per_episode": round(float(steps), 2), "auc": round(float(area), 4),
+                "solved": bool(ret >= SOLVED), **chosen,
+            })  # fmt: skip
+        lines.append(
+            f"| {confirmed} | {', '.join(f'{k} {v:g}' for k, v in chosen.items())} | "
+            f"{env['score']:.3f} | {int((final >= SOLVED).sum())}/{len(final)} | "
+            f"{np.mean(final):.3f} ({np.min(final):.2f}–{np.max(final):.2f}) | "
+            f"{np.median(length):.1f} | {expected} | {prov['run_seconds']:.0f} s, "
             f"{prov['env_steps_per_second']} | {prov['git']['commit'][:10]} |"
         )
-    OUT.mkdir(parents=True, exist_ok=True)
     with (OUT / "results.csv").open("w", newline="") as f:
-        keys = list(dict.fromkeys(k for r in rows for k in r))
-        writer = csv.DictWriter(f, fieldnames=keys)
+        writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in per_seed for k in r)))
         writer.writeheader()
-        writer.writerows(rows)
-    first = store.read_attrs(runs[0][2])
-    header = (
-        "# T-Maze 10: each study at its best settings, 10 seeds, 1e6 env steps\n\n"
-        "Written by `PYTHONPATH=src python experiments/tmaze10.py` (see its docstring for the "
-        f"protocol), device {first['provenance'].get('device_kind', 'cpu')}.\n"
-        f"Solved: final return >= {SOLVED} (evaluation rollout after training, 1000 steps x "
-        "4 envs, sampled actions). Best settings: highest AUC in the sweep stage.\n\n"
-        "| study | best settings (sweep) | sweep AUC | solved | final return mean (min–max) |"
-        " median steps/episode | expected | run time, env steps/s | commit |\n"
+        writer.writerows(per_seed)
+    head = (
+        f"# T-Maze 10: each study's sweep winner confirmed on {CONFIRM_SEEDS} fresh seeds, "
+        f"{static['total_steps']:,} env steps\n\n"
+        "Written by `PYTHONPATH=src python experiments/tmaze10.py` (its docstring gives the "
+        f"protocol), device {prov.get('device_kind', 'cpu')}. Sweep: each study's grid with "
+        f"{SWEEP['n_seeds']} seeds x {SWEEP['total_steps']:,} env steps, winner by AUC "
+        f"(`best --confirm`, `sweeps/best/`). Solved: final return >= {SOLVED} (evaluation "
+        "rollout after training, 1000 steps x 4 envs, sampled actions). Scores with 95% CIs and "
+        "the probability that each study beats each other: [compare_final.md](compare_final.md), "
+        "curves: [compare_final_curves.png](compare_final_curves.png).\n\n"
+        "| confirmation study | winner of the sweep | sweep AUC | solved | final return mean "
+        "(min–max) | median steps/episode | expected | run time, env steps/s | commit |\n"
         "|---|---|---|---|---|---|---|---|---|\n"
     )
-    footer = (
+    foot = (
         "\nFor comparison, POBAX 0.0.1 (normalised advantages, no episode time limit) with lr "
         "2.5e-3, lambda0 0.7, hidden 32, 4 envs, 1e6 steps solved tmaze_10 in 1 of 10 seeds on "
         "these machines.\n"
     )
-    (OUT / "results.md").write_text(header + "\n".join(summary) + "\n" + footer)
+    (OUT / "results.md").write_text(head + "\n".join(lines) + "\n" + foot)
     print((OUT / "results.md").read_text())
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--stage", choices=("sweep", "final", "ablation", "table", "all"), default="all")
-    p.add_argument("--studies", default=",".join(STUDIES))
-    p.add_argument("--sweep-seeds", type=int, default=2)
-    p.add_argument("--sweep-steps", type=int, default=300_000)
-    p.add_argument("--final-seed", type=int, default=3000)
-    p.add_argument("--final-seeds", type=int, default=10)
-    p.add_argument("--final-steps", type=int, default=1_000_000)
+    p.add_argument("--parallel", default="1", help="tasks at once (run_local --parallel)")
+    p.add_argument("--confirm-steps", type=int, default=None, help="env steps of confirmations")
     args = p.parse_args()
-    studies = args.studies.split(",")
-    OUT.mkdir(parents=True, exist_ok=True)
-    os.chdir(OUT)  # see _winner
-    if args.stage in ("sweep", "all"):
-        stage_sweep(studies, args.sweep_seeds, args.sweep_steps)
-    if args.stage in ("final", "all"):
-        stage_final(studies, args.final_seed, args.final_seeds, args.final_steps)
-    if args.stage in ("ablation", "all"):
-        stage_ablation(args.final_seed, args.final_seeds, args.final_steps)
-    if args.stage in ("table", "all"):
-        stage_table(studies)
+    parallel = ("--parallel", args.parallel)
+    sweep_dirs = [f"results/{name}" for name in STUDIES]
+    sweeps = write_sweep_files()
+    sweepax("sweep.write_jobs", *sweeps)
+    sweepax("launch.local", *reversed(STUDIES), *parallel)  # the longest first
+    sweepax("results.parse", *sweep_dirs, "--no-progress")
+    sweepax("results.best", *sweep_dirs, "--confirm", "--seeds", str(CONFIRM_SEEDS), "--force")
+    confirmations = extend_confirmations(args.confirm_steps)
+    confirm_dirs = [f"results/{confirmed}" for _, confirmed, _ in rows()]
+    sweepax("sweep.write_jobs", *confirmations)
+    sweepax("launch.local", *(Path(c).stem for c in confirmations), *parallel)
+    sweepax("results.parse", *confirm_dirs, "--no-progress")
+    sweepax("results.best", *confirm_dirs, "--measure", "final")
+    sweepax("results.compare", *confirm_dirs, "--out", ".", "--no-progress")
+    write_table()
 
 
 if __name__ == "__main__":

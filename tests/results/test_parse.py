@@ -18,6 +18,7 @@ from sweepax.results.parse import (
     TaskStore,
     allocate,
     coordinate_values,
+    dataset_content,
     fill,
     main,
     missing_cells,
@@ -221,7 +222,7 @@ def test_parse_cli_parses_every_study_when_none_named(study, tmp_path, capsys):
     assert "tmaze_ppo: 3 stores" in out and "discounted_return" in out
 
 
-def _grid_store(env, rows, seeds=(0,), n_update=2, dtype=np.float32, steps=(10, 20)):
+def _grid_store(env, rows, seeds=(0,), n_update=2, dtype=np.float32, steps=(10, 20), final=1.0):
     """A ``TaskStore`` with the given label rows, built in memory (the parse steps' input)."""
     n = len(rows)
     ds = xr.Dataset(
@@ -230,11 +231,11 @@ def _grid_store(env, rows, seeds=(0,), n_update=2, dtype=np.float32, steps=(10, 
                 ("config", "seed", "update"),
                 np.zeros((n, len(seeds), n_update), dtype),
             ),
-            "final_return": (("config", "seed"), np.ones((n, len(seeds)), dtype)),
+            "final_return": (("config", "seed"), np.full((n, len(seeds)), final, dtype)),
         },
         coords={"seed": list(seeds), "env_steps": ("update", list(steps)[:n_update])},
     )
-    return TaskStore(0, "t", Path("t.zarr"), "2026", env, rows, ds, {})
+    return TaskStore(0, "t", Path("t.zarr"), "2026", env, rows, dataset_content(ds), {})
 
 
 def test_coordinate_values_sort_numbers_then_strings_then_none_and_split_fixed():
@@ -260,8 +261,8 @@ def test_coordinate_values_sort_numbers_then_strings_then_none_and_split_fixed()
 
 def test_allocate_takes_the_widest_dtype_and_fill_lets_the_newest_store_win():
     old = _grid_store("e", [{"x": 1}, {"x": 2}])
-    new = _grid_store("e", [{"x": 2}], dtype=np.float64)._replace(index=1, completed_at="2027")
-    new.ds["final_return"][:] = 5.0
+    new = _grid_store("e", [{"x": 2}], dtype=np.float64, final=5.0)
+    new = new._replace(index=1, completed_at="2027")
     stores = [old, new]
     grid = coordinate_values(stores, [], ["x"])
     tensor = allocate(stores, grid)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import json
 import sys
 import typing as tp
@@ -29,7 +30,10 @@ from sweepax.results.store import (
     UNVERIFIABLE,
     StoreState,
     all_complete_stores,
+    layout,
     open_store,
+    plain_dtype,
+    read_arrays,
     seal,
     study_stores,
 )
@@ -60,8 +64,30 @@ def _sort_key(value: tp.Any) -> tuple:
     return (1, str(value))
 
 
+class Content(tp.NamedTuple):
+    """What ``fill`` needs of a store, without holding its data: seeds, updates, env steps, its
+    data variables (``name -> (dtype, per update)``) and how to load their values."""
+
+    seeds: list[int]
+    n_update: int
+    env_steps: np.ndarray
+    variables: dict[str, tuple[np.dtype, bool]]
+    load: tp.Callable[[], dict[str, np.ndarray]]  # data variable -> (config, seed[, update])
+
+
+def dataset_content(ds: xr.Dataset) -> Content:
+    """``Content`` of an open Dataset (a store written before consolidated metadata, a test's)."""
+    return Content(
+        seeds=[int(x) for x in ds["seed"].values.tolist()],
+        n_update=int(ds.sizes.get("update", 0)),
+        env_steps=np.asarray(ds["env_steps"].values),
+        variables={n: (v.dtype, "update" in v.dims) for n, v in ds.data_vars.items()},
+        load=lambda: {n: np.asarray(ds[n].values) for n in ds.data_vars},
+    )
+
+
 class TaskStore(tp.NamedTuple):
-    """One complete task store as parse reads it."""
+    """One complete task store as parse reads it: its labels and ``Content``, not its data."""
 
     index: int
     task_id: str
@@ -69,8 +95,11 @@ class TaskStore(tp.NamedTuple):
     completed_at: str
     env: tp.Any
     rows: list[dict[str, tp.Any]]  # label values of each config row (all label names present)
-    ds: xr.Dataset
-    attrs: dict[str, tp.Any]
+    content: Content
+    attrs: dict[str, tp.Any]  # the attributes parse uses (``KEPT_ATTRS``)
+
+
+KEPT_ATTRS = ("study", "entry", "hparams_static", "hparams_vmapped")
 
 
 class PlannedCell(tp.NamedTuple):
@@ -84,18 +113,18 @@ class PlannedCell(tp.NamedTuple):
 def read_stores(
     states: list[StoreState], progress: bool = False
 ) -> tuple[list[TaskStore], list[StoreState]]:
-    """Open every complete store (oldest first) lazily with its coordinates and labels:
+    """Read every complete store's labels and ``Content`` (oldest first), not its data:
     ``(stores, unreadable)``, a store that fails to decode being corrupt with the error."""
     out, unreadable = [], []
+    same: dict[tp.Any, tp.Any] = {}  # one copy of what many stores share (memory per store)
     for state in track(states, description="reading stores", disable=not progress, transient=True):
         try:
-            ds = open_store(state.path)
-            for var in ds.coords.values():
-                var.load()
+            attrs, content, n_config, coords = read_content(state.path, same)
         except Exception as err:  # any decode error: the store is damaged, not parse
             unreadable.append(_unreadable(state, err))
             continue
-        env, rows = store_labels(ds, state.path)
+        env, rows = store_labels(attrs, n_config, coords, state.path)
+        kept = {k: _one_copy(same, attrs[k]) for k in KEPT_ATTRS if k in attrs}
         out.append(
             TaskStore(
                 len(out),
@@ -104,11 +133,52 @@ def read_stores(
                 str(state.completed_at),
                 env,
                 rows,
-                ds,
-                ds.attrs,
-            )
+                content,
+                kept,
+            )  # fmt: skip
         )
     return out, unreadable
+
+
+def _one_copy(same: dict[tp.Any, tp.Any], value: tp.Any) -> tp.Any:
+    """``value``, or an equal one seen before (``same`` remembers them): thousands of stores
+    then hold one copy of their identical label names, variables and env steps."""
+    if isinstance(value, np.ndarray):
+        key: tp.Any = ("array", value.dtype.str, value.shape, value.tobytes())
+    else:
+        key = ("json", type(value).__name__, json.dumps(value, sort_keys=True, default=str))
+    return same.setdefault(key, value)
+
+
+def read_content(
+    path: Path, same: dict[tp.Any, tp.Any] | None = None
+) -> tuple[dict[str, tp.Any], Content, int, dict[str, list[tp.Any]]]:
+    """``(attrs, content, n_config, coords)`` of one store: its attributes, its ``Content``, its
+    number of config rows and the values of its coordinates along ``config`` (the vmapped
+    labels), read from its root metadata and its small coordinate arrays. ``same``: see
+    ``_one_copy``."""
+    same = {} if same is None else same
+    where = layout(path)
+    if where is None or any(plain_dtype(m) is None for m in where.arrays.values()):
+        ds = open_store(path)
+        for var in ds.coords.values():
+            var.load()
+        vmapped = {n: ds[n].values.tolist() for n in ds.coords if ds[n].dims == ("config",)}
+        return ds.attrs, dataset_content(ds), int(ds.sizes.get("config", 1)), vmapped
+    along = [n for n in where.coords if where.dims(n) == ("config",)]
+    small = read_arrays(path, ["seed", "env_steps", *along], where)
+    variables = {
+        n: (plain_dtype(where.arrays[n]), "update" in where.dims(n)) for n in where.data_vars
+    }
+    sizes = {d: n for v in where.arrays for d, n in zip(where.dims(v), where.shape(v), strict=True)}
+    content = Content(
+        seeds=_one_copy(same, [int(x) for x in small["seed"].tolist()]),
+        n_update=int(sizes.get("update", 0)),
+        env_steps=_one_copy(same, small["env_steps"]),
+        variables=_one_copy(same, variables),
+        load=functools.partial(read_arrays, path, _one_copy(same, list(where.data_vars))),
+    )
+    return where.attrs, content, int(sizes.get("config", 1)), {n: small[n].tolist() for n in along}
 
 
 def _unreadable(state: StoreState, err: Exception) -> StoreState:
@@ -124,9 +194,14 @@ class UnreadableStoreError(Exception):
         self.store, self.err = store, err
 
 
-def store_labels(ds: xr.Dataset, path: Path) -> tuple[tp.Any, list[dict[str, tp.Any]]]:
-    """``(env, rows)``: a store's env and the label values of each of its config rows."""
-    attrs = ds.attrs
+def store_labels(
+    attrs: tp.Mapping[str, tp.Any],
+    n_config: int,
+    coords: tp.Mapping[str, list[tp.Any]],
+    path: Path,
+) -> tuple[tp.Any, list[dict[str, tp.Any]]]:
+    """``(env, rows)``: a store's env and the label values of each of its ``n_config`` config
+    rows, from its attributes and its coordinates along ``config`` (``coords``)."""
     static = attrs.get("static") or {}
     args = attrs.get("args") or {}
     env = static.get(ENV, args.get(ENV))
@@ -135,7 +210,6 @@ def store_labels(ds: xr.Dataset, path: Path) -> tuple[tp.Any, list[dict[str, tp.
             f"{path}: attrs 'static' has no 'env'; re-run the task with a current "
             "sweepax so the store records its labels"
         )
-    n_config = ds.sizes.get("config", 1)
     rows: list[dict[str, tp.Any]] = [{} for _ in range(n_config)]
     for name in attrs.get("hparams_static") or []:
         if name in NOT_LABELS:
@@ -144,7 +218,7 @@ def store_labels(ds: xr.Dataset, path: Path) -> tuple[tp.Any, list[dict[str, tp.
         for row in rows:
             row[name] = value
     for name in attrs.get("hparams_vmapped") or []:
-        values = ds[name].values.tolist() if name in ds.coords else [None] * n_config
+        values = coords[name] if name in coords else [None] * n_config
         for row, value in zip(rows, values, strict=True):
             row[name] = _py(value)
     return _py(env), rows
@@ -235,7 +309,7 @@ def coordinate_values(
         for row in s.rows:
             for n in names:
                 values[n].add(row.get(n))
-        seeds.update(int(x) for x in s.ds["seed"].values.tolist())
+        seeds.update(s.content.seeds)
     for cell in planned:
         if all(n in cell.labels for n in names) and cell.labels.get(ENV) is not None:
             for n in [ENV, *names]:
@@ -248,7 +322,7 @@ def coordinate_values(
         varying=varying,
         fixed={n: coords[n][0] for n in names if len(coords[n]) == 1},
         seeds=sorted(seeds),
-        n_update=max((s.ds.sizes.get("update", 0) for s in stores), default=0),
+        n_update=max((s.content.n_update for s in stores), default=0),
         pos={n: {v: i for i, v in enumerate(coords[n])} for n in [ENV, *varying]},
     )
 
@@ -269,12 +343,12 @@ def allocate(stores: list[TaskStore], grid: Grid) -> Tensor:
     per_update, final = [], []
     dtypes: dict[str, np.dtype] = {}
     for s in stores:
-        for name, var in s.ds.data_vars.items():
+        for name, (dtype, along_update) in s.content.variables.items():
             if name not in per_update and name not in final:
-                (per_update if "update" in var.dims else final).append(name)
-            dtypes[name] = np.result_type(dtypes.get(name, np.float32), var.dtype, np.float32)
+                (per_update if along_update else final).append(name)
+            dtypes[name] = np.result_type(dtypes.get(name, np.float32), dtype, np.float32)
     shape = grid.shape
-    steps = [np.asarray(s.ds["env_steps"].values, np.float64) for s in stores]
+    steps = [np.asarray(s.content.env_steps, np.float64) for s in stores]
     if all(np.array_equal(steps[0], x) for x in steps[1:]):
         env_steps = steps[0].astype(np.int64)
     else:
@@ -296,29 +370,33 @@ def fill(stores: list[TaskStore], grid: Grid, tensor: Tensor) -> collections.Cou
     owner: dict[tuple, int] = {}
     seed_pos = {s: i for i, s in enumerate(grid.seeds)}
     for s in sorted(stores, key=lambda s: (s.completed_at, s.path.name), reverse=True):
-        store_seeds = [int(x) for x in s.ds["seed"].values.tolist()]
         try:
-            arrays = {n: np.asarray(s.ds[n].values) for n in s.ds.data_vars}
+            arrays = s.content.load()
         except Exception as err:  # any decode error: the store is damaged, not parse
             raise UnreadableStoreError(s, err) from err
-        u = s.ds.sizes.get("update", 0)
+        u = s.content.n_update
         for c, row in enumerate(s.rows):
             head = grid.head({ENV: s.env, **row})
             if tensor.env_steps.ndim > 1:
-                tensor.env_steps[head][:u] = s.ds["env_steps"].values
-            for k, seed in enumerate(store_seeds):
+                tensor.env_steps[head][:u] = s.content.env_steps
+            ks, cells = [], []
+            for k, seed in enumerate(s.content.seeds):
                 cell = (*head, seed_pos[seed])
                 if cell in owner:
                     superseded[(owner[cell], s.index)] += 1
                     continue
                 owner[cell] = s.index
-                tensor.store_index[cell] = s.index
-                tensor.config_index[cell] = c
-                for n, arr in arrays.items():
-                    if n in tensor.per_update:
-                        tensor.per_update[n][cell][:u] = arr[c, k]
-                    else:
-                        tensor.final[n][cell] = arr[c, k]
+                ks.append(k)
+                cells.append(cell[-1])
+            if not ks:
+                continue
+            tensor.store_index[head][cells] = s.index
+            tensor.config_index[head][cells] = c
+            for n, arr in arrays.items():
+                if n in tensor.per_update:
+                    tensor.per_update[n][head][cells, :u] = arr[c, ks]
+                else:
+                    tensor.final[n][head][cells] = arr[c, ks]
     return superseded
 
 

@@ -1,0 +1,44 @@
+"""Confirmation of tmaze_10_ppo_perfect_memory_memoryless: the winner per env by auc
+(episode_return), on 10 fresh seeds.
+
+Chosen by `best --confirm` from results/tmaze_10_ppo_perfect_memory_memoryless/scores.zarr (parsed
+2026-12-03T11:55:00.963918+00:00; sweep seeds 2024..2025) at 2026-12-03T11:55:10+00:00. Seeds: the
+sweep's largest + 1 (2026) onwards. Sweep file: sweeps/tmaze_10_ppo_perfect_memory_memoryless.py
+(a426282606feb879).
+"""
+
+hparams = {
+    "entry": "-m sweepax.train ppo",
+    "args": [
+        {  # tmaze_10: P(best) 0.5105, score 3.887 [3.839, 3.934] over 2 sweep seeds
+            "study_name": "tmaze_10_ppo_perfect_memory_memoryless_best",
+            "env": "tmaze_10",
+            "renderer": "jax",
+            "memoryless": True,
+            "action_concat": False,
+            "normalize_obs": False,
+            "perfect_memory": True,
+            "double_critic": False,
+            "hidden_size": 32,
+            "num_envs": 4,
+            "num_steps": 128,
+            "total_steps": 50000,
+            "update_epochs": 4,
+            "num_minibatches": 4,
+            "normalize_advantages": False,
+            "anneal_lr": False,
+            "gamma": 0.99,
+            "eval_steps": 1000,
+            "lr": 0.0025,
+            "lambda0": 0.5,
+            "lambda1": 0.95,
+            "ld_weight": 0.0,
+            "entropy_coeff": 0.01,
+            "vf_coeff": 0.5,
+            "clip_eps": 0.2,
+            "max_grad_norm": 0.5,
+            "seed": 2026,
+            "n_seeds": 10,
+        },
+    ],
+}

@@ -1,0 +1,101 @@
+"""Reading a store without xarray: the values equal xarray's, and anything else goes to xarray."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from sweepax.results import store
+from sweepax.results.parse import read_content
+from sweepax.results.store import layout, open_store, plain_dtype, read_arrays, write_task_store
+
+
+def _write(tmp_path, n_config=3, n_update=6, task_id="t"):
+    """A store as a task writes it: NaN where no episode ended, an all-NaN metric, ints."""
+    rng = np.random.default_rng(0)
+    shape = (n_config, 2, n_update)
+    ret = rng.normal(size=shape).astype(np.float32)
+    ret[:, :, 0] = np.nan
+    metrics = {
+        "episode_return": ret,
+        "discounted_return": np.full(shape, np.nan, np.float32),  # a chunk zarr never writes
+        "episodes": rng.integers(0, 9, shape).astype(np.int32),
+        "final_return": ret[..., -1],
+        "final_episodes": np.arange(n_config * 2, dtype=np.int32).reshape(n_config, 2),
+    }
+    vmapped = {"lr": [1e-3 * (i + 1) for i in range(n_config)], "lambda0": [0.5] * n_config}
+    attrs = {"study": "s", "static": {"env": "tmaze_5", "hidden_size": 8}, "entry": "ppo"}
+    steps = np.arange(1, n_update + 1) * 128
+    return write_task_store(tmp_path, task_id, metrics, vmapped, [3, 4], steps, attrs)
+
+
+def _assert_same_as_xarray(path, names):
+    ds = open_store(path)
+    got = read_arrays(path, names)
+    for name in names:
+        want = ds[name].values
+        assert got[name].dtype == want.dtype, name
+        np.testing.assert_array_equal(got[name], want, err_msg=name)  # NaN equal to NaN
+
+
+def test_read_arrays_equals_xarray_for_every_array_of_a_task_store(tmp_path):
+    path = _write(tmp_path)
+    where = layout(path)
+    assert set(where.data_vars) == {
+        "episode_return",
+        "discounted_return",
+        "episodes",
+        "final_return",
+        "final_episodes",
+    }
+    assert set(where.coords) == {"lr", "lambda0", "seed", "update", "env_steps"}
+    assert all(plain_dtype(m) is not None for m in where.arrays.values())
+    assert not (path / "discounted_return" / "c").exists()  # all fill value: no chunk file
+    _assert_same_as_xarray(path, [*where.data_vars, *where.coords])
+
+
+def test_read_arrays_joins_several_chunks(tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "_CHUNK_BYTES", 2 * 6 * 4)  # one config row per chunk
+    path = _write(tmp_path, n_config=5)
+    assert len(list((path / "episode_return" / "c").iterdir())) == 5
+    _assert_same_as_xarray(path, ["episode_return", "episodes", "final_return", "lr"])
+
+
+def test_an_array_xarray_would_decode_is_read_through_xarray(tmp_path):
+    """A fill value xarray masks (here -1 in an int array) is not plain: the values come from
+    xarray, masked to NaN, and parse reads the whole store through xarray."""
+    ds = xr.Dataset(
+        {"episodes": (("config", "seed"), np.array([[1, -1]], np.int32))},
+        coords={"seed": [0, 1], "env_steps": ("update", [128])},
+    )
+    ds["episodes"].encoding["_FillValue"] = -1
+    path = tmp_path / "masked.zarr"
+    ds.to_zarr(path, zarr_format=3, consolidated=True)
+    with (path / "zarr.json").open() as f:
+        doc = json.load(f)
+    doc["attributes"] = {"static": {"env": "e"}}
+    (path / "zarr.json").write_text(json.dumps(doc))
+    where = layout(path)
+    assert plain_dtype(where.arrays["episodes"]) is None
+    values = read_arrays(path, ["episodes", "seed"])["episodes"]
+    assert values.dtype == np.float64 and values[0, 0] == 1 and np.isnan(values[0, 1])
+    attrs, content, n_config, _ = read_content(path)
+    assert attrs["static"] == {"env": "e"} and n_config == 1
+    assert content.variables["episodes"] == (np.dtype(np.float64), False)
+    assert np.isnan(content.load()["episodes"][0, 1])
+
+
+def test_read_content_gives_what_parse_needs_without_the_data(tmp_path):
+    path = _write(tmp_path)
+    attrs, content, n_config, coords = read_content(path)
+    assert attrs["static"]["hidden_size"] == 8 and n_config == 3
+    assert content.seeds == [3, 4] and content.n_update == 6
+    assert content.env_steps.tolist() == [128, 256, 384, 512, 640, 768]
+    assert content.variables["episodes"] == (np.dtype(np.int32), True)
+    assert content.variables["final_return"] == (np.dtype(np.float32), False)
+    assert coords == {"lr": pytest.approx([1e-3, 2e-3, 3e-3]), "lambda0": [0.5] * 3}
+    loaded = content.load()
+    np.testing.assert_array_equal(loaded["episode_return"], open_store(path)["episode_return"])
