@@ -169,6 +169,14 @@ def bench_roofline(session: nox.Session) -> None:
 
 
 @nox.session(python=False, default=False)
+def bench_checkpoint(session: nox.Session) -> None:
+    """Checkpoint overhead (off / default / every chunk) and size on the tmaze_10_ppo shape."""
+    python = venv(session)
+    session.run(python, str(ROOT / "bench" / "checkpoint_overhead.py"), *session.posargs,
+                external=True)  # fmt: skip
+
+
+@nox.session(python=False, default=False)
 def bench_mjx(session: nox.Session) -> None:
     """MJX env steps/s on CPU per model for 1, 64, 1024 worlds [--models M,..] [--worlds N,..]."""
     python = venv(session)

@@ -186,6 +186,17 @@ def test_unusable_static_values_are_refused_at_planning_time(tmp_path, args, mes
     assert str(err.value).startswith(f"{tmp_path / 'study.py'}: {message}")
 
 
+def test_perfect_memory_on_an_env_without_it_is_refused_at_planning_time(tmp_path):
+    body = '\nhparams = {"args": [{"env": ["tmaze_5", "CartPole-P-v0"], "perfect_memory": True}]}\n'
+    with pytest.raises(UserError) as err:
+        make_plan(tmp_path, body)
+    assert str(err.value) == (
+        f"{tmp_path / 'study.py'}: args[0]: key 'perfect_memory': env 'CartPole-P-v0': "
+        "perfect_memory is only defined for tmaze_<N> and rocksample_<5_5|7_8|11_11|15_15>; "
+        "set it to False"
+    )
+
+
 # --- sizes: refused before allocating, progress, a manifest proportional to the plan -----------
 
 HUGE = """

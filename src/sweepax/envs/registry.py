@@ -185,14 +185,23 @@ def _lookup(env_id: str) -> tuple[Family, re.Match]:
     raise UserError(f"unknown env {env_id!r}; known: {known}{hint}")
 
 
-def check(env_id: str, renderer: str | None = None) -> None:
+def check(env_id: str, renderer: str | None = None, perfect_memory: bool = False) -> None:
     """Raise ``UserError`` (known ids and a close match) unless ``env_id`` is registered; with
-    ``renderer``, also unless that renderer applies to ``env_id`` and can run here."""
+    ``renderer``, also unless that renderer applies to ``env_id`` and can run here; with
+    ``perfect_memory``, also unless ``env_id`` defines it."""
     if not isinstance(env_id, str):
         raise UserError(f"env id must be a string, got {env_id!r}")
     fam, _ = _lookup(env_id)
     if renderer is not None:
         _check_renderer(fam, env_id, renderer)
+    if perfect_memory:
+        _check_perfect_memory(fam, env_id)
+
+
+def _check_perfect_memory(fam: Family, env_id: str) -> None:
+    if not fam.perfect_memory:
+        which = " and ".join(f.template for f in FAMILIES if f.perfect_memory)
+        raise UserError(f"env {env_id!r}: perfect_memory is only defined for {which}")
 
 
 def _check_renderer(fam: Family, env_id: str, renderer: str) -> None:
@@ -219,9 +228,7 @@ def make(
     """
     fam, match = _lookup(env_id)
     if kwargs.pop("perfect_memory", False):
-        if not fam.perfect_memory:
-            which = " and ".join(f.template for f in FAMILIES if f.perfect_memory)
-            raise UserError(f"env {env_id!r}: perfect_memory is only defined for {which}")
+        _check_perfect_memory(fam, env_id)
         kwargs["perfect_memory"] = True
     _check_renderer(fam, env_id, renderer)
     if fam.renders:

@@ -131,6 +131,18 @@ def _vmappable(static: tp.Mapping[str, tp.Any]) -> bool:
     return registry.vmappable(static["env"], static.get("renderer", "jax"))
 
 
+def _check_perfect_memory(static: tp.Mapping[str, tp.Any], where: str) -> None:
+    """Refuse ``perfect_memory`` for an env that does not define it, before anything runs."""
+    if not static.get("perfect_memory") or "env" not in static:
+        return
+    from sweepax.envs import registry
+
+    try:
+        registry.check(static["env"], perfect_memory=True)
+    except UserError as err:
+        raise UserError(f"{where}: key 'perfect_memory': {err}; set it to False") from None
+
+
 def _axis_values(axes: tp.Sequence[Axis], key: str, default: tp.Any) -> tuple:
     return next((a.values for a in axes if a.key == key), (default,))
 
@@ -364,6 +376,7 @@ def plan(
                             kept.append(given_row)
                     if kept:
                         groups.append((kept, record))
+            _check_perfect_memory(static, f"{study.path}: args[{i}]")
             if _vmappable(static):
                 for rows, record in groups:
                     built.add_vmapped(static, given_static, rows, sweep_defaults, record)
