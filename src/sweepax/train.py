@@ -157,10 +157,11 @@ def parse_task(argv: tp.Sequence[str]) -> Task:
     static, rows = task_args.resolve(entry, options, parser.error)
     from sweepax.envs import registry
 
-    registry.check(static["env"], static.get("renderer"))
+    registry.check(static["env"])
     check_entry_as_written(entry, options.entry_as_written)
     if problems := entry.problems(static, rows):
         raise UserError("; ".join(problems) + "; fix the task's arguments")
+    registry.check(static["env"], static.get("renderer"))  # one that cannot run here
     task_id = task_args.task_id(entry, static, rows)
     return Task(entry, list(argv), options, static, rows, task_id)
 
