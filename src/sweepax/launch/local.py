@@ -8,9 +8,11 @@ import datetime as dt
 import os
 import re
 import shlex
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import typing as tp
 from pathlib import Path
@@ -155,8 +157,19 @@ def run_jobs(jobs: list[Job], parallel: int, console: Console) -> None:
             done = sum(j.status not in ("pending", "running") for j in jobs)
             bar.update(overall, completed=done, description=f"tasks ({done}/{len(jobs)} done)")
 
+        interrupted: list[int] = []  # Ctrl-C seen: stop between steps, never inside one
+
+        def on_interrupt(signum: int, frame: tp.Any) -> None:
+            if interrupted:  # a second Ctrl-C: KeyboardInterrupt at once
+                raise KeyboardInterrupt
+            interrupted.append(signum)
+
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, on_interrupt) if in_main else None
         try:
             while pending or running:
+                if interrupted:
+                    raise KeyboardInterrupt
                 while pending and len(running) < parallel:
                     job = pending.pop(0)
                     if not take(job):
@@ -167,6 +180,8 @@ def run_jobs(jobs: list[Job], parallel: int, console: Console) -> None:
                     running.append(job)
                     rows[id(job)] = bar.add_task(job.name, total=1.0)
                 for job in list(running):
+                    if interrupted:
+                        break
                     bar.update(rows[id(job)], completed=_progress_of(job.log))
                     if not finish(job):
                         continue
@@ -184,12 +199,15 @@ def run_jobs(jobs: list[Job], parallel: int, console: Console) -> None:
         except KeyboardInterrupt:
             stop_running(running, console)
             raise
+        finally:
+            if in_main:
+                signal.signal(signal.SIGINT, previous)
 
 
 def stop_running(running: tp.Sequence[Job], console: Console) -> None:
     """Ctrl-C: ask every running task to checkpoint and stop (SIGTERM; each saves at the end of
     its chunk of updates), and wait for them; a second Ctrl-C kills them at once."""
-    live = [j for j in running if j.proc is not None and j.proc.poll() is None]
+    live = [j for j in running if j.proc is not None and j.status == "running"]
     if not live:
         return
     console.print(
