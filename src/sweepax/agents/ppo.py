@@ -432,7 +432,7 @@ def make_trainer(
             ep_disc_return=jnp.zeros((n,), jnp.float32),
             ep_discount=jnp.ones((n,), jnp.float32),
             obs_stats=obs_stats,
-            reward_stats=RewardStats.empty(num_envs) if normalize_reward else None,
+            reward_stats=RewardStats.empty(n) if normalize_reward else None,
         )
 
     def _env_step(

@@ -91,6 +91,26 @@ def test_ppo_learns_rocksample_from_scaled_rewards_and_reports_them_unscaled(
     assert float(loop.reward_stats.count) == pytest.approx(1600.0001)
 
 
+def test_rocksample_evaluates_on_as_many_envs_as_asked_not_num_envs() -> None:
+    """POBAX's best RockSample files train 8 envs and evaluate 10 (``num_eval_envs``); the
+    evaluation keeps its own reward statistics, one running return per evaluation env."""
+    static = PPOStatic(
+        env="rocksample_5_5",
+        memoryless=True,
+        hidden_size=16,
+        num_envs=4,
+        num_eval_envs=3,
+        num_steps=16,
+        total_steps=128,
+        num_minibatches=2,
+        eval_steps=200,
+    )
+    trainer = make_trainer(static)
+    metrics = jax.jit(trainer.train)(jax.tree.map(jnp.float32, PPOSweep()), jnp.int32(0))
+    assert int(metrics.final_episodes) > 0
+    assert np.isfinite(float(metrics.final_return))
+
+
 POBAX_SCALES = """
 import json, sys
 import jax.numpy as jnp
