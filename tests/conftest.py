@@ -18,8 +18,11 @@ the session ends.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -90,3 +93,12 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def jax_cache_dir(pytestconfig: pytest.Config) -> Path:
     """The session's persistent compilation cache (in-process and ``python -m sweepax.train``)."""
     return pytestconfig.stash[_SESSION].cache
+
+
+@pytest.fixture(scope="session")
+def pobax_python() -> str:
+    """The python of build/pobax-venv, POBAX 0.0.1 in its own venv (``bench/pobax/pobax_venv.py``
+    makes it on first use, a few minutes), for the agreement tests (``-m pobax``)."""
+    venv = Path(__file__).resolve().parents[1] / "bench" / "pobax" / "pobax_venv.py"
+    done = subprocess.run([sys.executable, str(venv)], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])["python"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -28,14 +27,6 @@ DRIVER = Path(__file__).with_name("navix_pobax_driver.py")
 STEPS = {"00": 4000, "01": 6000, "02": 9000, "03": 13000}
 # the same walk in a maze's first-person and fully observable ids (odd seeds: goals reached)
 SEEDS = {"00": 11, "01": 13, "02": 15, "03": 17}
-
-
-@pytest.fixture(scope="module")
-def pobax_python() -> str:
-    """build/pobax-venv's python (created on first use, a few minutes)."""
-    venv = ROOT / "bench" / "pobax" / "pobax_venv.py"
-    done = subprocess.run([sys.executable, str(venv)], capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])["python"]
 
 
 @pytest.fixture(scope="module")

@@ -106,14 +106,6 @@ def labels(env: str, lr: float, lambda0: float) -> dict:
 
 
 @pytest.fixture(scope="module")
-def pobax_python() -> str:
-    """build/pobax-venv's python (created on first use, a few minutes)."""
-    venv = ROOT / "bench" / "pobax" / "pobax_venv.py"
-    done = subprocess.run([sys.executable, str(venv)], capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])["python"]
-
-
-@pytest.fixture(scope="module")
 def sdist() -> Path:
     """POBAX 0.0.1's sdist from PyPI (it has scripts/; the wheel does not), fetched once."""
     if not SDIST.is_file():

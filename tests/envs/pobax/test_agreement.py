@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -59,14 +58,6 @@ def _job(seed: int, env_id: str, out: Path) -> dict:
     if env_id in rocksample.CONFIGS:  # get_env's key: the one POBAX's PPO derives from its seed
         job["env_key"] = np.asarray(rocksample.layout_key(LAYOUT_SEED)).tolist()
     return job
-
-
-@pytest.fixture(scope="module")
-def pobax_python() -> str:
-    """build/pobax-venv's python (created on first use, a few minutes)."""
-    venv = ROOT / "bench" / "pobax" / "pobax_venv.py"
-    done = subprocess.run([sys.executable, str(venv)], capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])["python"]
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -139,11 +138,9 @@ print(json.dumps(out))
 
 
 @pytest.mark.pobax
-def test_reward_stats_agree_with_pobax_s_normalize_vec_reward() -> None:
+def test_reward_stats_agree_with_pobax_s_normalize_vec_reward(pobax_python: str) -> None:
     root = Path(__file__).resolve().parents[3]
-    venv = root / "bench" / "pobax" / "pobax_venv.py"
-    done = subprocess.run([sys.executable, str(venv)], capture_output=True, text=True, check=True)
-    python = json.loads(done.stdout.strip().splitlines()[-1])["python"]
+    python = pobax_python
     rng = np.random.default_rng(1)
     rewards = rng.choice([0.0, 10.0, -10.0], size=(300, 8), p=[0.8, 0.1, 0.1]).astype(np.float32)
     dones = rng.random((300, 8)) < 0.05
