@@ -229,3 +229,18 @@ def test_device_kind_and_count():
 
     assert rec["device_count"] == jax.device_count() >= 1
     assert rec["device_kind"] == jax.devices()[0].device_kind and rec["device_platform"] == "cpu"
+
+
+def test_device_memory_is_recorded_where_the_device_reports_it():
+    class Reports:  # what a GPU's memory_stats() holds, among other counters
+        def memory_stats(self):
+            return {"peak_bytes_in_use": 3 << 30, "bytes_limit": 141 << 30, "num_allocs": 9}
+
+    class Silent:  # XLA's CPU client
+        def memory_stats(self):
+            return None
+
+    got = provenance.device_memory(Reports())
+    assert got == {"device_peak_bytes": 3 << 30, "device_bytes_limit": 141 << 30}
+    assert provenance.device_memory(Silent()) == {}
+    assert "device_peak_bytes" not in provenance.devices()  # this machine's CPU

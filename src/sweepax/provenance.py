@@ -361,4 +361,14 @@ def devices() -> dict[str, tp.Any]:
         "device_platform": devs[0].platform,
         "device_count": jax.device_count(),
         "jax_backend": jax.default_backend(),
+        **device_memory(devs[0]),
     }
+
+
+def device_memory(device: tp.Any) -> dict[str, int]:
+    """``device_peak_bytes`` (the most this process has held on ``device`` so far) and
+    ``device_bytes_limit``, where the device reports them (GPUs do; XLA's CPU client does not,
+    and then both are absent)."""
+    stats = device.memory_stats() or {}
+    names = {"peak_bytes_in_use": "device_peak_bytes", "bytes_limit": "device_bytes_limit"}
+    return {ours: int(stats[theirs]) for theirs, ours in names.items() if theirs in stats}
