@@ -13,8 +13,9 @@ the probability that each beats each other) and ``results.md`` / ``results.csv``
 Cost here: one recurrent update (8 envs x 128 steps, 4 epochs x 4 minibatches, GRU 256) is about
 16 GFLOP, 1.1 s on one core of this machine, so one seed of POBAX's 5e6 steps (4,882 updates)
 takes about 90 CPU-minutes for each of the recurrent studies; vmapped seeds share no work (it is
-compute, not overhead). The default budget (5 seeds x 5e5 steps) fits in about 90 minutes of
-background CPU; ``--steps 5000000 --seeds 30 --platform gpu`` is POBAX's protocol.
+compute, not overhead). The default budget (5 seeds x 2e5 steps, 195 updates) is what fitted in
+about 90 minutes of background CPU on a machine shared with other work; ``--steps 5000000
+--seeds 30 --platform gpu`` is POBAX's protocol.
 
     PYTHONPATH=src python experiments/rocksample11.py [--seeds N] [--steps N] [--parallel N]
 
@@ -35,7 +36,7 @@ STUDIES = {  # study -> the lambda-discrepancy paper's undiscounted final return
     "rocksample_11_11_ppo_best": "about 19.5",
     "rocksample_11_11_ppo_LD_best": "about 25",
 }
-SEEDS, STEPS = 5, 500_000
+SEEDS, STEPS = 5, 200_000
 
 
 def sweepax(module: str, *args: str) -> None:

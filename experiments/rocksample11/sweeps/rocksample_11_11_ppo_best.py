@@ -38,4 +38,4 @@ hparams = {
 
 # experiments/rocksample11.py: the experiment's budget; every other value is POBAX's
 for _args in hparams["args"]:
-    _args.update({"n_seeds": 5, "total_steps": 500000, "platform": "cpu"})
+    _args.update({"n_seeds": 5, "total_steps": 200000, "platform": "cpu"})
