@@ -190,6 +190,14 @@ def bench_scale(session: nox.Session) -> None:
     session.run(python, str(ROOT / "bench" / "scale_results.py"), *session.posargs, external=True)
 
 
+@nox.session(python=False, default=False)
+def bench_gpu(session: nox.Session) -> None:
+    """GPU figures: tmaze_10_ppo on one device, the largest grid, MJX at 1,024/4,096 worlds."""
+    python = venv(session)
+    session.run(python, str(ROOT / "bench" / "gpu_study.py"), *session.posargs,
+                env=path_env(python), external=True)  # fmt: skip
+
+
 # --- SLURM ----------------------------------------------------------------------------------------
 def _slurm_up() -> bool:
     """Does a SLURM controller answer here?"""
