@@ -69,7 +69,7 @@ def write_table() -> None:
         for name in ("final_return", "final_discounted_return"):
             values = ds[name].values[0]
             ci = mean_ci(values)
-            cells[name] = f"{ci.mean:.2f} [{ci.low:.2f}, {ci.high:.2f}]"
+            cells[name] = f"{ci.value:.2f} [{ci.low:.2f}, {ci.high:.2f}]"
         for i, seed in enumerate(ds["seed"].values):
             per_seed.append({
                 "study": study, "seed": int(seed),
