@@ -57,21 +57,25 @@ def quiet_warp() -> None:
 
 
 class WarpPhysics(MJXPhysics):
-    """``MJXPhysics`` on MJX's Warp implementation (what ``mjx.render`` requires)."""
+    """``MJXPhysics`` on MJX's Warp implementation (what ``mjx.render`` requires).
+
+    ``post_constraint`` (Ant's ``cfrc_ext``): MJX's ``rne_postconstraint`` is JAX-only, so the
+    Warp model runs it inside every forward pass instead (``opt.run_rne_postconstraint``).
+    """
 
     def __init__(self, mj_model: mujoco.MjModel, frame_skip: int, post_constraint: bool = False):
         quiet_warp()
-        super().__init__(mj_model, frame_skip, post_constraint)
-        self.mjx_model = mjx.put_model(mj_model, impl="warp")
+        super().__init__(mj_model, frame_skip, post_constraint=False)
+        model = mjx.put_model(mj_model, impl="warp")
+        if post_constraint:
+            model = model.tree_replace({"opt._impl.run_rne_postconstraint": True})
+        self.mjx_model = model
 
     @functools.partial(jax.jit, static_argnames=("self",))
     def init_data(self, qpos: jax.Array, qvel: jax.Array) -> mjx.Data:
         """Warp ``mjx.Data`` at (qpos, qvel) after ``mj_forward``."""
         data = mjx.make_data(self.mj_model, impl="warp").replace(qpos=qpos, qvel=qvel)
-        data = mjx.forward(self.mjx_model, data)
-        if self.post_constraint:
-            data = mjx.rne_postconstraint(self.mjx_model, data)
-        return data
+        return mjx.forward(self.mjx_model, data)
 
 
 @functools.cache
