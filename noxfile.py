@@ -84,7 +84,8 @@ def tests(session: nox.Session) -> None:
     env = path_env(python)
     # real-cluster tests have their own session (slurm_tests) and long learning checks run with
     # `-- -m slow`: by default neither runs, unless -m asks for them
-    select = [] if "-m" in session.posargs else ["-m", "not slurm and not slow and not pobax"]
+    heavy = "not slurm and not slow and not pobax and not renderer"
+    select = [] if "-m" in session.posargs else ["-m", heavy]
     # one worker per core (pytest-xdist); a test file's tests share a worker, so its module
     # fixtures (a trained store, a built env) are made once
     if not any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in session.posargs):
@@ -250,6 +251,14 @@ def pobax_tests(session: nox.Session) -> None:
     env = path_env(python)
     session.run(python, str(ROOT / "bench" / "pobax" / "pobax_venv.py"), external=True, env=env)
     session.run(python, "-m", "pytest", "-m", "pobax", *session.posargs, external=True, env=env)
+
+
+@nox.session(python=False, default=False)
+def renderer_tests(session: nox.Session) -> None:
+    """MJX's Warp batch renderer on CPU (pytest -m renderer): Warp compiles its kernels once."""
+    python = venv(session)
+    env = path_env(python)
+    session.run(python, "-m", "pytest", "-m", "renderer", *session.posargs, external=True, env=env)
 
 
 @nox.session(python=False, default=False)

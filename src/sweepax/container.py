@@ -118,6 +118,9 @@ def build_args(root: Path = PROJECT_ROOT, *, cpu_base: str | None = None) -> dic
         "LOCK_SHA256": sha256_file(root / "requirements.lock"),
         "GPU_LOCK_SHA256": sha256_file(root / "container" / "requirements-gpu.lock"),
         "JAX_VERSION": re.search(r"^jax==(\S+)", lock, re.M).group(1),
+        # the renderers' versions: MJX (ray casting, Warp renderer) and warp-lang (its kernels)
+        "MJX_VERSION": re.search(r"^mujoco-mjx==(\S+)", lock, re.M).group(1),
+        "WARP_VERSION": re.search(r"^warp-lang==(\S+)", lock, re.M).group(1),
         "BUILD_DATE": utc_now(),
     }
     if cpu_base:  # the same Containerfile on a local Debian 12 base, with Debian's python3.11

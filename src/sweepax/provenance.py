@@ -27,6 +27,7 @@ PACKAGES = (
     "gymnax",
     "mujoco",
     "mujoco-mjx",
+    "warp-lang",
     "madrona_mjx",
     "numpy",
     "zarr",
@@ -349,12 +350,24 @@ def collect(
     }
 
 
+def renderer() -> dict[str, str] | None:
+    """warp-lang's version and the device Warp rendered on, when this process rendered with MJX's
+    Warp batch renderer (``renderer="warp"``: warp was imported), else None."""
+    if sys.modules.get("warp") is None:
+        return None
+    from sweepax.envs import warp_render
+
+    return {"warp-lang": warp_render.warp_version(), "device": warp_render.render_device()}
+
+
 def devices() -> dict[str, tp.Any]:
-    """The JAX devices this process computes on (imports jax): what ``train`` records."""
+    """The JAX devices this process computes on (imports jax) and the Warp renderer's, when it
+    rendered: what ``train`` records."""
     import jax
 
     devs = jax.devices()
     return {
+        "renderer": renderer(),
         "device": str(devs[0]),
         "devices": [str(d) for d in devs],
         "device_kind": devs[0].device_kind,

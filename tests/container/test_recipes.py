@@ -198,6 +198,7 @@ def test_neither_recipe_nor_the_script_builds_madrona():
 def test_labels_name_commit_lock_cuda_and_jax_in_both():
     keys = ["sweepax.variant", "sweepax.git.commit", "sweepax.git.dirty", "sweepax.lock.sha256",
             "sweepax.gpu_lock.sha256", "sweepax.cuda.version", "sweepax.jax.version",
+            "sweepax.mjx.version", "sweepax.warp.version",
             "org.opencontainers.image.revision"]  # fmt: skip
     cf, df = CONTAINERFILE.read_text(), DEF.read_text()
     labels = dict(def_sections(df))["runtime"]["%labels"]
@@ -268,6 +269,8 @@ def test_container_dry_run_fills_the_labels(tmp_path):
     assert f"{tmp_path / 'x.sif'} apptainer.def" in line
     assert re.search(r"--build-arg GIT_COMMIT=[0-9a-f]{40}", line)
     assert f"--build-arg JAX_VERSION={next(iter(lock_pins(LOCK)['jax']))}" in line
+    assert f"--build-arg MJX_VERSION={next(iter(lock_pins(LOCK)['mujoco-mjx']))}" in line
+    assert f"--build-arg WARP_VERSION={next(iter(lock_pins(LOCK)['warp-lang']))}" in line
     assert "MADRONA" not in line
     assert f"--build-arg LOCK_SHA256={hashlib.sha256(LOCK.read_bytes()).hexdigest()}" in line
     assert "VARIANT" not in line and "BUILD_BASE" not in line  # the GPU defaults of the recipe
@@ -334,3 +337,12 @@ def test_setup_script_installs_the_locked_cpu_environment_into_a_fresh_venv(tmp_
     where = subprocess.run([str(venv / "bin" / "python"), "-c", code], capture_output=True,
                            text=True, cwd=tmp_path, check=True, env=clean).stdout  # fmt: skip
     assert str(venv) in where
+
+
+def test_the_lock_pins_mjx_warp_renderer_that_both_recipes_install():
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert '"mujoco-mjx[warp]==3.17.0"' in pyproject and '"warp-lang==1.18.0"' in pyproject
+    assert lock_pins(LOCK)["warp-lang"] == {"1.18.0"}
+    assert lock_pins(LOCK)["mujoco-mjx"] == {"3.17.0"}
+    for recipe in (CONTAINERFILE, DEF):  # both install requirements.lock, as it is
+        assert "requirements.lock" in recipe.read_text()

@@ -101,7 +101,7 @@ def test_madrona_renderer_refuses_in_one_line_when_madrona_mjx_is_missing(monkey
     message = str(err.value)
     assert "\n" not in message and "madrona_mjx" in message and "not installed here" in message
     assert "unmaintained upstream" in message and "jax < 0.6" in message
-    assert 'use renderer: "jax"' in message
+    assert 'use renderer: "warp"' in message
     with pytest.raises(UserError, match="not installed here"):
         PixelMJXEnv("Ant", image_size=16, renderer="madrona")
 

@@ -30,8 +30,8 @@ def test_madrona_message_says_why_and_names_the_renderer_to_use(monkeypatch) -> 
     assert message == (
         "env 'ant-pixels': renderer 'madrona' needs Madrona-MJX (madrona_mjx), which is not "
         "installed here (it is unmaintained upstream and its JAX bridge needs jax < 0.6; this is "
-        f'jax {renderers.jax_version()}): use renderer: "jax" (MJX ray casting, runs anywhere, '
-        "vmappable)"
+        f'jax {renderers.jax_version()}): use renderer: "warp" (MJX\'s Warp batch renderer, CPU or '
+        'NVIDIA GPU, vmappable) or "jax" (MJX ray casting, runs anywhere, vmappable)'
     )
     for call in (
         lambda: registry.check("ant-pixels", "madrona"),
@@ -43,7 +43,8 @@ def test_madrona_message_says_why_and_names_the_renderer_to_use(monkeypatch) -> 
     registry.check("ant-pixels")  # planning asks nothing about the renderer
     registry.check("ant-pixels", "jax")
     assert not registry.vmappable("ant-pixels", "madrona")
-    with pytest.raises(UserError, match="renderer 'opengl': known renderers are jax, madrona"):
+    known = "renderer 'opengl': known renderers are jax, warp, madrona"
+    with pytest.raises(UserError, match=known):
         registry.check("ant-pixels-32", "opengl")
     with pytest.raises(UserError, match="renderer 'madrona' applies only to"):
         registry.check("CartPole-v1", "madrona")

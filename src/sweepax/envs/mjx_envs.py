@@ -289,6 +289,11 @@ class MJXEnv(FeatureMask, environment.Environment[EnvState, EnvParams]):
         )
 
     def reset_env(self, key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
+        """gymnasium's ``reset_model`` (``reset_state``) and its observation."""
+        state = self.reset_state(key)
+        return self.get_obs(state, params), state
+
+    def reset_state(self, key: jax.Array) -> EnvState:
         """gymnasium's ``reset_model``: qpos0 + U(±scale); qvel U(±scale) or scale * N(0, 1)."""
         key_qpos, key_qvel = jax.random.split(key)
         scale = self.spec.reset_noise_scale
@@ -298,8 +303,7 @@ class MJXEnv(FeatureMask, environment.Environment[EnvState, EnvParams]):
             qvel = jax.random.uniform(key_qvel, (nv,), minval=-scale, maxval=scale)
         else:
             qvel = scale * jax.random.normal(key_qvel, (nv,))
-        state = EnvState(data=self.physics.init_data(qpos, qvel), time=jnp.zeros((), jnp.int32))
-        return self.get_obs(state, params), state
+        return EnvState(data=self.physics.init_data(qpos, qvel), time=jnp.zeros((), jnp.int32))
 
     def get_obs(
         self, state: EnvState, params: EnvParams | None = None, key: tp.Any = None

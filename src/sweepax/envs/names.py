@@ -17,5 +17,6 @@ PIXEL_BODIES: dict[str, str] = {body.lower(): body for body in MJX_BODIES}
 # Pixel env ids: ``<prefix>-pixels`` or ``<prefix>-pixels-<N>``; groups: prefix, N (or None).
 PIXEL_ID: re.Pattern[str] = re.compile("(" + "|".join(PIXEL_BODIES) + r")-pixels(?:-(\d+))?")
 
-# Renderers of image envs: "jax" (MJX ray casting, vmappable) or "madrona" (cannot vmap).
-RENDERERS: tuple[str, ...] = ("jax", "madrona")
+# Renderers of image envs: "jax" (MJX ray casting), "warp" (MJX's Warp batch renderer), both
+# vmappable, or "madrona" (cannot vmap).
+RENDERERS: tuple[str, ...] = ("jax", "warp", "madrona")

@@ -31,6 +31,7 @@ cannot be vmapped (``vmappable = False``: the planner gives every config and see
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import jax
@@ -41,7 +42,7 @@ from gymnax.environments import spaces
 from mujoco import mjx
 
 from sweepax.envs import names, renderers
-from sweepax.envs.mjx_envs import EnvParams, MJXEnv, with_time_limit
+from sweepax.envs.mjx_envs import EnvParams, EnvState, MJXEnv, with_time_limit
 from sweepax.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,8 @@ PIXEL_BODIES: dict[str, str] = names.PIXEL_BODIES  # id prefix -> mjx_envs.BODIE
 PIXEL_IDS: tuple[str, ...] = tuple(f"{name}-pixels" for name in PIXEL_BODIES)
 RENDERERS: tuple[str, ...] = names.RENDERERS
 DEFAULT_SIZE = 64
-CHANNELS = 2  # depth, shade
+CHANNELS = 2  # depth, shade (renderer "jax")
+WARP_CHANNELS = 3  # RGB (renderer "warp")
 FAR = 10.0  # metres: depth 0 at and beyond
 CHECKER = 0.5  # metres per floor square
 
@@ -87,7 +89,8 @@ class PixelMJXEnv(MJXEnv):
         self.renderer = renderer
         self.image_size = int(image_size)
         self.env_id = env_id
-        self.vmappable = renderer == "jax"  # Madrona: one world batch per process, no vmap
+        self.vmappable = renderer != "madrona"  # Madrona: one world batch per process, no vmap
+        self.channels = WARP_CHANNELS if renderer == "warp" else CHANNELS
         if renderer == "madrona":
             log.warning("Madrona compiles its renderer on first use (minutes)")
         mj = self.physics.mj_model
@@ -99,11 +102,17 @@ class PixelMJXEnv(MJXEnv):
         rgb = mj.geom_rgba[:, :3] @ np.array([0.299, 0.587, 0.114])
         self._geom_shade = (0.5 + 0.5 * rgb).astype(np.float32)
         self._floor = (mj.geom_type == mujoco.mjtGeom.mjGEOM_PLANE) & (mj.geom_bodyid == 0)
+        self._warp = None
+        if renderer == "warp":
+            from sweepax.envs import warp_render  # imports warp only when it renders
+
+            self.physics = warp_render.shared_warp_physics(body, solver_iterations, ls_iterations)
+            self._warp = warp_render.WarpCamera(self.physics, self._cam, size, FAR)
 
     @property
     def obs_shape(self) -> tuple[int, int, int]:
         """Image shape (H, W, C) of the flat observation, for the CNN encoder."""
-        return (self.image_size, self.image_size, CHANNELS)
+        return (self.image_size, self.image_size, self.channels)
 
     @property
     def obs_dim(self) -> int:
@@ -111,7 +120,10 @@ class PixelMJXEnv(MJXEnv):
         return int(np.prod(self.obs_shape))
 
     def render(self, data: mjx.Data) -> jax.Array:
-        """The (H, W, 2) depth / shade image of ``data`` from the ``track`` camera, float32."""
+        """The ``track`` camera's image of ``data``, float32 (H, W, C): depth / shade (``jax``),
+        RGB (``warp``)."""
+        if self._warp is not None:
+            return self._warp.images(data)[0]
         if self.renderer != "jax":
             raise UserError(
                 f"env {self.env_id!r}: sweepax has no Madrona render path (Madrona-MJX's JAX "
@@ -134,6 +146,59 @@ class PixelMJXEnv(MJXEnv):
         shade = jnp.where(hit, shade, 0.0)
         image = jnp.stack([depth, shade], axis=-1).reshape(self.obs_shape)
         return image.astype(jnp.float32)
+
+    @functools.partial(jax.jit, static_argnames=("self",))
+    def step(
+        self,
+        key: jax.Array,
+        state: EnvState,
+        action: jax.Array,
+        params: EnvParams | None = None,
+    ) -> tuple[jax.Array, EnvState, jax.Array, jax.Array, jax.Array, dict]:
+        """gymnax's step with auto-reset; with ``renderer="warp"``, see ``_warp_step``."""
+        if self._warp is None:
+            return super().step(key, state, action, params)
+        params = self.default_params if params is None else params
+        return self._warp_step(key, state, action, params)
+
+    def _warp_step(
+        self, key: jax.Array, state: EnvState, action: jax.Array, params: EnvParams
+    ) -> tuple[jax.Array, EnvState, jax.Array, jax.Array, jax.Array, dict]:
+        """gymnax's step with auto-reset, the same numbers, for MJX's Warp renderer:
+
+        * one render per step, of the stepped and the next state together: a render context's
+          scene (BVH) lives outside JAX, so two renders XLA may interleave could read each
+          other's scene;
+        * a reset world takes the reset state's public ``mjx.Data`` fields (qpos, qvel, poses,
+          ...) but keeps the stepped Data's Warp-internal ones (``_impl``: contact pool, solver
+          buffers, rebuilt by the next step), as MJX's Warp calls cannot take per-world copies
+          of the fields it shares across worlds.
+        """
+        key_step, key_reset = jax.random.split(key)
+        action = jnp.asarray(action, jnp.float32)
+        data = self.physics.physics_step(state.data, action)
+        reward = self.reward(state.data, data, action)
+        terminated = self.is_terminated_data(data)
+        stepped = EnvState(data=data, time=state.time + 1)
+        truncated = self.is_truncated(stepped, params)
+        done = jnp.logical_or(terminated, truncated)
+        reset = self.reset_state(key_reset)
+        nxt = jax.tree.map(lambda x, y: jax.lax.select(done, x, y), reset, stepped)
+        nxt = nxt.replace(data=nxt.data.replace(_impl=data._impl))
+        both = jax.tree.map(lambda x, y: jnp.stack([x, y]), stepped.data.replace(_impl=None),
+                            nxt.data.replace(_impl=None))  # fmt: skip
+        axes = jax.tree.map(lambda _: 0, both).replace(_impl=None)
+        final_obs, obs = jax.vmap(lambda d: self.mask(self.render(d).reshape(-1)), in_axes=(axes,))(
+            both.replace(_impl=data._impl)
+        )
+        info = {
+            "discount": jnp.where(terminated, 0.0, 1.0).astype(jnp.float32),
+            "terminated": terminated,
+            "truncated": truncated,
+            "final_observation": final_obs,
+        }
+        nxt = jax.lax.stop_gradient(nxt)
+        return jax.lax.stop_gradient(obs), nxt, reward, terminated, truncated, info
 
     def full_obs(self, data: mjx.Data) -> jax.Array:
         """The flattened image, float32, shape (H * W * 2,)."""

@@ -8,7 +8,8 @@ MuJoCo locomotion on MJX (``mjx_envs``): ``<Hopper|Walker2d|HalfCheetah|Ant>-v5`
 ``<hopper|walker2d|halfcheetah|ant>-pixels[-<N>]``; POBAX's envs (``pobax``) and POBAX's Navix
 mazes ``Navix-DMLab-Maze-[F-]<NN>-v0`` (``navix_mazes``, navix imported only when one is made).
 
-Image families (``Family.renders``) take ``renderer`` ("jax" or "madrona"); ``vmappable(env_id,
+Image families (``Family.renders``) take ``renderer`` ("jax", "warp" or "madrona"), also
+POBAX's ``<hopper|walker2d|halfcheetah|ant>_pixels``; ``vmappable(env_id,
 renderer)`` tells the planner, without building the env, whether configs and seeds can share one
 vmapped program. Planning never asks whether a renderer is installed (tasks may run elsewhere);
 ``check(env_id, renderer)`` and ``make`` do (``renderers.check``), before importing mujoco.
@@ -112,6 +113,40 @@ def _validate_pixels(match: re.Match) -> str | None:
     return None
 
 
+# POBAX's visual MuJoCo ids: ``<body>_pixels`` at POBAX's default ``image_size`` (32), RGB in
+# [0, 1] with the Warp renderer; the same bodies as ``<body>-pixels-32``.
+POBAX_PIXEL_SIZE = 32
+_POBAX_PIXEL_IDS = tuple(f"{p}_pixels" for p in names.PIXEL_BODIES)
+
+
+def _build_pobax_pixels(
+    match: re.Match, **kwargs: tp.Any
+) -> tuple[environment.Environment, tp.Any]:
+    from sweepax.envs import pixels  # imports mujoco; only when a pixel id is made
+
+    try:
+        env, params = pixels.make_pixels(match.group(1), POBAX_PIXEL_SIZE, **kwargs)
+    except TypeError as err:
+        raise UserError(f"env {match.group(0)!r}: bad option(s): {err}") from None
+    env.env_id = match.group(0)
+    return env, params
+
+
+def _pobax_pixel_families() -> list[Family]:
+    """POBAX's ``<hopper|walker2d|halfcheetah|ant>_pixels`` (renderer choice as ``-pixels``)."""
+    return [
+        Family(
+            pattern="(" + "|".join(names.PIXEL_BODIES) + ")_pixels",
+            template="<hopper|walker2d|halfcheetah|ant>_pixels (POBAX, 32 x 32)",
+            examples=_POBAX_PIXEL_IDS,
+            build=_build_pobax_pixels,
+            guesses=lambda env_id: list(_POBAX_PIXEL_IDS),
+            renders=True,
+            vmappable=lambda match, renderer: renderer != "madrona",
+        )
+    ]
+
+
 _MASKED_IDS = tuple(
     f"{name}-{variant}-v0" for name, spec in gymnax_envs.MASKED.items() for variant in spec.kept
 )
@@ -158,8 +193,9 @@ FAMILIES: list[Family] = [
         validate=_validate_pixels,
         guesses=lambda env_id: [*_PIXEL_IDS, *(f"{i}-32" for i in _PIXEL_IDS)],
         renders=True,
-        vmappable=lambda match, renderer: renderer == "jax",  # Madrona: no vmap
+        vmappable=lambda match, renderer: renderer != "madrona",  # Madrona: no vmap
     ),
+    *_pobax_pixel_families(),
     *pobax.families(),
     *navix_mazes.families(),
 ]
@@ -223,7 +259,8 @@ def make(
     (max_steps_in_episode, MemoryChain's memory_length, ...) and gymnax constructor arguments
     (MemoryChain's num_bits, ...); perfect_memory must be False. MJX and pixel ids:
     max_steps_in_episode, solver_iterations, ls_iterations; perfect_memory must be False.
-    ``renderer`` ("jax" or "madrona") applies to image ids only; other ids accept only "jax".
+    ``renderer`` ("jax", "warp" or "madrona") applies to image ids only; other ids accept only
+    "jax".
     A renderer that cannot run here is refused in one line before anything is built.
     """
     fam, match = _lookup(env_id)

@@ -1,6 +1,7 @@
 """Whether an image env's renderer can run here, told in one line before anything is built.
 
-Renderers (``names.RENDERERS``): ``jax`` (MJX ray casting, in the lock, runs anywhere) and
+Renderers (``names.RENDERERS``): ``jax`` (MJX ray casting, in the lock, runs anywhere),
+``warp`` (MJX's Warp batch renderer, warp-lang in the lock, CPU or NVIDIA GPU, vmappable) and
 ``madrona`` (the Madrona-MJX batch renderer: not on PyPI, unmaintained upstream, and its JAX
 bridge needs jax < 0.6). A ``madrona`` study still plans anywhere, one task per config and seed
 (``registry.vmappable``), because its tasks may run where Madrona-MJX is installed; a task that
@@ -20,8 +21,12 @@ from sweepax.envs import names
 from sweepax.errors import UserError
 
 MADRONA_MODULE = "madrona_mjx"
+WARP_MODULE = "warp"  # warp-lang: MJX's Warp implementation and batch renderer
 # What a Madrona task uses instead, as a sweep file writes it.
-MADRONA_INSTEAD = 'renderer: "jax" (MJX ray casting, runs anywhere, vmappable)'
+MADRONA_INSTEAD = (
+    'renderer: "warp" (MJX\'s Warp batch renderer, CPU or NVIDIA GPU, vmappable) or "jax" (MJX '
+    "ray casting, runs anywhere, vmappable)"
+)
 
 
 def installed(module: str) -> bool:
@@ -58,3 +63,8 @@ def check(env_id: str, renderer: str) -> None:
         )
     if renderer == "madrona" and not installed(MADRONA_MODULE):
         raise UserError(madrona_missing(env_id))
+    if renderer == "warp" and not installed(WARP_MODULE):
+        raise UserError(
+            f"env {env_id!r}: renderer 'warp' needs warp-lang ({WARP_MODULE}), which is not "
+            f'installed here: install the lock (requirements.lock) or use renderer: "jax"'
+        )
