@@ -19,7 +19,8 @@ class PPOStatic:
     env: str = hp("tmaze_5", "environment id (see sweepax.envs.registry), e.g. tmaze_10")
     renderer: str = hp(
         "jax",
-        "image envs (*-pixels): 'jax' (MJX ray casting, runs anywhere, vmappable) or 'madrona' "
+        "image envs (*-pixels, *_pixels): 'jax' (MJX ray casting, runs anywhere, vmappable), "
+        "'warp' (MJX's Warp batch renderer, RGB, CPU or NVIDIA GPU, vmappable) or 'madrona' "
         "(Madrona-MJX's GPU batch renderer, only where it is installed; cannot vmap: every "
         "config and seed becomes its own task)",
         choices=names.RENDERERS,
