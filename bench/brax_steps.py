@@ -19,7 +19,6 @@ import time
 def run(env_id: str, worlds: int, steps: int) -> dict[str, float | int | str]:
     """Compile and time ``steps`` steps of ``worlds`` vmapped envs of ``env_id``."""
     import jax
-    import jax.numpy as jnp
 
     from sweepax.envs import make
 
