@@ -58,6 +58,7 @@ def test_train_writes_one_store_with_dims_coords_and_provenance(tmp_path):
     attrs = store.read_attrs(path)
     assert attrs["study"] == "st" and attrs["task_id"] == path.stem and attrs["entry"] == "ppo"
     assert attrs["spec_path"] == "hyperparams/x.py" and attrs["spec_hash"] == "abc"
+    assert attrs["env_definition"] == {"id": "tmaze_5", "family": "tmaze_<N>"}
     assert attrs["static"]["hidden_size"] == 8 and attrs["args"]["lr"] == [
         0.001,
         0.001,

@@ -1,8 +1,9 @@
-"""Recurrent (GRU) PPO on HalfCheetah-V-v0 (MJX; velocities only): lr x lambda vmapped, 5 seeds.
+"""Recurrent (GRU) PPO on HalfCheetah-v5-V (MJX; velocities only): lr x lambda vmapped, 5 seeds.
 
 The 8 positions (height, angles) are hidden, so the GRU must integrate them from velocities
-(POBAX's masked-MuJoCo task, on gymnasium's HalfCheetah-v5 dynamics and rewards). Settings follow
-the published PPO MuJoCo defaults (Schulman et al. 2017; PureJaxRL's ppo_continuous_action):
+(POBAX's masked-MuJoCo task on gymnasium's HalfCheetah-v5 dynamics and rewards; POBAX's own
+HalfCheetah-V-v0 is brax's halfcheetah with other features hidden, as in walker_ppo.py). Settings
+follow the published PPO MuJoCo defaults (Schulman et al. 2017; PureJaxRL's ppo_continuous_action):
 lr 3e-4, gamma 0.99, GAE lambda 0.95, clip 0.2, no entropy bonus, 0.5 value coefficient and
 grad-norm clip, 10 epochs; rollouts of 64 envs x 128 steps split into 4 minibatches along the env
 axis (recurrent PPO keeps time order). Continuous actions need PPO's Gaussian head.
@@ -15,7 +16,7 @@ hparams = {
     "entry": "-m sweepax.train ppo",
     "args": [
         {
-            "env": "HalfCheetah-V-v0",
+            "env": "HalfCheetah-v5-V",
             "lr": vmap([1e-3, 3e-4, 1e-4]),
             "lambda0": vmap([0.9, 0.95]),
             "hidden_size": 128,

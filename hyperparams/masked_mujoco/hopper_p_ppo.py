@@ -1,11 +1,12 @@
-"""Recurrent (GRU) PPO on Hopper-P-v0 (MJX; joint positions only): lr x GAE lambda vmapped, 5 seeds.
+"""Recurrent (GRU) PPO on Hopper-v5-P (MJX; joint positions only): lr x GAE lambda vmapped, 5 seeds.
 
 The 6 velocities are hidden, so the GRU must infer them from successive positions (POBAX's
-masked-MuJoCo task, on gymnasium's Hopper-v5 dynamics and rewards). Settings follow the published
-PPO MuJoCo defaults (Schulman et al. 2017; PureJaxRL's ppo_continuous_action): lr 3e-4,
-gamma 0.99, GAE lambda 0.95, clip 0.2, no entropy bonus, 0.5 value coefficient and grad-norm
-clip, 10 epochs; rollouts of 64 envs x 128 steps split into 4 minibatches along the env axis
-(recurrent PPO keeps time order). Continuous actions need PPO's Gaussian head.
+masked-MuJoCo task on gymnasium's Hopper-v5 dynamics and rewards; POBAX's own Hopper-P-v0 is
+brax's hopper, as in walker_ppo.py). Settings follow the published PPO MuJoCo defaults (Schulman
+et al. 2017; PureJaxRL's ppo_continuous_action): lr 3e-4, gamma 0.99, GAE lambda 0.95, clip 0.2,
+no entropy bonus, 0.5 value coefficient and grad-norm clip, 10 epochs; rollouts of 64 envs x 128
+steps split into 4 minibatches along the env axis (recurrent PPO keeps time order). Continuous
+actions need PPO's Gaussian head.
 Return: about 1000 for standing still the whole episode, 3000+ for a good hopper.
 """
 
@@ -15,7 +16,7 @@ hparams = {
     "entry": "-m sweepax.train ppo",
     "args": [
         {
-            "env": "Hopper-P-v0",
+            "env": "Hopper-v5-P",
             "lr": vmap([1e-3, 3e-4, 1e-4]),
             "lambda0": vmap([0.9, 0.95]),
             "hidden_size": 128,

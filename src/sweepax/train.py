@@ -394,6 +394,12 @@ def env_steps(task: Task, num_updates: int) -> tp.Any:
     return (np.arange(num_updates) + 1) * task.static["num_steps"] * task.static["num_envs"]
 
 
+def _env_definition(env_id: str) -> dict[str, tp.Any]:
+    from sweepax.envs import registry
+
+    return registry.definition(env_id)
+
+
 def store_attrs(
     task: Task, prov: dict[str, tp.Any], discount: tuple[float, str] | None = None
 ) -> dict[str, tp.Any]:
@@ -402,7 +408,8 @@ def store_attrs(
     ``entry_as_written``: the sweep file's entry (``-m pobax.algos.ppo``) when the task line
     gives it. ``discount`` (the run's ``(gamma, source)``, ``ppo.discount``) adds ``gamma_used``
     and ``gamma_source``: ``"env"`` where the env's own discount replaced the sweep's ``gamma``
-    (POBAX's ``.POMDP`` models, Battleship), else ``"sweep"``.
+    (POBAX's ``.POMDP`` models, Battleship), else ``"sweep"``. ``env_definition``: what the env
+    id meant when the task ran (``registry.definition``), since an id can change meaning.
     """
     attrs = {
         "study": task.options.study,
@@ -411,6 +418,7 @@ def store_attrs(
         **({"entry_as_written": w} if (w := task.options.entry_as_written) else {}),
         **({"gamma_used": discount[0], "gamma_source": discount[1]} if discount else {}),
         "static": task.static,
+        **({"env_definition": _env_definition(task.static["env"])} if "env" in task.static else {}),
         "args": {**task.static, **task.vmapped(), "grid": task.options.grid},
         "spec_path": task.options.spec,
         "spec_hash": task.options.spec_hash,

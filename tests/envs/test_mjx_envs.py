@@ -44,10 +44,10 @@ ALL_IDS = list(MJX_IDS) + list(MASKED_IDS)
 
 def _declared(env_id: str) -> tuple[str, tuple[int, ...]]:
     """(body, kept indices) of an id, from the tables above."""
-    body, *rest = env_id.split("-")
-    if rest[0] == "v5":
+    body, _, *variant = env_id.split("-")  # <body>-v5 or <body>-v5-<F|P|V>
+    if not variant:
         return body, tuple(range(OBS_DIM[body]))
-    return body, tuple(EXPECTED_KEPT[body][rest[0]])
+    return body, tuple(EXPECTED_KEPT[body][variant[0]])
 
 
 def test_registry_knows_every_mjx_id() -> None:
@@ -55,11 +55,11 @@ def test_registry_knows_every_mjx_id() -> None:
     assert set(MJX_IDS) == {"Hopper-v5", "Walker2d-v5", "HalfCheetah-v5", "Ant-v5"}
     for env_id in ALL_IDS:
         check(env_id)
-    assert {"Hopper-P-v0", "HalfCheetah-V-v0", "Ant-v5"} <= set(known_envs())
-    with pytest.raises(UserError, match="did you mean 'Hopper-P-v0'"):
-        check("Hoper-P-v0")
+    assert {"Hopper-v5-P", "HalfCheetah-v5-V", "Ant-v5"} <= set(known_envs())
+    with pytest.raises(UserError, match="did you mean 'Hopper-v5-P'"):
+        check("Hoper-v5-P")
     with pytest.raises(UserError, match="perfect_memory"):
-        make("Hopper-P-v0", perfect_memory=True)
+        make("Hopper-v5-P", perfect_memory=True)
 
 
 @pytest.mark.parametrize("env_id", ALL_IDS)
@@ -409,7 +409,7 @@ def _rollout(env: MJXEnv, params, steps: int, seed: int = 7):
 
 
 def _check_time_limit_and_auto_reset(env: MJXEnv, params) -> None:
-    """HalfCheetah-P-v0 with a 3-step limit, 7 steps: truncation, auto-reset, final observation."""
+    """HalfCheetah-v5-P with a 3-step limit, 7 steps: truncation, auto-reset, final observation."""
     obs, time, reward, term, trunc, final_obs, obs_reset = _rollout(env, params, steps=7)
     assert obs.shape == (7, N, 8) and np.isfinite(obs).all() and np.isfinite(reward).all()
     assert not term.any()  # HalfCheetah never terminates
@@ -425,14 +425,14 @@ def _check_time_limit_and_auto_reset(env: MJXEnv, params) -> None:
 
 @pytest.mark.slow
 def test_halfcheetah_is_truncated_at_the_time_limit_and_auto_resets() -> None:
-    _check_time_limit_and_auto_reset(*make("HalfCheetah-P-v0", max_steps_in_episode=3))
+    _check_time_limit_and_auto_reset(*make("HalfCheetah-v5-P", max_steps_in_episode=3))
 
 
 def test_time_limit_and_auto_reset_around_a_stand_in_physics_step(monkeypatch) -> None:
     """The env's own logic (time limit, auto-reset, final observation, the P mask, reward) around
     a cheap stand-in for MJX's physics, so that no ``mjx.step`` compiles: every joint drifts by
     0.05 per step, the velocities follow the action (the real physics: ``-m slow`` above)."""
-    env, params = make("HalfCheetah-P-v0", max_steps_in_episode=3)
+    env, params = make("HalfCheetah-v5-P", max_steps_in_episode=3)
     model = env.physics.mjx_model
 
     def init_data(qpos: jax.Array, qvel: jax.Array) -> mjx.Data:
@@ -448,7 +448,7 @@ def test_time_limit_and_auto_reset_around_a_stand_in_physics_step(monkeypatch) -
 
 @pytest.mark.slow
 def test_hopper_falls_terminates_and_auto_resets() -> None:
-    env, params = make("Hopper-P-v0")
+    env, params = make("Hopper-v5-P")
     obs, time, reward, term, trunc, final_obs, obs_reset = _rollout(env, params, steps=200)
     assert term.any(axis=0).all()  # random torques topple every hopper within 200 steps
     assert not trunc.any()

@@ -2,7 +2,7 @@
 
 Source: ports of gymnasium's v5 definitions (github.com/Farama-Foundation/Gymnasium,
 ``gymnasium/envs/mujoco/{hopper,walker2d,half_cheetah,ant}_v5.py``) on gymnasium's own XML assets,
-stepped with MJX (``mujoco.mjx``, JAX implementation); masks as in POBAX (github.com/taodav/pobax).
+stepped with MJX (``mujoco.mjx``, JAX implementation); position / velocity masks in POBAX's style.
 
 Ids (``MJX_IDS`` / ``MASKED_IDS``):
 
@@ -10,12 +10,13 @@ Ids (``MJX_IDS`` / ``MASKED_IDS``):
   XML, frame_skip, rewards, healthy ranges and termination, reset noise and observation (x / y
   position excluded). Ant-v5 keeps gymnasium's default ``cfrc_ext`` contact forces in the
   observation (13 qpos + 14 qvel + 13 bodies x 6 = 105).
-* ``<Hopper|Walker2d|HalfCheetah|Ant>-<F|P|V>-v0``: the same envs with only ``kept_indices`` of
-  the observation shown (hidden features are removed, not zeroed, as in POBAX):
+* ``<Hopper|Walker2d|HalfCheetah|Ant>-v5-<F|P|V>``: the same envs with only ``kept_indices`` of
+  the observation shown (hidden features are removed, not zeroed):
   F = qpos part + qvel part, P = qpos part only, V = qvel part only. Ant's contact forces are
-  hidden in all three (POBAX's Ant wrappers and brax's default ``use_contact_forces=False`` show
-  13 positions / 14 velocities / 27 for full), so ``Ant-F-v0`` has 27 features, not 105.
-  HalfCheetah follows the qpos / qvel split too (P = obs 0..7, V = 8..16).
+  hidden in all three (13 positions / 14 velocities / 27 for full), so ``Ant-v5-F`` has 27
+  features, not 105. HalfCheetah follows the qpos / qvel split too (P = obs 0..7, V = 8..16).
+  POBAX's own masked ids ``<Hopper|Walker|HalfCheetah|Ant>-<F|P|V>-v0`` are brax's envs with
+  POBAX's masks (``brax_masked``), not these.
 
 Dynamics and rewards match gymnasium exactly up to MJX vs C MuJoCo numerics: per env step,
 ``frame_skip`` ``mjx.step`` calls (then ``rne_postconstraint`` for Ant's ``cfrc_ext``); the forward
@@ -83,7 +84,7 @@ BODIES: dict[str, BodySpec] = dict(
 ANT_CONTACT_COST_WEIGHT = 5e-4
 ANT_CONTACT_FORCE_RANGE = (-1.0, 1.0)
 MJX_IDS: tuple[str, ...] = tuple(f"{name}-v5" for name in BODIES)
-MASKED_IDS: tuple[str, ...] = tuple(f"{name}-{v}-v0" for name in BODIES for v in "FPV")
+MASKED_IDS: tuple[str, ...] = tuple(f"{name}-v5-{v}" for name in BODIES for v in "FPV")
 
 
 def load_model(xml: str) -> mujoco.MjModel:
@@ -198,7 +199,7 @@ class MJXEnv(FeatureMask, environment.Environment[EnvState, EnvParams]):
         if variant not in (None, "F", "P", "V"):
             raise ValueError(f"unknown variant {variant!r}; known: F, P, V")
         self.variant = variant
-        self.env_id = f"{body}-v5" if variant is None else f"{body}-{variant}-v0"
+        self.env_id = f"{body}-v5" if variant is None else f"{body}-v5-{variant}"
         self.physics = shared_physics(body, solver_iterations, ls_iterations)
         mj_model = self.physics.mj_model
         nq, nv, nbody = mj_model.nq, mj_model.nv, mj_model.nbody
@@ -358,7 +359,7 @@ def make_mjx(
     solver_iterations: int | None = None,
     ls_iterations: int | None = None,
 ) -> tuple[MJXEnv, EnvParams]:
-    """``(MJXEnv, params)`` for ``<body>-v5`` (variant None) or ``<body>-<variant>-v0``.
+    """``(MJXEnv, params)`` for ``<body>-v5`` (variant None) or ``<body>-v5-<variant>``.
 
     ``solver_iterations`` / ``ls_iterations`` override the XML's constraint solver iterations
     (gymnasium: 100 / 50; brax's XMLs use 4 / 50): faster MJX steps, less exact contacts.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-# Locomotion bodies on MJX, as gymnasium names them: ids ``<Body>-v5`` and ``<Body>-<F|P|V>-v0``.
+# Locomotion bodies on MJX, as gymnasium names them: ids ``<Body>-v5`` and ``<Body>-v5-<F|P|V>``.
 MJX_BODIES: tuple[str, ...] = ("Hopper", "Walker2d", "HalfCheetah", "Ant")
 
 # Pixel id prefix -> its MJX body: ids ``<prefix>-pixels`` and ``<prefix>-pixels-<N>``.

@@ -4,7 +4,8 @@ Source: modelled on gymnax's ``registration.make`` (github.com/RobertTLange/gymn
 To add envs, append a ``Family`` to ``FAMILIES``. Families: ``tmaze_<N>``, every gymnax 1.0 id but
 MNISTBandit-bsuite (``gymnax_envs.GYMNAX_IDS``), the masked ``<CartPole|Pendulum>-<F|P|V>-v0``, and
 MuJoCo locomotion on MJX (``mjx_envs``): ``<Hopper|Walker2d|HalfCheetah|Ant>-v5`` and the masked
-``<Hopper|Walker2d|HalfCheetah|Ant>-<F|P|V>-v0``, and visual MuJoCo (``pixels``):
+``<Hopper|Walker2d|HalfCheetah|Ant>-v5-<F|P|V>``, POBAX's masked MuJoCo on brax
+``<Hopper|Walker|HalfCheetah|Ant>-<F|P|V>-v0`` (``brax_masked``), and visual MuJoCo (``pixels``):
 ``<hopper|walker2d|halfcheetah|ant>-pixels[-<N>]``; POBAX's envs (``pobax``) and POBAX's Navix
 mazes ``Navix-DMLab-Maze-[F-]<NN>-v0`` (``navix_mazes``, navix imported only when one is made).
 
@@ -24,7 +25,7 @@ import typing as tp
 
 from gymnax.environments import environment
 
-from sweepax.envs import gymnax_envs, names, navix_mazes, pobax, renderers
+from sweepax.envs import brax_masked, gymnax_envs, names, navix_mazes, pobax, renderers
 from sweepax.envs.tmaze import TMaze
 from sweepax.errors import UserError
 
@@ -92,7 +93,7 @@ def _build_mjx(match: re.Match, **kwargs: tp.Any) -> tuple[environment.Environme
 
 
 _MJX_IDS = tuple(f"{b}-v5" for b in names.MJX_BODIES) + tuple(
-    f"{b}-{v}-v0" for b in names.MJX_BODIES for v in "FPV"
+    f"{b}-v5-{v}" for b in names.MJX_BODIES for v in "FPV"
 )
 _PIXEL_IDS = tuple(f"{p}-pixels" for p in names.PIXEL_BODIES)
 
@@ -179,9 +180,9 @@ FAMILIES: list[Family] = [
         guesses=lambda env_id: list(_MASKED_IDS),
     ),
     Family(
-        pattern="(" + "|".join(names.MJX_BODIES) + r")-(?:v5|(F|P|V)-v0)",
-        template="<Hopper|Walker2d|HalfCheetah|Ant>-v5 or -<F|P|V>-v0 (MJX)",
-        examples=("Hopper-v5", "Hopper-P-v0", "HalfCheetah-V-v0", "Ant-v5"),
+        pattern="(" + "|".join(names.MJX_BODIES) + r")-v5(?:-(F|P|V))?",
+        template="<Hopper|Walker2d|HalfCheetah|Ant>-v5[-<F|P|V>] (MJX, gymnasium v5)",
+        examples=("Hopper-v5", "Hopper-v5-P", "HalfCheetah-v5-V", "Ant-v5"),
         build=_build_mjx,
         guesses=lambda env_id: list(_MJX_IDS),
     ),
@@ -198,6 +199,7 @@ FAMILIES: list[Family] = [
     *_pobax_pixel_families(),
     *pobax.families(),
     *navix_mazes.families(),
+    *brax_masked.families(),
 ]
 
 
@@ -259,6 +261,7 @@ def make(
     (max_steps_in_episode, MemoryChain's memory_length, ...) and gymnax constructor arguments
     (MemoryChain's num_bits, ...); perfect_memory must be False. MJX and pixel ids:
     max_steps_in_episode, solver_iterations, ls_iterations; perfect_memory must be False.
+    POBAX's masked MuJoCo (brax) and Navix ids: max_steps_in_episode.
     ``renderer`` ("jax", "warp" or "madrona") applies to image ids only; other ids accept only
     "jax".
     A renderer that cannot run here is refused in one line before anything is built.
@@ -271,6 +274,23 @@ def make(
     if fam.renders:
         return fam.build(match, renderer=renderer, **kwargs)
     return fam.build(match, **kwargs)
+
+
+def changed_meaning(env_id: str) -> str | None:
+    """What changed, in one line, when ``env_id`` once named a different env (else None).
+
+    POBAX's masked MuJoCo ids (``Hopper-P-v0``, ``HalfCheetah-V-v0``, ``Ant-F-v0``, ...) named
+    sweepax's gymnasium-v5 MJX port before they meant POBAX's brax envs.
+    """
+    return brax_masked.CHANGED_MEANING.get(env_id) if isinstance(env_id, str) else None
+
+
+def definition(env_id: str) -> dict[str, tp.Any]:
+    """What ``env_id`` means now, for a store's record, without building the env: its id and
+    family (``template``), and for POBAX's masked MuJoCo ids the library, env and kept features.
+    A store keeps it, so results stay readable after an id changes meaning."""
+    fam, _ = _lookup(env_id)
+    return {"id": env_id, "family": fam.template, **(brax_masked.definition(env_id) or {})}
 
 
 def vmappable(env_id: str, renderer: str = "jax") -> bool:

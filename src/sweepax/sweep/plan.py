@@ -2,8 +2,9 @@
 
 An env that cannot be vmapped (``registry.vmappable``: image envs with ``renderer="madrona"``)
 gets one task per config and per seed (``--seed s --n_seeds 1``), and the plan says so in
-``Plan.notes``. A study larger than ``max_configs`` is refused from the sizes of its axes, before
-any config is made; every ``exclude`` rule must drop at least one config.
+``Plan.notes``; so does an env id whose meaning changed (``registry.changed_meaning``). A study
+larger than ``max_configs`` is refused from the sizes of its axes, before any config is made;
+every ``exclude`` rule must drop at least one config.
 
 ``max_vmap="auto"`` sizes the tasks by device memory instead (``sweep.memory``): each program's
 configs are split into the fewest tasks whose compiled update program fits the budget with a
@@ -129,6 +130,15 @@ def _vmappable(static: tp.Mapping[str, tp.Any]) -> bool:
     from sweepax.envs import registry
 
     return registry.vmappable(static["env"], static.get("renderer", "jax"))
+
+
+def _changed_meaning(static: tp.Mapping[str, tp.Any]) -> str | None:
+    """What changed, when the task's env id once named a different env (``registry``)."""
+    if "env" not in static:
+        return None
+    from sweepax.envs import registry
+
+    return registry.changed_meaning(static["env"])
 
 
 def _check_perfect_memory(static: tp.Mapping[str, tp.Any], where: str) -> None:
@@ -377,6 +387,8 @@ def plan(
                     if kept:
                         groups.append((kept, record))
             _check_perfect_memory(static, f"{study.path}: args[{i}]")
+            if (changed := _changed_meaning(static)) and changed not in built.notes:
+                built.notes.append(changed)
             if _vmappable(static):
                 for rows, record in groups:
                     built.add_vmapped(static, given_static, rows, sweep_defaults, record)
