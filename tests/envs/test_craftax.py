@@ -104,3 +104,23 @@ def test_pobaxs_own_craftax_files_plan_unchanged(path: Path):
         assert f"'num_steps': {task.static['num_steps']}," in source
     assert any("action_concat planned False" in n for n in built.notes)
     assert (POBAX_FILES / "NOTICE").is_file()
+
+
+def test_a_read_only_craftax_install_without_textures_is_refused_in_one_line(monkeypatch):
+    import craftax.craftax_env
+
+    from sweepax.envs import craftax_envs
+
+    def read_only(name: str, auto_reset: bool) -> None:
+        raise PermissionError(13, "Permission denied", "/opt/venv/craftax/texture_cache.pbz2")
+
+    monkeypatch.setattr(craftax.craftax_env, "make_craftax_env_from_name", read_only)
+    craftax_envs._craftax_env.cache_clear()
+    try:
+        with pytest.raises(UserError) as err:
+            make("craftax_pixels")
+    finally:
+        craftax_envs._craftax_env.cache_clear()
+    message = str(err.value)
+    assert "\n" not in message and "/opt/venv/craftax/texture_cache.pbz2" in message
+    assert "make('craftax_pixels')" in message

@@ -29,7 +29,8 @@ POBAX's pixel observation are ours.
 * ``action_concat`` is refused for these ids (POBAX ignores it for Craftax).
 
 Pixel ids render with craftax's textures, which craftax prepares on first use and caches in its
-package folder (about a minute for Classic, a few for Craftax, once per install).
+package folder (about a minute for Classic, a few for Craftax, once per install); where that
+folder is read-only and holds no cache, making a pixel id is refused in one line.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ CRAFTAX_NAMES: dict[str, str] = {
     "craftax_classic_pixels": "Craftax-Classic-Pixels-v1",
 }
 IDS: tuple[str, ...] = tuple(CRAFTAX_NAMES)
+_ID_OF = {name: env_id for env_id, name in CRAFTAX_NAMES.items()}
 PATTERN = "|".join(IDS)
 PIXEL_ROWS = 27  # POBAX keeps the top 27 pixel rows of craftax's image
 PIXEL_SCALE = 255.0  # POBAX's PPO undoes craftax's / 255 (``normalize_image=False``)
@@ -69,7 +71,14 @@ def _craftax_env(name: str) -> tp.Any:
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         from craftax.craftax_env import make_craftax_env_from_name
 
-        return make_craftax_env_from_name(name, auto_reset=False)
+        try:
+            return make_craftax_env_from_name(name, auto_reset=False)
+        except OSError as err:  # the texture cache beside a read-only install (an image)
+            raise UserError(
+                f"{name}: craftax cannot write its texture cache ({err.strerror}: "
+                f"{err.filename}); prepare it where craftax is installed once, with write "
+                f"access: python -c \"from sweepax.envs import make; make('{_ID_OF[name]}')\""
+            ) from None
 
 
 def pobax_pixels(image: jax.Array) -> jax.Array:
