@@ -29,14 +29,12 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
+from commands import ROOT, with_overrides
+from commands import sweepax as run
 
-ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "experiments" / "tmaze10"
 STUDIES = {  # study -> what was expected of it
     "tmaze_10_ppo": "optimal (4.0)",
@@ -52,22 +50,8 @@ SOLVED = 3.9  # a policy that turns right 99 % of the time scores 3.95
 
 
 def sweepax(module: str, *args: str) -> None:
-    """``python -m sweepax.<module> args``, from ``OUT``; stop the experiment if it fails."""
-    command = [sys.executable, "-m", f"sweepax.{module}", *args]
-    print(f"$ python -m sweepax.{module} {' '.join(args)}", flush=True)
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    if subprocess.run(command, cwd=OUT, env=env).returncode:
-        raise SystemExit(f"sweepax.{module} failed; fix it and run the experiment again")
-
-
-def with_overrides(text: str, values: dict, why: str) -> str:
-    """A sweep file's text with ``values`` set in every ``args`` dict (formatted as ruff would)."""
-    literal = lambda v: json.dumps(v) if isinstance(v, str) else repr(v)  # noqa: E731
-    items = "{" + ", ".join(f"{json.dumps(k)}: {literal(v)}" for k, v in values.items()) + "}"
-    call = f"    _args.update({items})"
-    if len(call) > 99:  # the project's line length
-        call = f"    _args.update(\n        {items}\n    )"
-    return text + f'\n# {why}\nfor _args in hparams["args"]:\n{call}\n'
+    """``python -m sweepax.<module> args``, from ``OUT``."""
+    run(OUT, module, *args)
 
 
 def write_sweep_files() -> list[str]:

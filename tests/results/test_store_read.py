@@ -99,3 +99,40 @@ def test_read_content_gives_what_parse_needs_without_the_data(tmp_path):
     assert coords == {"lr": pytest.approx([1e-3, 2e-3, 3e-3]), "lambda0": [0.5] * 3}
     loaded = content.load()
     np.testing.assert_array_equal(loaded["episode_return"], open_store(path)["episode_return"])
+
+
+def test_read_ahead_keeps_order_bounds_lookahead_and_raises_where_consumed():
+    import threading
+    import time
+
+    started, lock = [], threading.Lock()
+
+    def read(i):
+        with lock:
+            started.append(i)
+        time.sleep(0.002 * (i % 3))  # finish out of order
+        if i == 7:
+            raise ValueError("store 7 is damaged")
+        return i * i
+
+    reader = store.read_ahead(read, range(40), ahead=4)
+    got = [next(reader) for _ in range(5)]
+    assert got == [0, 1, 4, 9, 16]
+    with lock:
+        assert max(started) < 5 + 4  # never more than `ahead` in front of the consumer
+    assert next(reader) == 25 and next(reader) == 36
+    with pytest.raises(ValueError, match="store 7 is damaged"):
+        next(reader)
+
+
+def test_study_stores_read_with_threads_equal_one_by_one(tmp_path):
+    for i in range(20):
+        _write(tmp_path, task_id=f"t{i:02d}")
+    (tmp_path / "t03.zarr" / "episodes" / "c" / "0" / "0" / "0").write_bytes(b"broken")
+    states = store.study_stores(tmp_path, full=True)
+    one_by_one = sorted(
+        (store.store_state(p, True) for p in tmp_path.glob("*.zarr")),
+        key=lambda s: (s.completed_at or "", s.path.name),
+    )
+    assert states == one_by_one
+    assert [s.task_id for s in states if not s.complete] == ["t03"]

@@ -33,6 +33,7 @@ from sweepax.results.store import (
     layout,
     open_store,
     plain_dtype,
+    read_ahead,
     read_arrays,
     seal,
     study_stores,
@@ -117,12 +118,22 @@ def read_stores(
     ``(stores, unreadable)``, a store that fails to decode being corrupt with the error."""
     out, unreadable = [], []
     same: dict[tp.Any, tp.Any] = {}  # one copy of what many stores share (memory per store)
-    for state in track(states, description="reading stores", disable=not progress, transient=True):
+
+    def read(state: StoreState) -> tuple[tp.Any, Exception | None]:
         try:
-            attrs, content, n_config, coords = read_content(state.path, same)
+            return read_content(state.path, same), None
         except Exception as err:  # any decode error: the store is damaged, not parse
+            return None, err
+
+    read_all = zip(states, read_ahead(read, states), strict=True)
+    for state, (read_back, err) in track(
+        read_all, total=len(states), description="reading stores", disable=not progress,
+        transient=True,
+    ):  # fmt: skip
+        if err is not None:
             unreadable.append(_unreadable(state, err))
             continue
+        attrs, content, n_config, coords = read_back
         env, rows = store_labels(attrs, n_config, coords, state.path)
         kept = {k: _one_copy(same, attrs[k]) for k in KEPT_ATTRS if k in attrs}
         out.append(
@@ -369,10 +380,16 @@ def fill(stores: list[TaskStore], grid: Grid, tensor: Tensor) -> collections.Cou
     superseded: collections.Counter = collections.Counter()
     owner: dict[tuple, int] = {}
     seed_pos = {s: i for i, s in enumerate(grid.seeds)}
-    for s in sorted(stores, key=lambda s: (s.completed_at, s.path.name), reverse=True):
+
+    def load(s: TaskStore) -> tuple[dict[str, np.ndarray] | None, Exception | None]:
         try:
-            arrays = s.content.load()
+            return s.content.load(), None
         except Exception as err:  # any decode error: the store is damaged, not parse
+            return None, err
+
+    newest_first = sorted(stores, key=lambda s: (s.completed_at, s.path.name), reverse=True)
+    for s, (arrays, err) in zip(newest_first, read_ahead(load, newest_first), strict=True):
+        if err is not None:
             raise UnreadableStoreError(s, err) from err
         u = s.content.n_update
         for c, row in enumerate(s.rows):

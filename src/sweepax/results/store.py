@@ -14,6 +14,7 @@ See https://zarr.readthedocs.io and https://docs.xarray.dev/en/stable/user-guide
 from __future__ import annotations
 
 import base64
+import collections
 import contextlib
 import functools
 import hashlib
@@ -23,6 +24,7 @@ import re
 import socket
 import typing as tp
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -341,6 +343,27 @@ def store_state(path: Path, full: bool = True) -> StoreState:
     return StoreState(path, COMPLETE, "", task_id, done)
 
 
+READ_AHEAD = 16  # stores read at once by ``read_ahead``'s threads
+
+
+def read_ahead(
+    read: tp.Callable[[tp.Any], tp.Any], items: tp.Iterable[tp.Any], ahead: int = READ_AHEAD
+) -> tp.Iterator[tp.Any]:
+    """``read(item)`` of every item, in order, computed by a few threads at most ``ahead`` items
+    in front of the consumer (memory stays bounded). Reading a store is mostly waiting for the
+    file system (open, stat, read), which threads overlap; an exception is raised where its
+    item is consumed."""
+    items = iter(items)
+    with ThreadPoolExecutor(max_workers=min(4, ahead)) as pool:
+        pending: collections.deque = collections.deque()
+        for item in items:
+            pending.append(pool.submit(read, item))
+            if len(pending) >= ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
 def is_complete(path: Path) -> bool:
     """True when the store has its completion record and every file it lists is there with its
     size (``store_state(path, full=False)``)."""
@@ -356,14 +379,15 @@ def study_stores(study_dir: Path, full: bool = False) -> list[StoreState]:
     study_dir = Path(study_dir)
     if not study_dir.is_dir():
         return []
-    states = [
-        store_state(path, full)
+    paths = [
+        path
         for path in sorted(study_dir.iterdir())
         if not path.name.startswith(".")
         and path.name.endswith(STORE_SUFFIX)
         and path.name != "scores.zarr"
         and path.is_dir()
     ]
+    states = list(read_ahead(functools.partial(store_state, full=full), paths))
     return sorted(states, key=lambda s: (s.completed_at or "", s.path.name))
 
 

@@ -1,0 +1,124 @@
+"""The recorded RockSample 11x11 experiment: memoryless PPO, recurrent PPO and lambda-discrepancy
+at POBAX's own ``best/`` settings, run with sweepax's own commands.
+
+The sweep files are POBAX 0.0.1's, verbatim (``rocksample11/pobax_best/``, from its sdist): lr,
+lambda0/lambda1, ld_weight, hidden 256, 8 envs, entropy 0.2, POBAX's defaults for the rest
+(``entry: -m pobax.algos.ppo``: annealed lr, normalised advantages, 10 evaluation envs). The
+experiment changes only the budget, written as overrides at the end of each copy under
+``rocksample11/sweeps/``: ``n_seeds`` (POBAX: 30), ``total_steps`` (POBAX: 5e6) and
+``platform`` (POBAX: gpu). Then ``write_jobs``, ``run_local``, ``parse``, ``compare`` (final
+return of the evaluation rollout after training, undiscounted and discounted: 95% intervals and
+the probability that each beats each other) and ``results.md`` / ``results.csv``.
+
+Cost here: one recurrent update (8 envs x 128 steps, 4 epochs x 4 minibatches, GRU 256) is about
+16 GFLOP, 1.1 s on one core of this machine, so one seed of POBAX's 5e6 steps (4,882 updates)
+takes about 90 CPU-minutes for each of the recurrent studies; vmapped seeds share no work (it is
+compute, not overhead). The default budget (5 seeds x 5e5 steps) fits in about 90 minutes of
+background CPU; ``--steps 5000000 --seeds 30 --platform gpu`` is POBAX's protocol.
+
+    PYTHONPATH=src python experiments/rocksample11.py [--seeds N] [--steps N] [--parallel N]
+
+Complete tasks are skipped on a re-run (``run_local``); interrupted ones resume from checkpoints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+
+from commands import ROOT, with_overrides
+from commands import sweepax as run
+
+OUT = ROOT / "experiments" / "rocksample11"
+STUDIES = {  # study -> the lambda-discrepancy paper's undiscounted final return (5e6 steps)
+    "rocksample_11_11_ppo_memoryless_best": "about 11",
+    "rocksample_11_11_ppo_best": "about 19.5",
+    "rocksample_11_11_ppo_LD_best": "about 25",
+}
+SEEDS, STEPS = 5, 500_000
+
+
+def sweepax(module: str, *args: str) -> None:
+    """``python -m sweepax.<module> args``, from ``OUT``."""
+    run(OUT, module, *args)
+
+
+def write_sweep_files(seeds: int, steps: int, platform: str) -> list[str]:
+    """``sweeps/<study>.py``: POBAX's file with the experiment's budget."""
+    (OUT / "sweeps").mkdir(exist_ok=True)
+    budget = {"n_seeds": seeds, "total_steps": steps, "platform": platform}
+    why = "experiments/rocksample11.py: the experiment's budget; every other value is POBAX's"
+    for name in STUDIES:
+        text = (OUT / "pobax_best" / f"{name}.py").read_text()
+        (OUT / "sweeps" / f"{name}.py").write_text(with_overrides(text, budget, why))
+    return [f"sweeps/{name}.py" for name in STUDIES]
+
+
+def write_table() -> None:
+    """``results.md`` (one row per study, 95% t intervals over seeds) and ``results.csv``."""
+    from sweepax.results.stats import mean_ci
+    from sweepax.results.store import complete_stores, open_store
+
+    lines, per_seed = [], []
+    for study, published in STUDIES.items():
+        (store,) = complete_stores(OUT / "results" / study).values()
+        ds = open_store(store)
+        static, prov = ds.attrs["static"], ds.attrs["provenance"]
+        cells = {}
+        for name in ("final_return", "final_discounted_return"):
+            values = ds[name].values[0]
+            ci = mean_ci(values)
+            cells[name] = f"{ci.mean:.2f} [{ci.low:.2f}, {ci.high:.2f}]"
+        for i, seed in enumerate(ds["seed"].values):
+            per_seed.append({
+                "study": study, "seed": int(seed),
+                "final_return": round(float(ds["final_return"].values[0, i]), 4),
+                "final_discounted_return": round(
+                    float(ds["final_discounted_return"].values[0, i]), 4
+                ),
+                "final_episodes": int(ds["final_episodes"].values[0, i]),
+            })  # fmt: skip
+        lines.append(
+            f"| {study} | {ds.sizes['seed']} | {cells['final_return']} | "
+            f"{cells['final_discounted_return']} | {published} | {prov['run_seconds'] / 60:.0f} "
+            f"min, {prov['env_steps_per_second']} | {prov['git']['commit'][:10]} |"
+        )
+    with (OUT / "results.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(per_seed[0]))
+        writer.writeheader()
+        writer.writerows(per_seed)
+    head = (
+        f"# RockSample 11x11 at POBAX's best settings, {static['total_steps']:,} env steps\n\n"
+        "Written by `PYTHONPATH=src python experiments/rocksample11.py` (its docstring gives the "
+        f"protocol), device {prov.get('device_kind', 'cpu')}. Final return: the evaluation "
+        f"rollout after training ({static['eval_steps']} steps x {static['num_eval_envs']} "
+        "envs, sampled actions), mean over seeds [95% t interval]. The probability that each "
+        "study beats each other: [compare_final.md](compare_final.md) and "
+        "[compare_final_discounted.md](compare_final_discounted.md); learning curves: "
+        "[compare_final_curves.png](compare_final_curves.png).\n\n"
+        "| study | seeds | final return | final discounted return | paper at 5e6 steps | "
+        "run time, env steps/s | commit |\n|---|---|---|---|---|---|---|\n"
+    )
+    (OUT / "results.md").write_text(head + "\n".join(lines) + "\n")
+    print((OUT / "results.md").read_text())
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, default=SEEDS, help="seeds per study (POBAX: 30)")
+    p.add_argument("--steps", type=int, default=STEPS, help="env steps per run (POBAX: 5e6)")
+    p.add_argument("--platform", default="cpu", help="cpu or gpu (POBAX: gpu)")
+    p.add_argument("--parallel", default="2", help="tasks at once (run_local --parallel)")
+    args = p.parse_args()
+    dirs = [f"results/{name}" for name in STUDIES]
+    sweepax("sweep.write_jobs", *write_sweep_files(args.seeds, args.steps, args.platform))
+    sweepax("launch.local", *reversed(STUDIES), "--parallel", args.parallel)  # longest first
+    sweepax("results.parse", *dirs, "--no-progress")
+    sweepax("results.compare", *dirs, "--measure", "final", "--out", ".", "--no-progress")
+    sweepax("results.compare", *dirs, "--measure", "final", "--discounted", "--out", ".",
+            "--no-progress")  # fmt: skip
+    write_table()
+
+
+if __name__ == "__main__":
+    main()
