@@ -84,8 +84,8 @@ def tests(session: nox.Session) -> None:
     env = path_env(python)
     # real-cluster tests have their own session (slurm_tests) and long learning checks run with
     # `-- -m slow`: by default neither runs, unless -m asks for them
-    heavy = "not slurm and not slow and not pobax and not renderer"
-    select = [] if "-m" in session.posargs else ["-m", heavy]
+    default = "not slurm and not slow and not pobax and not renderer and not craftax"
+    select = [] if "-m" in session.posargs else ["-m", default]
     # one worker per core (pytest-xdist); a test file's tests share a worker, so its module
     # fixtures (a trained store, a built env) are made once
     if not any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in session.posargs):
@@ -104,6 +104,14 @@ def lint(session: nox.Session) -> None:
     fix = "--fix" in session.posargs
     session.run(ruff, "check", *(["--fix"] if fix else []), *LINTED, external=True)
     session.run(ruff, "format", *([] if fix else ["--check"]), *LINTED, external=True)
+
+
+@nox.session(python=False, default=False)
+def craftax_tests(session: nox.Session) -> None:
+    """Training on POBAX's Craftax ids (pytest -m craftax; craftax compiles for minutes)."""
+    python = venv(session)
+    env = path_env(python)
+    session.run(python, "-m", "pytest", "-m", "craftax", *session.posargs, external=True, env=env)
 
 
 @nox.session(python=False, default=False)

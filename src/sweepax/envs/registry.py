@@ -7,7 +7,9 @@ MuJoCo locomotion on MJX (``mjx_envs``): ``<Hopper|Walker2d|HalfCheetah|Ant>-v5`
 ``<Hopper|Walker2d|HalfCheetah|Ant>-v5-<F|P|V>``, POBAX's masked MuJoCo on brax
 ``<Hopper|Walker|HalfCheetah|Ant>-<F|P|V>-v0`` (``brax_masked``), and visual MuJoCo (``pixels``):
 ``<hopper|walker2d|halfcheetah|ant>-pixels[-<N>]``; POBAX's envs (``pobax``) and POBAX's Navix
-mazes ``Navix-DMLab-Maze-[F-]<NN>-v0`` (``navix_mazes``, navix imported only when one is made).
+mazes ``Navix-DMLab-Maze-[F-]<NN>-v0`` (``navix_mazes``, navix imported only when one is made)
+and POBAX's Craftax ids ``craftax[_classic][_pixels]`` (``craftax_envs``, craftax imported only
+when one is made).
 
 Image families (``Family.renders``) take ``renderer`` ("jax", "warp" or "madrona"), also
 POBAX's ``<hopper|walker2d|halfcheetah|ant>_pixels``; ``vmappable(env_id,
@@ -25,7 +27,15 @@ import typing as tp
 
 from gymnax.environments import environment
 
-from sweepax.envs import brax_masked, gymnax_envs, names, navix_mazes, pobax, renderers
+from sweepax.envs import (
+    brax_masked,
+    craftax_envs,
+    gymnax_envs,
+    names,
+    navix_mazes,
+    pobax,
+    renderers,
+)
 from sweepax.envs.tmaze import TMaze
 from sweepax.errors import UserError
 
@@ -43,6 +53,7 @@ class Family:
     perfect_memory: bool = False  # ``build`` takes ``perfect_memory`` (else make refuses it)
     renders: bool = False  # image observations: ``build`` takes ``renderer=``
     vmappable: tp.Callable[[re.Match, str], bool] = lambda m, renderer: True  # (match, renderer)
+    action_concat: bool = True  # the agent may append its previous action (else check refuses)
 
 
 def _build_tmaze(
@@ -200,6 +211,7 @@ FAMILIES: list[Family] = [
     *pobax.families(),
     *navix_mazes.families(),
     *brax_masked.families(),
+    *craftax_envs.families(),
 ]
 
 
@@ -223,10 +235,16 @@ def _lookup(env_id: str) -> tuple[Family, re.Match]:
     raise UserError(f"unknown env {env_id!r}; known: {known}{hint}")
 
 
-def check(env_id: str, renderer: str | None = None, perfect_memory: bool = False) -> None:
+def check(
+    env_id: str,
+    renderer: str | None = None,
+    perfect_memory: bool = False,
+    action_concat: bool = False,
+) -> None:
     """Raise ``UserError`` (known ids and a close match) unless ``env_id`` is registered; with
     ``renderer``, also unless that renderer applies to ``env_id`` and can run here; with
-    ``perfect_memory``, also unless ``env_id`` defines it."""
+    ``perfect_memory``, also unless ``env_id`` defines it; with ``action_concat``, also unless
+    ``env_id`` allows it."""
     if not isinstance(env_id, str):
         raise UserError(f"env id must be a string, got {env_id!r}")
     fam, _ = _lookup(env_id)
@@ -234,6 +252,8 @@ def check(env_id: str, renderer: str | None = None, perfect_memory: bool = False
         _check_renderer(fam, env_id, renderer)
     if perfect_memory:
         _check_perfect_memory(fam, env_id)
+    if action_concat and not fam.action_concat:
+        raise UserError(f"env {env_id!r}: action_concat is not allowed for {fam.template}")
 
 
 def _check_perfect_memory(fam: Family, env_id: str) -> None:

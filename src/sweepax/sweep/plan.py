@@ -153,6 +153,26 @@ def _check_perfect_memory(static: tp.Mapping[str, tp.Any], where: str) -> None:
         raise UserError(f"{where}: key 'perfect_memory': {err}; set it to False") from None
 
 
+def _check_action_concat(
+    static: dict[str, tp.Any], given: dict[str, tp.Any], pobax: bool, notes: list[str], where: str
+) -> None:
+    """Refuse ``action_concat`` for an env that does not allow it (Craftax), before anything
+    runs; under a POBAX entry, where POBAX ignores it for those envs, plan it off and say so."""
+    if not static.get("action_concat") or "env" not in static:
+        return
+    from sweepax.envs import registry
+
+    try:
+        registry.check(static["env"], action_concat=True)
+    except UserError as err:
+        if not pobax:
+            raise UserError(f"{where}: key 'action_concat': {err}; set it to False") from None
+        static["action_concat"] = given["action_concat"] = False
+        note = f"{static['env']}: action_concat planned False (POBAX ignores it for this env)"
+        if note not in notes:
+            notes.append(note)
+
+
 def _axis_values(axes: tp.Sequence[Axis], key: str, default: tp.Any) -> tuple:
     return next((a.values for a in axes if a.key == key), (default,))
 
@@ -363,6 +383,7 @@ def plan(
         sizer = memory.sizer(entry.name, str(study.path), device_memory)
     built = _Builder(study, None if sizer else max_vmap, sizer)
     counter = _Progress(total, on_progress)
+    pobax = entry.written.startswith("-m pobax.")
     for i, axes in enumerate(study.arg_sets):
         search = study.search(i)
         static_axes = [a for a in axes if not a.vmapped and a.key in static_defaults]
@@ -389,6 +410,9 @@ def plan(
             _check_perfect_memory(static, f"{study.path}: args[{i}]")
             if (changed := _changed_meaning(static)) and changed not in built.notes:
                 built.notes.append(changed)
+            _check_action_concat(
+                static, given_static, pobax, built.notes, f"{study.path}: args[{i}]"
+            )
             if _vmappable(static):
                 for rows, record in groups:
                     built.add_vmapped(static, given_static, rows, sweep_defaults, record)
