@@ -102,3 +102,14 @@ def pobax_python() -> str:
     venv = Path(__file__).resolve().parents[1] / "bench" / "pobax" / "pobax_venv.py"
     done = subprocess.run([sys.executable, str(venv)], capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])["python"]
+
+
+@pytest.fixture(scope="session")
+def pobax_sdist() -> Path:
+    """POBAX 0.0.1's sdist from PyPI (it has scripts/, the wheel does not), fetched once into
+    build/pobax-sdist."""
+    sdist = Path(__file__).resolve().parents[1] / "build" / "pobax-sdist" / "pobax-0.0.1.tar.gz"
+    if not sdist.is_file():
+        pip = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
+        subprocess.run([*pip, "pobax==0.0.1", "-d", str(sdist.parent)], check=True)
+    return sdist

@@ -19,7 +19,6 @@ import json
 import os
 import pickle
 import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
@@ -36,7 +35,6 @@ from .conftest import StoreFactory, default_value
 pytestmark = pytest.mark.pobax
 
 ROOT = Path(__file__).resolve().parents[2]
-SDIST = ROOT / "build" / "pobax-sdist" / "pobax-0.0.1.tar.gz"
 SCRIPTS = ("parse_batch_experiments.py", "best_hyperparams_per_env.py")
 ENVS = ("tmaze_5", "tmaze_10")
 LRS, LAMBDAS, SEEDS, N_UPDATE = (1e-4, 1e-3), (0.5, 0.9), (0, 1), 3
@@ -105,15 +103,6 @@ def labels(env: str, lr: float, lambda0: float) -> dict:
     return {"env": env, "hidden_size": 32, "lr": lr, "lambda0": lambda0}
 
 
-@pytest.fixture(scope="module")
-def sdist() -> Path:
-    """POBAX 0.0.1's sdist from PyPI (it has scripts/; the wheel does not), fetched once."""
-    if not SDIST.is_file():
-        pip = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
-        subprocess.run([*pip, "pobax==0.0.1", "-d", str(SDIST.parent)], check=True)
-    return SDIST
-
-
 def job(out: Path) -> dict:
     """The study's numbers: the synthetic stores' values at every (env, config, seed, update)."""
     runs = {}
@@ -144,13 +133,13 @@ def job(out: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def theirs(tmp_path_factory, pobax_python, sdist) -> dict:
+def theirs(tmp_path_factory, pobax_python, pobax_sdist) -> dict:
     """POBAX's parsed and best pickles (undiscounted and discounted) of the study."""
     root = tmp_path_factory.mktemp("pobax_root")
     scripts, results = root / "scripts", root / "results" / STUDY
     (scripts / "hyperparams").mkdir(parents=True)
     results.mkdir(parents=True)
-    with tarfile.open(sdist) as tar:
+    with tarfile.open(pobax_sdist) as tar:
         for name in SCRIPTS:
             member = tar.extractfile(f"pobax-0.0.1/scripts/{name}")
             (scripts / name).write_bytes(member.read())

@@ -1,0 +1,71 @@
+"""Every sweep file POBAX 0.0.1 ships (``scripts/hyperparams/**`` of its sdist) plans unchanged,
+except the few listed here, each refused in one line that says why."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from sweepax.errors import UserError
+from sweepax.sweep import load, plan
+
+# file (under scripts/hyperparams/) -> what its one-line refusal says
+REFUSED = {
+    **{
+        f"pocman/{name}.py": "env 'pocman': perfect_memory is only defined for"
+        for name in (
+            "best/pocman_ppo_perfect_memory_memoryless_best",
+            "pocman_ppo_perfect_memory",
+            "pocman_ppo_perfect_memory_memoryless",
+        )
+    },
+    **{
+        f"battleship/{name}.py": "env 'battleship_10': perfect_memory is only defined for"
+        for name in (
+            "battleship_10_ppo_perfect_memory",
+            "battleship_10_ppo_perfect_memory_memoryless",
+        )
+    },
+    **{
+        f"visual_mujoco/{body}/{name}.py": f"key 'env': unknown env '{body}'"
+        for body in ("ant", "halfcheetah")
+        for name in (f"{body}_ppo_observable_madrona", f"best/{body}_ppo_observable_madrona_best")
+    },
+    "navix/navix_03_transformer.py": "must be divisible by num_heads=4",
+}
+
+
+@pytest.fixture(scope="module")
+def pobax_files(pobax_sdist: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("pobax_hyperparams")
+    with tarfile.open(pobax_sdist) as tar:
+        members = [
+            m for m in tar.getmembers()
+            if "/scripts/hyperparams/" in m.name and m.name.endswith(".py")
+        ]  # fmt: skip
+        tar.extractall(out, members=members, filter="data")
+    return {str(p).split("/scripts/hyperparams/")[1]: p for p in sorted(out.rglob("*.py"))}
+
+
+@pytest.mark.pobax
+def test_every_pobax_sweep_file_plans_or_is_refused_in_one_line(pobax_files):
+    planned, refused = [], {}
+    for rel, path in pobax_files.items():
+        try:
+            built = plan.plan(load.load(path), None)
+        except UserError as err:
+            refused[rel] = str(err)
+            continue
+        assert built.tasks, rel
+        assert built.study.entry.written.startswith("-m pobax.algos."), rel
+        planned.append(rel)
+    assert len(pobax_files) == 224
+    assert sorted(refused) == sorted(REFUSED)
+    for rel, message in refused.items():
+        assert "\n" not in message and REFUSED[rel] in message, (rel, message)
+        assert message.startswith(str(pobax_files[rel])), message  # names the file
+    families = {rel.split("/")[0] for rel in planned}
+    assert {"masked_mujoco", "craftax", "navix", "rocksample", "battleship", "pocman"} <= families
+    print(f"{len(planned)} of {len(pobax_files)} POBAX 0.0.1 sweep files plan unchanged")
