@@ -1,6 +1,6 @@
 """Env steps/s of POBAX's Craftax ids at 1 and 64 parallel envs, and one tiny task's timings.
 
-Source: the timing pattern of ``bench/navix_steps.py``: jit a ``lax.scan`` of ``vmap(step)``
+Source: ``bench/navix_steps.py``'s ``bench_one`` (imported): jit a ``lax.scan`` of ``vmap(step)``
 (random actions, the full step with POBAX's auto-reset), compile separately, one untimed warm-up
 call, then the best of ``--repeats`` timed calls, blocking on the result. ``--task`` also runs
 one tiny training task (``python -m sweepax.train ppo``, no compilation cache) and reports the
@@ -21,40 +21,9 @@ import time
 from pathlib import Path
 
 import jax
+from navix_steps import bench_one
 
-from sweepax.envs import registry
 from sweepax.results.store import read_attrs
-
-
-def bench_one(env_id: str, worlds: int, steps: int, repeats: int) -> dict[str, float]:
-    """Compile s and env steps/s of ``steps`` vmapped steps over ``worlds`` envs."""
-    env, params = registry.make(env_id)
-    keys = jax.random.split(jax.random.PRNGKey(0), worlds)
-    _, state = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(keys, params)
-    v_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
-
-    def rollout(state, key):
-        def _body(state, key):
-            key_act, key_step = jax.random.split(key)
-            action = jax.random.randint(key_act, (worlds,), 0, env.num_actions)
-            obs, state, reward, *_ = v_step(
-                jax.random.split(key_step, worlds), state, action, params
-            )
-            return state, reward.sum() + obs.mean()
-
-        state, totals = jax.lax.scan(_body, state, jax.random.split(key, steps))
-        return state, totals.sum()
-
-    start = time.perf_counter()
-    compiled = jax.jit(rollout).lower(state, jax.random.PRNGKey(1)).compile()
-    compile_s = time.perf_counter() - start
-    jax.block_until_ready(compiled(state, jax.random.PRNGKey(1)))  # warm-up
-    runs = []
-    for r in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(compiled(state, jax.random.PRNGKey(2 + r)))
-        runs.append(time.perf_counter() - start)
-    return {"compile_s": compile_s, "env_steps_per_s": worlds * steps / min(runs)}
 
 
 def tiny_task(env_id: str) -> dict[str, float]:
