@@ -310,7 +310,10 @@ def test_free_space_is_checked_against_the_estimated_store_before_compiling(
         (["--vf_coeff", "-1"], "key 'vf_coeff': -1.0 must be at least 0"),
         (["--clip_eps", "0"], "key 'clip_eps': 0.0 must be greater than 0"),
         (["--max_grad_norm", "0"], "key 'max_grad_norm': 0.0 must be greater than 0"),
-        (["--renderer", "opengl"], "key 'renderer': 'opengl' must be one of 'jax', 'madrona'"),
+        (
+            ["--renderer", "opengl"],
+            "key 'renderer': 'opengl' must be one of 'jax', 'warp', 'madrona'",
+        ),
         (["--study", "a\nb"], "--study: 'a\\nb' is not a usable study name"),
         (["--study", "../up"], "--study: '../up' is not a usable study name"),
         (["--study", "a b"], "--study: 'a b' is not a usable study name"),

@@ -106,6 +106,17 @@ def oci_tool() -> str:
     return "podman" if shutil.which("podman") or not shutil.which("docker") else "docker"
 
 
+def locked_version(lock: str, package: str, root: Path = PROJECT_ROOT) -> str:
+    """``package``'s pinned version in the text of ``root``'s requirements.lock."""
+    found = re.search(rf"^{re.escape(package)}==(\S+)", lock, re.M)
+    if found is None:
+        raise UserError(
+            f"{root / 'requirements.lock'}: no pin of {package}; regenerate the lock with the "
+            "command in the README (Environment and pins)"
+        )
+    return found.group(1)
+
+
 # --- build args: what the image's labels say about it -----------------------------------------
 def build_args(root: Path = PROJECT_ROOT, *, cpu_base: str | None = None) -> dict[str, str]:
     """The recipes' build args, which become the image's labels. ``cpu_base``: the CPU variant
@@ -117,10 +128,10 @@ def build_args(root: Path = PROJECT_ROOT, *, cpu_base: str | None = None) -> dic
         "GIT_DIRTY": str(bool(status)).lower(),
         "LOCK_SHA256": sha256_file(root / "requirements.lock"),
         "GPU_LOCK_SHA256": sha256_file(root / "container" / "requirements-gpu.lock"),
-        "JAX_VERSION": re.search(r"^jax==(\S+)", lock, re.M).group(1),
+        "JAX_VERSION": locked_version(lock, "jax", root),
         # the renderers' versions: MJX (ray casting, Warp renderer) and warp-lang (its kernels)
-        "MJX_VERSION": re.search(r"^mujoco-mjx==(\S+)", lock, re.M).group(1),
-        "WARP_VERSION": re.search(r"^warp-lang==(\S+)", lock, re.M).group(1),
+        "MJX_VERSION": locked_version(lock, "mujoco-mjx", root),
+        "WARP_VERSION": locked_version(lock, "warp-lang", root),
         "BUILD_DATE": utc_now(),
     }
     if cpu_base:  # the same Containerfile on a local Debian 12 base, with Debian's python3.11

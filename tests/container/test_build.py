@@ -34,6 +34,9 @@ def head(repo: Path) -> str:
     return subprocess.check_output(["git", "-C", str(repo), "rev-parse", "HEAD"], text=True).strip()
 
 
+LOCK = "flax==0.12.0\njax==0.10.2\nmujoco-mjx==3.17.0\nwarp-lang==1.18.0\n"
+
+
 @pytest.fixture
 def project(tmp_path) -> Path:
     """A committed checkout holding what the build reads: setup.sh and the two locks."""
@@ -41,7 +44,7 @@ def project(tmp_path) -> Path:
     (root / "container").mkdir(parents=True)
     (root / "container" / "setup.sh").write_text(SETUP)
     (root / "container" / "requirements-gpu.lock").write_text("jax-cuda12-plugin==0.10.2\n")
-    (root / "requirements.lock").write_text("flax==0.12.0\njax==0.10.2\n")
+    (root / "requirements.lock").write_text(LOCK)
     commit = "git init -q && git add . && git -c user.name=t -c user.email=t@t commit -q -m one"
     subprocess.run(["sh", "-c", commit], cwd=root, check=True)
     return root
@@ -120,6 +123,7 @@ def test_build_args_name_commit_locks_jax_and_date(project):
     assert args["LOCK_SHA256"] == hashlib.sha256(lock).hexdigest()
     assert args["GPU_LOCK_SHA256"] == hashlib.sha256(gpu).hexdigest()
     assert args["JAX_VERSION"] == "0.10.2"
+    assert (args["MJX_VERSION"], args["WARP_VERSION"]) == ("3.17.0", "1.18.0")  # the renderers
     assert not {"MADRONA_MJX_COMMIT", "WITH_MADRONA"} & set(args)  # no Madrona-MJX build
     built = dt.datetime.fromisoformat(args["BUILD_DATE"])
     assert built.utcoffset() == dt.timedelta(0) and before <= built <= dt.datetime.now(dt.UTC)
@@ -137,8 +141,18 @@ def test_uncommitted_or_untracked_files_label_the_image_dirty(project):
     (project / "new.py").write_text("x = 1\n")
     assert container.build_args(project)["GIT_DIRTY"] == "true"
     (project / "new.py").unlink()
-    (project / "requirements.lock").write_text("jax==0.10.2\n")
+    (project / "requirements.lock").write_text(LOCK.replace("flax==0.12.0\n", ""))
     assert container.build_args(project)["GIT_DIRTY"] == "true"
+
+
+def test_a_lock_without_a_renderer_pin_is_refused_in_one_line(project):
+    (project / "requirements.lock").write_text("jax==0.10.2\n")
+    with pytest.raises(UserError) as err:
+        container.build_args(project)
+    assert str(err.value) == (
+        f"{project / 'requirements.lock'}: no pin of mujoco-mjx; regenerate the lock with the "
+        "command in the README (Environment and pins)"
+    )
 
 
 def test_outside_a_checkout_the_commit_is_unknown(project):

@@ -164,7 +164,10 @@ def plan_error(path: Path) -> str:
         ('"entropy_coeff": -0.01', "key 'entropy_coeff': -0.01 must be at least 0"),
         ('"clip_eps": 0', "key 'clip_eps': 0.0 must be greater than 0"),
         ('"max_grad_norm": vmap([0.5, 0.0])', "key 'max_grad_norm': 0.0 must be greater than 0"),
-        ('"renderer": "opengl"', "key 'renderer': 'opengl' must be one of 'jax', 'madrona'"),
+        (
+            '"renderer": "opengl"',
+            "key 'renderer': 'opengl' must be one of 'jax', 'warp', 'madrona'",
+        ),
     ],
 )
 def test_values_outside_their_declared_range_are_refused_when_planning(tmp_path, args, message):
