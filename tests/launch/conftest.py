@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 import sys
@@ -53,13 +54,22 @@ def damage(store_path: Path) -> None:
 
 
 # --- the real cluster (tests marked slurm) ------------------------------------------------------
+@functools.cache
 def cluster_up() -> bool:
+    """Does a SLURM controller answer? Asked once per process, and only when a test marked
+    ``slurm`` runs: where SLURM is installed but not started, ``sinfo`` waits seconds to fail."""
     if shutil.which("sbatch") is None or shutil.which("sinfo") is None:
         return False
     try:
         return subprocess.run(["sinfo", "-h"], capture_output=True, timeout=20).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
+
+
+@pytest.fixture(autouse=True)
+def _slurm_cluster(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("slurm") and not cluster_up():
+        pytest.skip("no SLURM cluster answers (nox -s slurm_tests)")
 
 
 def sweepax(project: Path, env: dict, module: str, *args: str) -> subprocess.CompletedProcess:

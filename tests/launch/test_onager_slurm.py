@@ -17,13 +17,10 @@ import pytest
 from sweepax.launch import onager
 from sweepax.results import store
 
-from .conftest import cluster_up, sweepax, task_states
+from .conftest import sweepax, task_states
 from .test_slurm_requeue import SWEEP, assert_equal_to_runs_here, wait_until
 
-pytestmark = [
-    pytest.mark.slurm,
-    pytest.mark.skipif(not cluster_up(), reason="no SLURM cluster answers (nox -s slurm_tests)"),
-]
+pytestmark = pytest.mark.slurm  # skipped where no cluster answers (tests/launch/conftest.py)
 
 STUDY = "onagered"
 

@@ -23,12 +23,9 @@ from sweepax.launch import records, slurm
 from sweepax.launch.records import Paths
 from sweepax.results import store
 
-from .conftest import cluster_up, sweepax, task_states
+from .conftest import sweepax, task_states
 
-pytestmark = [
-    pytest.mark.slurm,
-    pytest.mark.skipif(not cluster_up(), reason="no SLURM cluster answers (nox -s slurm_tests)"),
-]
+pytestmark = pytest.mark.slurm  # skipped where no cluster answers (tests/launch/conftest.py)
 
 SWEEP = """
 from sweepax import vmap
