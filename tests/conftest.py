@@ -3,8 +3,9 @@
 - XLA's backend optimisation level 0 (``XLA_FLAGS``, unless it already names a level): the same
   programs, with less LLVM optimisation of their machine code, which cuts a tiny PPO program's
   compile time to about a third; the few steps a test runs do not notice the slower code. Only
-  when ``-m`` leaves out the slow tests (as ``nox -s tests`` does): their long training runs
-  need the optimised code, and their learning thresholds were measured with it.
+  when ``-m`` leaves out the slow tests and the POBAX agreement tests (as ``nox -s tests``
+  does): the long training runs need the optimised code, their learning thresholds were measured
+  with it, and the agreement tests compare with POBAX's programs at XLA's default level.
 - One persistent compilation cache per session, in a temporary folder: in this process
   (``jax_compilation_cache_dir``, every program however small) and in every
   ``python -m sweepax.train`` a test starts (``SWEEPAX_JAX_CACHE``), so a program one test
@@ -64,12 +65,19 @@ class _Session:
 
 
 def _leaves_out_slow_tests(config: pytest.Config) -> bool:
-    """Does ``-m`` deselect a test marked ``slow`` (and nothing else)?"""
+    """Does ``-m`` deselect the tests marked ``slow`` and those marked ``pobax``? The agreement
+    tests compare numbers with POBAX's own programs, compiled at XLA's default level: chaotic
+    physics (brax's bodies) turns the last-bit differences of another level into different
+    episodes."""
     from _pytest.mark.expression import Expression
 
     markexpr = config.getoption("markexpr", "") or ""
-    return bool(markexpr) and not Expression.compile(markexpr).evaluate(
-        lambda name, /, **_: name == "slow"
+    if not markexpr:
+        return False
+    expression = Expression.compile(markexpr)
+    return not any(
+        expression.evaluate(lambda name, /, marker=marker, **_: name == marker)
+        for marker in ("slow", "pobax")
     )
 
 
