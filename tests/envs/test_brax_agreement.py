@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -45,14 +44,6 @@ HORIZON = 5  # steps from each episode start compared within RTOL
 RTOL = 1e-3  # of 1 + |value|: float32 drift after 5 steps is at most 3e-4 (observed)
 LONG = 150  # steps after which an episode's end may differ by drift
 SEEDS = {env_id: 10 + i for i, env_id in enumerate(IDS)}
-
-
-@pytest.fixture(scope="module")
-def pobax_python() -> str:
-    """build/pobax-venv's python (created on first use, a few minutes)."""
-    venv = ROOT / "bench" / "pobax" / "pobax_venv.py"
-    done = subprocess.run([sys.executable, str(venv)], capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])["python"]
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -32,14 +31,6 @@ DRIVER = Path(__file__).with_name("craftax_pobax_driver.py")
 STEPS = 400
 LIMIT = 120  # a short time limit: every walk ends episodes at it (and maybe by dying first)
 SEEDS = dict(zip(IDS, (3, 5, 7, 9), strict=True))
-
-
-@pytest.fixture(scope="module")
-def pobax_python() -> str:
-    """build/pobax-venv's python (created on first use, a few minutes)."""
-    venv = ROOT / "bench" / "pobax" / "pobax_venv.py"
-    done = subprocess.run([sys.executable, str(venv)], capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])["python"]
 
 
 @pytest.fixture(scope="module")

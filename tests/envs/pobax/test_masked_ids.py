@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -37,13 +36,14 @@ CLASSIC = ("CartPole", "Pendulum", "LunarLander")
 
 
 @pytest.fixture(scope="module")
-def pobax_map() -> dict[str, dict]:
+def pobax_map(pobax_python: str) -> dict[str, dict]:
     """POBAX's masked ids: {id: {env_str, mask_dims, gymnax: whether gymnax can make env_str}}."""
-    venv = ROOT / "bench" / "pobax" / "pobax_venv.py"
-    done = subprocess.run([sys.executable, str(venv)], capture_output=True, text=True, check=True)
-    python = json.loads(done.stdout.strip().splitlines()[-1])["python"]
     out = subprocess.run(
-        [python, "-c", READ_MAP], capture_output=True, text=True, check=True, cwd=ROOT / "build"
+        [pobax_python, "-c", READ_MAP],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT / "build",
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
