@@ -85,21 +85,13 @@ def one_grid(configs: int, seeds: int, updates: int) -> dict:
     import jax.numpy as jnp
 
     sys.path.insert(0, str(ROOT / "bench"))
-    from roofline import LAMBDAS, LRS, SHAPE, grid_map
+    from roofline import SHAPE, grid_map, sweep_of
 
     from sweepax.agents import ppo
-    from sweepax.agents.config import PPOStatic, PPOSweep
+    from sweepax.agents.config import PPOStatic
     from sweepax.provenance import device_memory
 
-    pairs = [(lr, lam) for lr in LRS for lam in LAMBDAS]
-    pairs = [pairs[i % len(pairs)] for i in range(configs)]
-    full = lambda v: jnp.full((configs,), v, jnp.float32)  # noqa: E731
-    sweep = PPOSweep(
-        lr=jnp.asarray([p[0] for p in pairs], jnp.float32),
-        lambda0=jnp.asarray([p[1] for p in pairs], jnp.float32),
-        lambda1=full(0.95), ld_weight=full(0.0), entropy_coeff=full(0.01), vf_coeff=full(0.5),
-        clip_eps=full(0.2), max_grad_norm=full(0.5),
-    )  # fmt: skip
+    sweep = sweep_of(configs)
     static = PPOStatic(**SHAPE, n_seeds=seeds, total_steps=128 * 4 * updates * 4)
     trainer = ppo.make_trainer(static)
     seed_ids = jnp.arange(seeds, dtype=jnp.int32)

@@ -105,8 +105,10 @@ def grid(spec: str) -> tuple[int, int]:
 
 
 def sweep_of(configs: int) -> PPOSweep:
-    """The first ``configs`` (lr, lambda0) pairs of the study's grid, as a vmapped PPOSweep."""
-    pairs = [(lr, lam) for lr in LRS for lam in LAMBDAS][:configs]
+    """The first ``configs`` (lr, lambda0) pairs of the study's grid, as a vmapped PPOSweep
+    (the grid repeated when ``configs`` is larger than it)."""
+    grid = [(lr, lam) for lr in LRS for lam in LAMBDAS]
+    pairs = [grid[i % len(grid)] for i in range(configs)]
     return PPOSweep(
         lr=jnp.asarray([p[0] for p in pairs], jnp.float32),
         lambda0=jnp.asarray([p[1] for p in pairs], jnp.float32),
