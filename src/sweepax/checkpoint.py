@@ -297,6 +297,10 @@ class Checkpoints:
         path = self.folder / f"update-{update:08d}"
         self.folder.mkdir(parents=True, exist_ok=True)
         files.remove(path)  # an older run's checkpoint of the same update (refused or not)
+        # make room first: a kill at any moment then leaves at most KEEP finished checkpoints,
+        # and the newest finished one stays on disk while the new one is written
+        for old in self.paths()[KEEP - 1 :]:
+            files.remove(old)
         with _quiet_absl():
             _checkpointer().save(
                 path,
@@ -306,8 +310,6 @@ class Checkpoints:
                     meta=ocp.args.JsonSave(meta),
                 ),
             )
-        for old in self.paths()[KEEP:]:
-            files.remove(old)
         self.last_save = time.monotonic()
         self.saved_update = update
         self.save_seconds += time.perf_counter() - t0
