@@ -51,6 +51,8 @@ class Family:
     validate: tp.Callable[[re.Match], str | None] = lambda m: None  # error text, or None if ok
     guesses: tp.Callable[[str], list[str]] = lambda env_id: []  # extra "did you mean" candidates
     perfect_memory: bool = False  # ``build`` takes ``perfect_memory`` (else make refuses it)
+    no_perfect_memory: str = ""  # why this family refuses ``perfect_memory``, if more is known
+    perfect_memory_note: tp.Callable[[re.Match], str | None] = lambda m: None  # what the plan says
     renders: bool = False  # image observations: ``build`` takes ``renderer=``
     vmappable: tp.Callable[[re.Match, str], bool] = lambda m, renderer: True  # (match, renderer)
     action_concat: bool = True  # the agent may append its previous action (else check refuses)
@@ -257,9 +259,18 @@ def check(
 
 
 def _check_perfect_memory(fam: Family, env_id: str) -> None:
+    if not fam.perfect_memory and fam.no_perfect_memory:
+        raise UserError(f"env {env_id!r}: perfect_memory is not offered: {fam.no_perfect_memory}")
     if not fam.perfect_memory:
         which = " and ".join(f.template for f in FAMILIES if f.perfect_memory)
         raise UserError(f"env {env_id!r}: perfect_memory is only defined for {which}")
+
+
+def perfect_memory_note(env_id: str) -> str | None:
+    """What a plan should say about ``perfect_memory`` for ``env_id`` (e.g. which of two ways
+    of drawing the state it uses), or None."""
+    fam, match = _lookup(env_id)
+    return fam.perfect_memory_note(match) if fam.perfect_memory else None
 
 
 def _check_renderer(fam: Family, env_id: str, renderer: str) -> None:
