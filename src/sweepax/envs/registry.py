@@ -6,7 +6,8 @@ MNISTBandit-bsuite (``gymnax_envs.GYMNAX_IDS``), the masked ``<CartPole|Pendulum
 MuJoCo locomotion on MJX (``mjx_envs``): ``<Hopper|Walker2d|HalfCheetah|Ant>-v5`` and the masked
 ``<Hopper|Walker2d|HalfCheetah|Ant>-v5-<F|P|V>``, POBAX's masked MuJoCo on brax
 ``<Hopper|Walker|HalfCheetah|Ant>-<F|P|V>-v0`` (``brax_masked``), and visual MuJoCo (``pixels``):
-``<hopper|walker2d|halfcheetah|ant>-pixels[-<N>]``; POBAX's envs (``pobax``) and POBAX's Navix
+``<hopper|walker2d|halfcheetah|ant>-pixels[-<N>]``; POBAX's state-observation MuJoCo
+``hopper|walker2d|halfcheetah|ant`` (``brax_state``); POBAX's envs (``pobax``) and POBAX's Navix
 mazes ``Navix-DMLab-Maze-[F-]<NN>-v0`` (``navix_mazes``, navix imported only when one is made)
 and POBAX's Craftax ids ``craftax[_classic][_pixels]`` (``craftax_envs``, craftax imported only
 when one is made).
@@ -29,6 +30,7 @@ from gymnax.environments import environment
 
 from sweepax.envs import (
     brax_masked,
+    brax_state,
     craftax_envs,
     gymnax_envs,
     names,
@@ -213,6 +215,7 @@ FAMILIES: list[Family] = [
     *pobax.families(),
     *navix_mazes.families(),
     *brax_masked.families(),
+    *brax_state.families(),
     *craftax_envs.families(),
 ]
 
@@ -321,7 +324,8 @@ def definition(env_id: str) -> dict[str, tp.Any]:
     family (``template``), and for POBAX's masked MuJoCo ids the library, env and kept features.
     A store keeps it, so results stay readable after an id changes meaning."""
     fam, _ = _lookup(env_id)
-    return {"id": env_id, "family": fam.template, **(brax_masked.definition(env_id) or {})}
+    library = brax_masked.definition(env_id) or brax_state.definition(env_id) or {}
+    return {"id": env_id, "family": fam.template, **library}
 
 
 def vmappable(env_id: str, renderer: str = "jax") -> bool:
