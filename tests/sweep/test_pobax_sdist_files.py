@@ -11,7 +11,8 @@ import pytest
 from sweepax.errors import UserError
 from sweepax.sweep import load, plan
 
-# file (under scripts/hyperparams/) -> what its one-line refusal says
+# file (under scripts/hyperparams/) -> what its one-line refusal says: each one POBAX 0.0.1
+# itself cannot run either
 REFUSED = {
     **{
         f"battleship/{name}.py": (
@@ -23,7 +24,10 @@ REFUSED = {
             "battleship_10_ppo_perfect_memory_memoryless",
         )
     },
-    "navix/navix_03_transformer.py": "must be divisible by num_heads=4",
+    "navix/navix_03_transformer.py": (
+        "key 'embed_size': 230 must be divisible by num_heads=4 (POBAX 0.0.1 cannot run this "
+        "file either: its transformer_xl stops before training on every file"
+    ),
 }
 # files that plan with a note on what their perfect memory draws
 NOTED = {
@@ -74,3 +78,26 @@ def test_every_pobax_sweep_file_plans_or_is_refused_in_one_line(pobax_files):
     }
     assert observable <= set(planned)  # POBAX's state-observation ids
     print(f"{len(planned)} of {len(pobax_files)} POBAX 0.0.1 sweep files plan unchanged")
+
+
+TRANSFORMER = """
+hparams = {{"entry": "{entry}", "args": [{{"env": "tmaze_5", "embed_size": 230}}]}}
+"""
+
+
+@pytest.mark.parametrize("entry", ["-m pobax.algos.transformer_xl", "-m sweepax.train transformer"])
+def test_a_transformer_file_refused_says_when_pobax_cannot_run_it_either(tmp_path, entry):
+    path = tmp_path / "study.py"
+    path.write_text(TRANSFORMER.format(entry=entry))
+    with pytest.raises(UserError) as err:
+        plan.plan(load.load(path), None)
+    refusal = f"{path}: key 'embed_size': 230 must be divisible by num_heads=4"
+    if entry.startswith("-m pobax."):  # POBAX 0.0.1's transformer_xl fails on every file
+        refusal += (
+            " (POBAX 0.0.1 cannot run this file either: its transformer_xl stops before training "
+            "on every file with 'TypeError: get_env() missing 1 required positional argument: "
+            "'num_envs''); fix the sweep file"
+        )
+    else:
+        refusal += "; fix the sweep file"
+    assert str(err.value) == refusal
