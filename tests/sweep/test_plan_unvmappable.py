@@ -73,3 +73,31 @@ def test_planning_mjx_and_pixel_studies_does_not_import_mujoco(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split("\n")[:2] == ["[3, 240]", "False"]
+
+
+def test_image_envs_without_a_renderer_get_warp_on_platform_gpu_and_jax_elsewhere(tmp_path):
+    """POBAX's visual files name no renderer and ``platform: gpu``: they plan with MJX's Warp
+    renderer; the same file without a platform plans with the ray caster (faster on CPU)."""
+    body = '"env": {env!r}, "lr": vmap([1e-3, 1e-4]), "n_seeds": 3'
+    for platform, env, renderer in [
+        ("gpu", "hopper_pixels", "warp"),
+        (None, "hopper_pixels", "jax"),
+        ("cpu", "ant-pixels-32", "jax"),
+        ("gpu", "tmaze_5", None),  # no images: the renderer stays the program's default
+    ]:
+        keys = body.format(env=env) + (f', "platform": {platform!r}' if platform else "")
+        path = tmp_path / f"{env}_{platform}.py"
+        path.write_text(f'from sweepax import vmap\nhparams = {{"args": [{{{keys}}}]}}\n')
+        p = plan.plan(load.load(path))
+        (task,) = p.tasks
+        assert len(task.configs) == 2 and task.static["renderer"] == (renderer or "jax")
+        planned = f"--renderer {renderer}" in task.command
+        assert planned == (renderer == "warp"), task.command
+        warp_note = [f"{env}: renderer warp (the default for image envs on platform gpu)"]
+        assert p.notes == (warp_note if renderer == "warp" else [])
+    explicit = tmp_path / "explicit.py"
+    explicit.write_text(
+        'hparams = {"args": [{"env": "hopper_pixels", "renderer": "jax", "platform": "gpu"}]}\n'
+    )
+    (task,) = plan.plan(load.load(explicit)).tasks
+    assert task.static["renderer"] == "jax"  # a renderer the file names is kept
