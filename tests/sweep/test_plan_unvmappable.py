@@ -101,3 +101,19 @@ def test_image_envs_without_a_renderer_get_warp_on_platform_gpu_and_jax_elsewher
     )
     (task,) = plan.plan(load.load(explicit)).tasks
     assert task.static["renderer"] == "jax"  # a renderer the file names is kept
+
+
+def test_platform_option_plans_a_gpu_study_for_cpu_with_the_cpu_renderer(tmp_path, capsys):
+    """``write_jobs --platform cpu`` on POBAX's kind of visual file (``platform: gpu``): the task
+    lines ask for cpu, the image env gets the ray caster, and the plan says what was replaced."""
+    path = tmp_path / "hopper_visual.py"
+    path.write_text('hparams = {"args": [{"env": "hopper_pixels", "platform": "gpu"}]}\n')
+    runs = tmp_path / "runs"
+    assert write_jobs.main([str(path), "--runs-dir", str(runs), "--platform", "cpu"]) == 0
+    (line,) = (runs / "hopper_visual.txt").read_text().splitlines()
+    assert "--platform cpu" in line and "--renderer" not in line  # the program's default: jax
+    out = capsys.readouterr().out
+    assert "note: hopper_visual: platform cpu (from --platform; the sweep file says 'gpu')" in out
+    assert write_jobs.main([str(path), "--runs-dir", str(runs)]) == 0
+    (line,) = (runs / "hopper_visual.txt").read_text().splitlines()
+    assert "--platform gpu" in line and "--renderer warp" in line
