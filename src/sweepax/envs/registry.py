@@ -328,6 +328,21 @@ def definition(env_id: str) -> dict[str, tp.Any]:
     return {"id": env_id, "family": fam.template, **library}
 
 
+def renders(env_id: str) -> bool:
+    """Whether ``env_id`` has image observations (takes a ``renderer``); False for unknown ids."""
+    for fam in FAMILIES:
+        if isinstance(env_id, str) and re.fullmatch(fam.pattern, env_id):
+            return fam.renders
+    return False
+
+
+def default_renderer(platform: str | None) -> str:
+    """The renderer an image env gets when a sweep file names none: MJX's Warp batch renderer
+    for tasks that must run on a GPU (``platform: gpu``), the JAX ray caster elsewhere (on CPU
+    it steps 6-25x faster at 1-16 envs than Warp; ``bench/warp_render.py``)."""
+    return "warp" if platform == "gpu" else "jax"
+
+
 def vmappable(env_id: str, renderer: str = "jax") -> bool:
     """Whether runs of ``env_id`` can be vmapped over configs and seeds (without building it).
 

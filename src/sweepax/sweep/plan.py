@@ -177,6 +177,29 @@ def _check_action_concat(
             notes.append(note)
 
 
+def _default_renderer(
+    static: dict[str, tp.Any], given: dict[str, tp.Any], platform: str | None, notes: list[str]
+) -> None:
+    """An image env whose sweep file names no renderer gets ``registry.default_renderer`` for
+    the study's platform (Warp on ``gpu``); planned into the task, so its line and store say
+    which, and noted when it is not the program's own default."""
+    if "renderer" not in static or "renderer" in given or "env" not in static:
+        return
+    from sweepax.envs import registry
+
+    if not registry.renders(static["env"]):
+        return
+    renderer = registry.default_renderer(platform)
+    if renderer == static["renderer"]:
+        return
+    static["renderer"] = given["renderer"] = renderer
+    note = (
+        f"{static['env']}: renderer {renderer} (the default for image envs on platform {platform})"
+    )
+    if note not in notes:
+        notes.append(note)
+
+
 def _axis_values(axes: tp.Sequence[Axis], key: str, default: tp.Any) -> tuple:
     return next((a.values for a in axes if a.key == key), (default,))
 
@@ -417,6 +440,7 @@ def plan(
             _check_action_concat(
                 static, given_static, pobax, built.notes, f"{study.path}: args[{i}]"
             )
+            _default_renderer(static, given_static, study.platform, built.notes)
             if _vmappable(static):
                 for rows, record in groups:
                     built.add_vmapped(static, given_static, rows, sweep_defaults, record)
