@@ -141,8 +141,9 @@ def _changed_meaning(static: tp.Mapping[str, tp.Any]) -> str | None:
     return registry.changed_meaning(static["env"])
 
 
-def _check_perfect_memory(static: tp.Mapping[str, tp.Any], where: str) -> None:
-    """Refuse ``perfect_memory`` for an env that does not define it, before anything runs."""
+def _check_perfect_memory(static: tp.Mapping[str, tp.Any], where: str, notes: list[str]) -> None:
+    """Refuse ``perfect_memory`` for an env that does not define it, before anything runs; add
+    the env's note on what its perfect memory is, if it has one."""
     if not static.get("perfect_memory") or "env" not in static:
         return
     from sweepax.envs import registry
@@ -151,6 +152,9 @@ def _check_perfect_memory(static: tp.Mapping[str, tp.Any], where: str) -> None:
         registry.check(static["env"], perfect_memory=True)
     except UserError as err:
         raise UserError(f"{where}: key 'perfect_memory': {err}; set it to False") from None
+    note = registry.perfect_memory_note(static["env"])
+    if note and note not in notes:
+        notes.append(note)
 
 
 def _check_action_concat(
@@ -430,7 +434,7 @@ def plan(
                             kept.append(given_row)
                     if kept:
                         groups.append((kept, record))
-            _check_perfect_memory(static, f"{study.path}: args[{i}]")
+            _check_perfect_memory(static, f"{study.path}: args[{i}]", built.notes)
             if (changed := _changed_meaning(static)) and changed not in built.notes:
                 built.notes.append(changed)
             _check_action_concat(
