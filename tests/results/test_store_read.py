@@ -219,3 +219,40 @@ def test_parse_checks_every_store_as_study_stores_does_in_the_same_read(tmp_path
     np.testing.assert_array_equal(
         old.content.load()["episode_return"], open_store(old.path)["episode_return"]
     )
+
+
+@pytest.mark.parametrize("libzstd", [True, False], ids=["libzstd", "numcodecs"])
+def test_unzstd_equals_zarr_codec_on_every_chunk_and_refuses_a_damaged_one(
+    tmp_path, monkeypatch, libzstd
+):
+    from numcodecs import Zstd
+
+    if not libzstd:
+        monkeypatch.setattr(store, "_libzstd", lambda: None)
+    elif store._libzstd() is None:
+        pytest.skip("no libzstd.so.1 on this machine: numcodecs decodes (the other case)")
+    path = _write(tmp_path)
+    where = layout(path)
+    decoded = 0
+    for name, meta in where.arrays.items():
+        how = store.plain(meta)
+        for _, rel in store.chunk_files(name, how):
+            if (path / rel).exists():
+                raw = (path / rel).read_bytes()
+                assert bytes(store.unzstd(raw, store._nbytes(how))) == Zstd().decode(raw), rel
+                decoded += 1
+    assert decoded >= 8
+    raw = (path / "episode_return" / "c" / "0" / "0" / "0").read_bytes()
+    size = store._nbytes(store.plain(where.arrays["episode_return"]))
+    with pytest.raises(RuntimeError, match="Zstd decompression error"):
+        store.unzstd(raw[: len(raw) // 2], size)  # truncated
+    with pytest.raises(RuntimeError, match="Zstd decompression error"):
+        store.unzstd(raw, size - 4)  # more than the chunk holds
+    damaged = bytearray(raw)
+    damaged[len(raw) // 2] ^= 0xFF
+    try:  # a flipped bit may still decode (zstd frames here carry no checksum) ...
+        values = store.unzstd(bytes(damaged), size)
+    except RuntimeError as err:
+        assert str(err).startswith("Zstd decompression error")
+    else:  # ... but never to the original values
+        assert bytes(values) != Zstd().decode(raw)

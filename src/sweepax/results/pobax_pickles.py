@@ -103,6 +103,8 @@ def env_configs(scores: xr.Dataset, env: tp.Any, discounted: bool) -> EnvConfigs
     shape = tuple(scores.sizes[d] for d in varying)
     rows = np.flatnonzero(has)
     index = [tuple(int(i) for i in np.unravel_index(r, shape)) for r in rows]
+    if len(rows) == len(has):  # every config has data: no copy of the (large) curves
+        return EnvConfigs(index, curve, final, owner)
     return EnvConfigs(index, curve[rows], final[rows], owner[rows])
 
 
