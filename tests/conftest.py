@@ -113,6 +113,23 @@ def pobax_python() -> str:
 
 
 @pytest.fixture(scope="session")
+def pobax_record(pobax_python: str):
+    """``record(driver, jobs, out)``: run an agreement driver (a script of tests/envs/...) in
+    POBAX's venv on ``jobs`` (written to ``out/request.json``; each job names its ``out`` .npz),
+    and fail with the end of its stderr if it fails."""
+
+    def record(driver: Path, jobs: list[dict], out: Path) -> None:
+        request = out / "request.json"
+        request.write_text(json.dumps(jobs))
+        done = subprocess.run(
+            [pobax_python, str(driver), str(request)], capture_output=True, text=True, cwd=out
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    return record
+
+
+@pytest.fixture(scope="session")
 def pobax_sdist() -> Path:
     """POBAX 0.0.1's sdist from PyPI (it has scripts/, the wheel does not), fetched once into
     build/pobax-sdist."""

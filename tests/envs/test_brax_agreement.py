@@ -23,8 +23,6 @@ steps and flips a step's termination after a few hundred. What is compared, and 
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 
 import jax
@@ -47,19 +45,14 @@ SEEDS = {env_id: 10 + i for i, env_id in enumerate(IDS)}
 
 
 @pytest.fixture(scope="module")
-def recorded(pobax_python: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def recorded(pobax_record, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """POBAX's runs of every id, recorded in one driver process (about a minute per id)."""
     out = tmp_path_factory.mktemp("brax")
     jobs = [
         {"env": env_id, "seed": SEEDS[env_id], "steps": STEPS, "out": str(out / f"{i}.npz")}
         for i, env_id in enumerate(IDS)
     ]
-    request = out / "request.json"
-    request.write_text(json.dumps(jobs))
-    done = subprocess.run(
-        [pobax_python, str(DRIVER), str(request)], capture_output=True, text=True, cwd=out
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    pobax_record(DRIVER, jobs, out)
     return {job["env"]: Path(job["out"]) for job in jobs}
 
 

@@ -12,8 +12,6 @@ per venv (minutes).
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 
 import jax
@@ -34,7 +32,7 @@ SEEDS = dict(zip(IDS, (3, 5, 7, 9), strict=True))
 
 
 @pytest.fixture(scope="module")
-def recorded(pobax_python: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def recorded(pobax_record, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """POBAX's walks in every Craftax id, recorded in one driver process."""
     out = tmp_path_factory.mktemp("craftax")
     jobs = [
@@ -42,12 +40,7 @@ def recorded(pobax_python: str, tmp_path_factory: pytest.TempPathFactory) -> dic
          "out": str(out / f"{env_id}.npz")}
         for env_id in IDS
     ]  # fmt: skip
-    request = out / "request.json"
-    request.write_text(json.dumps(jobs))
-    done = subprocess.run(
-        [pobax_python, str(DRIVER), str(request)], capture_output=True, text=True, cwd=out
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    pobax_record(DRIVER, jobs, out)
     return {job["env"]: Path(job["out"]) for job in jobs}
 
 

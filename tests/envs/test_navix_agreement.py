@@ -7,8 +7,6 @@ POBAX runs in its own venv (build/pobax-venv, made by bench/pobax/pobax_venv.py)
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 
 import jax
@@ -30,7 +28,7 @@ SEEDS = {"00": 11, "01": 13, "02": 15, "03": 17}
 
 
 @pytest.fixture(scope="module")
-def recorded(pobax_python: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def recorded(pobax_record, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """POBAX's episodes of every maze id, recorded in one driver process."""
     out = tmp_path_factory.mktemp("navix")
     jobs = [
@@ -38,12 +36,7 @@ def recorded(pobax_python: str, tmp_path_factory: pytest.TempPathFactory) -> dic
         for i, env_id in enumerate(IDS)
         for n in [_layout(env_id)]
     ]
-    request = out / "request.json"
-    request.write_text(json.dumps(jobs))
-    done = subprocess.run(
-        [pobax_python, str(DRIVER), str(request)], capture_output=True, text=True, cwd=out
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    pobax_record(DRIVER, jobs, out)
     return {job["env"]: Path(job["out"]) for job in jobs}
 
 

@@ -7,9 +7,7 @@ POBAX runs in its own venv (build/pobax-venv, made by bench/pobax/pobax_venv.py)
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
 from pathlib import Path
 
 import jax
@@ -63,19 +61,14 @@ def _job(seed: int, env_id: str, out: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def recorded(pobax_python: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def recorded(pobax_record, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """POBAX's episodes of every id, recorded in one driver process."""
     out = tmp_path_factory.mktemp("pobax")
     jobs = [_job(seed, env_id, out) for seed, env_id in enumerate(IDS + fishing.IDS)]
     for env_id, seed in [*MEMORY_RUNS, ("pocman", POCMAN_MEMORY_SEED)]:
         job = _job(seed, env_id, out)
         jobs.append({**job, "perfect_memory": True, "out": str(out / f"{env_id}-{seed}-pm.npz")})
-    request = out / "request.json"
-    request.write_text(json.dumps(jobs))
-    done = subprocess.run(
-        [pobax_python, str(DRIVER), str(request)], capture_output=True, text=True, cwd=out
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    pobax_record(DRIVER, jobs, out)
     return {_name(job): Path(job["out"]) for job in jobs}
 
 

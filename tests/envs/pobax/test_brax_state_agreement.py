@@ -9,8 +9,6 @@ JAX and MuJoCo versions, so resets are identical and the first steps of an episo
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 
 import jax
@@ -34,18 +32,13 @@ FULL = {"ant": 27, "halfcheetah": 17}  # brax's observation (Ant without contact
 
 
 @pytest.fixture(scope="module")
-def recorded(pobax_python: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def recorded(pobax_record, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("brax_state")
     jobs = [
         {"env": env_id, "seed": seed, "steps": STEPS, "out": str(out / f"{env_id}.npz")}
         for env_id, seed in SEEDS.items()
     ]
-    request = out / "request.json"
-    request.write_text(json.dumps(jobs))
-    done = subprocess.run(
-        [pobax_python, str(DRIVER), str(request)], capture_output=True, text=True, cwd=out
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    pobax_record(DRIVER, jobs, out)
     return {job["env"]: Path(job["out"]) for job in jobs}
 
 
