@@ -95,21 +95,31 @@ def run_best(
     out: Path, studies: tp.Sequence[str], sweep_files: list[str], parallel: str, launch=None
 ) -> None:
     """``write_jobs`` the sweep files, ``run_local`` the studies (in the order ``launch``, else
-    as given; one ``--parallel`` pool), ``parse`` them and ``compare`` their final returns,
-    undiscounted and discounted (``compare_final*.md`` and figures in ``out``)."""
+    as given; one ``--parallel`` pool), ``parse`` them and, if there are several, ``compare``
+    their final returns, undiscounted and discounted (``compare_final*.md`` and figures in
+    ``out``)."""
     dirs = [f"results/{name}" for name in studies]
     sweepax(out, "sweep.write_jobs", *sweep_files)
     sweepax(out, "launch.local", *(launch or studies), "--parallel", parallel)
     sweepax(out, "results.parse", *dirs, "--no-progress")
-    for discounted in ((), ("--discounted",)):
+    for discounted in ((), ("--discounted",)) if len(dirs) > 1 else ():
         sweepax(out, "results.compare", *dirs, "--measure", "final", *discounted, "--out", ".",
                 "--no-progress")  # fmt: skip
 
 
-def best_head(title: str, script: str, note: str, published: str) -> tp.Callable[[dict, dict], str]:
+COMPARED = (
+    "The probability that each study beats each other: [compare_final.md](compare_final.md) and "
+    "[compare_final_discounted.md](compare_final_discounted.md); learning curves: "
+    "[compare_final_curves.png](compare_final_curves.png)."
+)
+
+
+def best_head(
+    title: str, script: str, note: str, published: str, figures: str = COMPARED
+) -> tp.Callable[[dict, dict], str]:
     """``write_results``'s ``head`` for an experiment at POBAX's ``best/`` settings: ``title`` (at
-    ``{steps}`` env steps), what wrote it, ``note`` (a paragraph), the header rows with
-    ``published`` as the column of POBAX's values."""
+    so many env steps), what wrote it, ``figures`` (where the comparison and curves are),
+    ``note`` (a paragraph), the header rows with ``published`` as the column of POBAX's values."""
 
     def head(static: dict, prov: dict) -> str:
         return (
@@ -117,10 +127,7 @@ def best_head(title: str, script: str, note: str, published: str) -> tp.Callable
             f"Written by `PYTHONPATH=src python experiments/{script}` (its docstring gives the "
             f"protocol), device {prov.get('device_kind', 'cpu')}. Final return: the evaluation "
             f"rollout after training ({static['eval_steps']} steps x {static['num_eval_envs']} "
-            "envs, sampled actions), mean over seeds [95% t interval]. The probability that each "
-            "study beats each other: [compare_final.md](compare_final.md) and "
-            "[compare_final_discounted.md](compare_final_discounted.md); learning curves: "
-            f"[compare_final_curves.png](compare_final_curves.png).\n\n{note}\n\n"
+            f"envs, sampled actions), mean over seeds [95% t interval]. {figures}\n\n{note}\n\n"
             f"| study | seeds | final return | final discounted return | {published} | "
             "run time, env steps/s | commit |\n|---|---|---|---|---|---|---|\n"
         )
