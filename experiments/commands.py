@@ -13,6 +13,8 @@ import sys
 import typing as tp
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -54,14 +56,19 @@ def write_results(
     out: Path, studies: tp.Mapping[str, str], head: tp.Callable[[dict, dict], str]
 ) -> None:
     """``results.md`` (one row per study, 95% t intervals over seeds, beside ``studies[study]``,
-    the published value) and ``results.csv`` (one row per study x seed). ``head(static,
-    provenance)`` (the last study's) is the text above the table, ending in its header rows."""
+    the published value; a study without a complete run says so) and ``results.csv`` (one row
+    per study x seed). ``head(static, provenance)`` (the last complete study's) is the text
+    above the table, ending in its header rows."""
     from sweepax.results.stats import mean_ci
     from sweepax.results.store import complete_stores, open_store
 
     lines, per_seed = [], []
     for study, published in studies.items():
-        (store,) = complete_stores(out / "results" / study).values()
+        stores = complete_stores(out / "results" / study)
+        if not stores:
+            lines.append(f"| {study} | 0 | no complete run | | {published} | | |")
+            continue
+        (store,) = stores.values()
         ds = open_store(store)
         static, prov = ds.attrs["static"], ds.attrs["provenance"]
         cells = {}
@@ -133,3 +140,43 @@ def best_head(
         )
 
     return head
+
+
+def seed_table(out: Path, studies: tp.Iterable[str], variable: str, header: str) -> str:
+    """A Markdown table of one per-seed result (``variable``, e.g. ``final_episodes``) per
+    study: mean over seeds [95% t interval] and the seeds' values."""
+    from sweepax.results.stats import mean_ci
+    from sweepax.results.store import complete_stores, open_store
+
+    rows = [f"| study | {header} | per seed |", "|---|---|---|"]
+    for study in studies:
+        (store,) = complete_stores(out / "results" / study).values()
+        values = open_store(store)[variable].values[0]
+        ci = mean_ci(values)
+        each = ", ".join(f"{v:g}" for v in values)
+        rows.append(f"| {study} | {ci.value:.2f} [{ci.low:.2f}, {ci.high:.2f}] | {each} |")
+    return "\n".join(rows) + "\n"
+
+
+def curve_slopes(out: Path, studies: tp.Iterable[str], per: int = 100_000) -> str:
+    """A Markdown table of each study's learning curve: its slope (least squares of the mean
+    return of the episodes ending in each update against env steps, per ``per`` steps, one fit
+    per seed) and its level over the last tenth of the updates, each mean over seeds [95% t]."""
+    from sweepax.results.stats import mean_ci
+    from sweepax.results.store import complete_stores, open_store
+
+    rows = [f"| study | curve slope per {per:,} env steps | curve over the last tenth |",
+            "|---|---|---|"]  # fmt: skip
+    for study in studies:
+        (store,) = complete_stores(out / "results" / study).values()
+        ds = open_store(store)
+        steps, curves = ds["env_steps"].values.astype(float), ds["episode_return"].values[0]
+        slopes, tails = [], []
+        for curve in curves:  # one seed
+            ok = np.isfinite(curve)
+            slopes.append(np.polyfit(steps[ok], curve[ok], 1)[0] * per)
+            tails.append(np.nanmean(curve[-max(len(curve) // 10, 1) :]))
+        cells = [mean_ci(np.array(v)) for v in (slopes, tails)]
+        rows.append(f"| {study} | " + " | ".join(
+            f"{c.value:.1f} [{c.low:.1f}, {c.high:.1f}]" for c in cells) + " |")  # fmt: skip
+    return "\n".join(rows) + "\n"

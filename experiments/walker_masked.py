@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import argparse
 
-from commands import ROOT, best_head, run_best, write_best_sweeps, write_results
+from commands import ROOT, best_head, curve_slopes, run_best, write_best_sweeps, write_results
 
 OUT = ROOT / "experiments" / "walker_masked"
 STUDIES = {  # study -> what is expected of it (POBAX's figure could not be read: NOTE)
@@ -61,6 +61,9 @@ def main() -> None:
     run_best(OUT, list(STUDIES), sweeps, args.parallel)
     title = "Masked MuJoCo Walker at POBAX's best settings"
     write_results(OUT, STUDIES, best_head(title, "walker_masked.py", NOTE, "expected"))
+    with (OUT / "results.md").open("a") as f:
+        f.write("\nLearning curves (training episodes):\n\n" + curve_slopes(OUT, STUDIES))
+    print((OUT / "results.md").read_text())
 
 
 if __name__ == "__main__":
