@@ -46,7 +46,7 @@ NOTE = (
     "one on a symbolic id. The expectation is only that the trained policy's return and its "
     "learning curve rise above a uniform random policy's return (below)."
 )
-SEEDS, STEPS, FIRST_SEED, ENV = 3, 81_920, 2050, "craftax_classic"
+SEEDS, STEPS, FIRST_SEED, ENV = 3, 49_152, 2050, "craftax_classic"
 RANDOM_ENVS, RANDOM_STEPS, RANDOM_SEED = 256, 1000, 0
 
 

@@ -40,7 +40,7 @@ NOTE = (
     "(here, the full state of `Walker-F-v0`). The expectation here is full state > recurrent on "
     "velocities > memoryless on velocities."
 )
-SEEDS, STEPS = 3, 100_000
+SEEDS, STEPS = 3, 80_000
 
 
 def write_sweep_files(seeds: int, steps: int, platform: str) -> list[str]:
