@@ -50,6 +50,28 @@ def write_sweep_files(seeds: int, steps: int, platform: str) -> list[str]:
     return write_best_sweeps(OUT, STUDIES, budget, why)
 
 
+def verdict() -> str:
+    """Whether the expectation held, read from the final returns' 95% intervals over seeds."""
+    from sweepax.results.stats import mean_ci
+    from sweepax.results.store import complete_stores, open_store
+
+    final = {}
+    for study in STUDIES:
+        (store,) = complete_stores(OUT / "results" / study).values()
+        final[study] = mean_ci(open_store(store)["final_return"].values[0])
+    masked, memory, full = (final[s] for s in STUDIES)
+
+    def above(a, b) -> str:
+        if a.low > b.high:
+            return "yes (the 95% intervals are apart)"
+        return f"{'higher' if a.value > b.value else 'not higher'}, but the 95% intervals overlap"
+
+    return (
+        f"\nFull state above velocities only (memoryless): {above(full, masked)}. Memory above "
+        f"no memory on velocities: {above(memory, masked)}.\n"
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=SEEDS, help="seeds per study (POBAX: 30)")
@@ -62,6 +84,7 @@ def main() -> None:
     title = "Masked MuJoCo Walker at POBAX's best settings"
     write_results(OUT, STUDIES, best_head(title, "walker_masked.py", NOTE, "expected"))
     with (OUT / "results.md").open("a") as f:
+        f.write(verdict())
         f.write("\nLearning curves (training episodes):\n\n" + curve_slopes(OUT, STUDIES))
     print((OUT / "results.md").read_text())
 
