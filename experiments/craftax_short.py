@@ -47,7 +47,7 @@ NOTE = (
     "learning curve rise above a uniform random policy's return (below)."
 )
 SEEDS, STEPS, FIRST_SEED, ENV = 3, 49_152, 2050, "craftax_classic"
-RANDOM_ENVS, RANDOM_STEPS, RANDOM_SEED = 256, 1000, 0
+RANDOM_ENVS, RANDOM_STEPS, RANDOM_SEED = 32, 1000, 0
 
 
 def write_sweep_files(seeds: int, steps: int, platform: str, env: str) -> list[str]:
@@ -137,6 +137,7 @@ def curve_figure(ref: dict) -> None:
 def curve_table(ref: dict) -> str:
     """The learning curve at its first and last quarter against the random policy's return."""
     from sweepax.results.stats import mean_ci
+    from sweepax.results.store import complete_stores, open_store
 
     steps, curve = learning_curve()
     quarter = max(curve.shape[1] // 4, 1)
@@ -144,7 +145,14 @@ def curve_table(ref: dict) -> str:
     for part in (curve[:, :quarter], curve[:, -quarter:]):
         ci = mean_ci(np.nanmean(part, axis=1))
         cells.append(f"{ci.value:.2f} [{ci.low:.2f}, {ci.high:.2f}]")
+    (store,) = complete_stores(OUT / "results" / STUDY).values()
+    final = mean_ci(open_store(store)["final_return"].values[0])
+    side = "above" if final.low > ref["mean_return"] else "not clearly above"
     return (
+        f"\nThe evaluation rollout after training (fresh envs, 1000 steps, complete episodes, as "
+        f"the random policy's below) returns {final.value:.2f} [{final.low:.2f}, "
+        f"{final.high:.2f}]: {side} the random policy's {ref['mean_return']:.2f}. The training "
+        "curve's first updates see only the episodes that ended early (deaths), so it starts low.\n"
         f"\nLearning curve (mean return of the episodes ending in each update, mean over "
         f"updates then over seeds [95% t interval]), against a uniform random policy on "
         f"`{ref['env']}` ({ref['envs']} envs x {ref['steps']} steps, {ref['episodes']} "
