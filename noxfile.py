@@ -54,7 +54,10 @@ def venv(session: nox.Session) -> str:
     if not python.exists():
         session.run(_base_python(), "-m", "venv", str(VENV), external=True)
     session.run(str(python), "-m", "pip", "install", "--quiet", UV, external=True)
-    uv = [str(VENV / "bin" / "uv"), "pip", "install", "--python", str(python)]
+    # --compile-bytecode: uv writes no .pyc (pip does), and with PYTHONDONTWRITEBYTECODE set (or
+    # a read-only venv) Python then compiles jax, flax, ... from source in every process: about
+    # 5 s of every task's and every test subprocess's start
+    uv = [str(VENV / "bin" / "uv"), "pip", "install", "--python", str(python), "--compile-bytecode"]
     try:
         session.run(*uv, "-r", str(LOCK), "-e", str(ROOT), external=True)
     except nox.command.CommandFailed:  # e.g. an index only pip is configured for: use pip

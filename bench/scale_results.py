@@ -244,8 +244,9 @@ def measure(command: str, study_dir: str) -> None:
 
 def run_measure(command: str, root: Path, study_dir: Path) -> dict:
     """``measure`` in a fresh process, from ``root``."""
+    study = study_dir.resolve().relative_to(root.resolve())  # root may link to a kept study
     proc = subprocess.run(
-        [sys.executable, __file__, "--measure", command, str(study_dir.relative_to(root))],
+        [sys.executable, __file__, "--measure", command, str(study)],
         cwd=root,
         capture_output=True,
         text=True,

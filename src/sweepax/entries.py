@@ -27,11 +27,12 @@ class Entry:
     sweep_fn: str  # "module:function" building the jitted (sweep[C], seeds[S]) -> metrics[C, S]
     defaults: tuple[tuple[str, tp.Any], ...] = ()  # (key, value): overrides of declared defaults
     written: str = ""
+    cannot_run: str = ""  # why the other code base cannot run its own files either (if so)
 
     @property
     def program(self) -> Entry:
         """The sweepax program this entry runs, with sweepax's own defaults."""
-        return dataclasses.replace(self, defaults=(), written="")
+        return dataclasses.replace(self, defaults=(), written="", cannot_run="")
 
     def _with_defaults(self, fields: list[Field]) -> list[Field]:
         defaults = dict(self.defaults)
@@ -79,6 +80,7 @@ class Entry:
 
         ``static``: every static value (checked with its combinations by ``static_cls.problems``);
         ``configs``: rows of swept values, each distinct value checked against its declaration.
+        An entry whose own code base cannot run its files says so in each message.
         """
         out = self.static_cls(**static).problems()
         fields, seen = self.fields, set()
@@ -88,7 +90,7 @@ class Entry:
                     seen.add((key, value))
                     if problem := fields[key].problem(value):
                         out.append(problem)
-        return out
+        return [f"{p} ({self.cannot_run})" for p in out] if self.cannot_run else out
 
     def make_sweep_fn(self, static: tp.Any, **kwargs: tp.Any) -> tp.Callable:
         """Import and build the jitted sweep function for ``static`` (values already checked)."""
@@ -129,6 +131,15 @@ FOREIGN = {
     "pobax.algos.transformer_xl": ("transformer", _POBAX_TRANSFORMER),
 }
 
+# POBAX's entries that POBAX 0.0.1 itself cannot run -> what happens there (said with a refusal)
+FOREIGN_CANNOT_RUN = {
+    "pobax.algos.transformer_xl": (
+        "POBAX 0.0.1 cannot run this file either: its transformer_xl stops before training on "
+        "every file with 'TypeError: get_env() missing 1 required positional argument: "
+        "'num_envs''"
+    ),
+}
+
 
 def get(name: str) -> Entry:
     """The entry called ``name`` (``ppo``, ``transformer``)."""
@@ -147,7 +158,12 @@ def parse_entry(entry: str, where: str) -> Entry:
         return entries[parts[2]]
     if len(parts) == 2 and parts[0] == "-m" and parts[1] in FOREIGN:
         name, defaults = FOREIGN[parts[1]]
-        return dataclasses.replace(entries[name], defaults=defaults, written=" ".join(parts))
+        return dataclasses.replace(
+            entries[name],
+            defaults=defaults,
+            written=" ".join(parts),
+            cannot_run=FOREIGN_CANNOT_RUN.get(parts[1], ""),
+        )
     known = " or ".join(
         [f"'-m {MODULE} {name}'" for name in sorted(entries)] + [f"'-m {m}'" for m in FOREIGN]
     )

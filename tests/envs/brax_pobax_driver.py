@@ -5,11 +5,12 @@
 REQUEST.json is a list of jobs ``{"env": id, "seed": int, "steps": int, "out": path.npz}``. Each
 job makes the env with ``pobax.envs.get_env`` (POBAX's ids, brax backend, masks, time limit,
 action clipping and discount), takes its ``MaskObservationWrapper`` (one env, under POBAX's own
-batching) and runs ``reset`` with ``PRNGKey(seed)`` then ``steps`` auto-resetting ``step`` calls
-with actions drawn uniformly from [-1.5, 1.5] by numpy from ``seed`` (so ``ClipAction`` clips
-some). The npz holds ``actions``, ``obs`` (steps + 1 rows: the reset's, then each step's),
-``rewards``, ``dones`` (POBAX's), ``truncation`` (brax's time-limit flag), ``obs_size`` (the
-unmasked brax observation's), ``max_steps`` and ``gamma``.
+batching; for POBAX's unmasked state ids ``hopper`` ... ``ant`` its ``LogWrapper``) and runs
+``reset`` with ``PRNGKey(seed)`` then ``steps`` auto-resetting ``step`` calls with actions drawn
+uniformly from [-1.5, 1.5] by numpy from ``seed`` (so ``ClipAction`` clips some). The npz holds
+``actions``, ``obs`` (steps + 1 rows: the reset's, then each step's), ``rewards``, ``dones``
+(POBAX's), ``truncation`` (brax's time-limit flag), ``obs_size`` (the unmasked brax
+observation's), ``max_steps`` and ``gamma``.
 """
 
 import json
@@ -20,8 +21,9 @@ import jax.numpy as jnp
 import numpy as np
 
 
-def _find(env, name):
-    while type(env).__name__ != name:
+def _find(env, *names):
+    """The outermost wrapper of ``env`` whose class is one of ``names``."""
+    while type(env).__name__ not in names:
         env = env._env
     return env
 
@@ -31,7 +33,7 @@ def run(job):
 
     seed, steps = int(job["seed"]), int(job["steps"])
     wrapped, params = get_env(job["env"], jax.random.PRNGKey(seed), num_envs=1)
-    masked = _find(wrapped, "MaskObservationWrapper")
+    masked = _find(wrapped, "MaskObservationWrapper", "LogWrapper")  # unmasked: ant, hopper, ...
     brax = _find(wrapped, "BraxGymnaxWrapper")
     action_size = brax.action_size
     rng = np.random.default_rng(seed)

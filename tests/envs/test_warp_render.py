@@ -94,6 +94,28 @@ def test_vmapped_configs_and_seeds_equal_separate_runs(envs) -> None:
     assert not registry.vmappable("hopper_pixels", "madrona")
 
 
+def test_every_world_of_a_large_batch_steps_as_it_steps_alone(envs) -> None:
+    """MJX's Warp Data shares one contact buffer across the worlds of a vmapped batch, sized for
+    one world: 64 worlds on the floor overflow it, and the last worlds would lose their contacts."""
+    physics = envs[0].physics
+    qpos0 = jnp.asarray(physics.mj_model.qpos0)
+    nu = physics.mj_model.nu
+
+    def run(key: jax.Array) -> jax.Array:
+        data = physics.init_data(qpos0 + 0.05 * jax.random.normal(key, qpos0.shape), qpos0 * 0)
+
+        def step(data, key):
+            return physics.physics_step(data, jax.random.uniform(key, (nu,), minval=-1)), None
+
+        return jax.lax.scan(step, data, jax.random.split(key, 8))[0].qpos
+
+    keys = jax.random.split(jax.random.key(5), 64)
+    together = np.asarray(jax.jit(jax.vmap(jax.vmap(run)))(keys.reshape(8, 8))).reshape(64, -1)
+    alone = jax.jit(run)
+    for world in (0, 61, 62, 63):
+        np.testing.assert_array_equal(together[world], np.asarray(alone(keys[world])))
+
+
 def test_pobax_pixel_ids_are_32_pixel_rgb_in_unit_range() -> None:
     for body in ("hopper", "walker2d", "halfcheetah", "ant"):
         registry.check(f"{body}_pixels", "warp")

@@ -192,8 +192,8 @@ def test_perfect_memory_on_an_env_without_it_is_refused_at_planning_time(tmp_pat
         make_plan(tmp_path, body)
     assert str(err.value) == (
         f"{tmp_path / 'study.py'}: args[0]: key 'perfect_memory': env 'CartPole-P-v0': "
-        "perfect_memory is only defined for tmaze_<N> and rocksample_<5_5|7_8|11_11|15_15>; "
-        "set it to False"
+        "perfect_memory is only defined for tmaze_<N> and rocksample_<5_5|7_8|11_11|15_15> and "
+        "pocman[_aligned]; set it to False"
     )
 
 

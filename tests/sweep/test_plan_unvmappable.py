@@ -73,3 +73,47 @@ def test_planning_mjx_and_pixel_studies_does_not_import_mujoco(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split("\n")[:2] == ["[3, 240]", "False"]
+
+
+def test_image_envs_without_a_renderer_get_warp_on_platform_gpu_and_jax_elsewhere(tmp_path):
+    """POBAX's visual files name no renderer and ``platform: gpu``: they plan with MJX's Warp
+    renderer; the same file without a platform plans with the ray caster (faster on CPU)."""
+    body = '"env": {env!r}, "lr": vmap([1e-3, 1e-4]), "n_seeds": 3'
+    for platform, env, renderer in [
+        ("gpu", "hopper_pixels", "warp"),
+        (None, "hopper_pixels", "jax"),
+        ("cpu", "ant-pixels-32", "jax"),
+        ("gpu", "tmaze_5", None),  # no images: the renderer stays the program's default
+    ]:
+        keys = body.format(env=env) + (f', "platform": {platform!r}' if platform else "")
+        path = tmp_path / f"{env}_{platform}.py"
+        path.write_text(f'from sweepax import vmap\nhparams = {{"args": [{{{keys}}}]}}\n')
+        p = plan.plan(load.load(path))
+        (task,) = p.tasks
+        assert len(task.configs) == 2 and task.static["renderer"] == (renderer or "jax")
+        planned = f"--renderer {renderer}" in task.command
+        assert planned == (renderer == "warp"), task.command
+        warp_note = [f"{env}: renderer warp (the default for image envs on platform gpu)"]
+        assert p.notes == (warp_note if renderer == "warp" else [])
+    explicit = tmp_path / "explicit.py"
+    explicit.write_text(
+        'hparams = {"args": [{"env": "hopper_pixels", "renderer": "jax", "platform": "gpu"}]}\n'
+    )
+    (task,) = plan.plan(load.load(explicit)).tasks
+    assert task.static["renderer"] == "jax"  # a renderer the file names is kept
+
+
+def test_platform_option_plans_a_gpu_study_for_cpu_with_the_cpu_renderer(tmp_path, capsys):
+    """``write_jobs --platform cpu`` on POBAX's kind of visual file (``platform: gpu``): the task
+    lines ask for cpu, the image env gets the ray caster, and the plan says what was replaced."""
+    path = tmp_path / "hopper_visual.py"
+    path.write_text('hparams = {"args": [{"env": "hopper_pixels", "platform": "gpu"}]}\n')
+    runs = tmp_path / "runs"
+    assert write_jobs.main([str(path), "--runs-dir", str(runs), "--platform", "cpu"]) == 0
+    (line,) = (runs / "hopper_visual.txt").read_text().splitlines()
+    assert "--platform cpu" in line and "--renderer" not in line  # the program's default: jax
+    out = capsys.readouterr().out
+    assert "note: hopper_visual: platform cpu (from --platform; the sweep file says 'gpu')" in out
+    assert write_jobs.main([str(path), "--runs-dir", str(runs)]) == 0
+    (line,) = (runs / "hopper_visual.txt").read_text().splitlines()
+    assert "--platform gpu" in line and "--renderer warp" in line

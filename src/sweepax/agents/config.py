@@ -22,7 +22,8 @@ class PPOStatic:
         "image envs (*-pixels, *_pixels): 'jax' (MJX ray casting, runs anywhere, vmappable), "
         "'warp' (MJX's Warp batch renderer, RGB, CPU or NVIDIA GPU, vmappable) or 'madrona' "
         "(Madrona-MJX's GPU batch renderer, only where it is installed; cannot vmap: every "
-        "config and seed becomes its own task)",
+        "config and seed becomes its own task). Unnamed in a sweep file: planned 'warp' when "
+        "the study's platform is gpu, else 'jax' (faster on CPU)",
         choices=names.RENDERERS,
         label=False,
     )

@@ -6,7 +6,8 @@ MNISTBandit-bsuite (``gymnax_envs.GYMNAX_IDS``), the masked ``<CartPole|Pendulum
 MuJoCo locomotion on MJX (``mjx_envs``): ``<Hopper|Walker2d|HalfCheetah|Ant>-v5`` and the masked
 ``<Hopper|Walker2d|HalfCheetah|Ant>-v5-<F|P|V>``, POBAX's masked MuJoCo on brax
 ``<Hopper|Walker|HalfCheetah|Ant>-<F|P|V>-v0`` (``brax_masked``), and visual MuJoCo (``pixels``):
-``<hopper|walker2d|halfcheetah|ant>-pixels[-<N>]``; POBAX's envs (``pobax``) and POBAX's Navix
+``<hopper|walker2d|halfcheetah|ant>-pixels[-<N>]``; POBAX's state-observation MuJoCo
+``hopper|walker2d|halfcheetah|ant`` (``brax_state``); POBAX's envs (``pobax``) and POBAX's Navix
 mazes ``Navix-DMLab-Maze-[F-]<NN>-v0`` (``navix_mazes``, navix imported only when one is made)
 and POBAX's Craftax ids ``craftax[_classic][_pixels]`` (``craftax_envs``, craftax imported only
 when one is made).
@@ -29,6 +30,7 @@ from gymnax.environments import environment
 
 from sweepax.envs import (
     brax_masked,
+    brax_state,
     craftax_envs,
     gymnax_envs,
     names,
@@ -51,6 +53,8 @@ class Family:
     validate: tp.Callable[[re.Match], str | None] = lambda m: None  # error text, or None if ok
     guesses: tp.Callable[[str], list[str]] = lambda env_id: []  # extra "did you mean" candidates
     perfect_memory: bool = False  # ``build`` takes ``perfect_memory`` (else make refuses it)
+    no_perfect_memory: str = ""  # why this family refuses ``perfect_memory``, if more is known
+    perfect_memory_note: tp.Callable[[re.Match], str | None] = lambda m: None  # what the plan says
     renders: bool = False  # image observations: ``build`` takes ``renderer=``
     vmappable: tp.Callable[[re.Match, str], bool] = lambda m, renderer: True  # (match, renderer)
     action_concat: bool = True  # the agent may append its previous action (else check refuses)
@@ -211,6 +215,7 @@ FAMILIES: list[Family] = [
     *pobax.families(),
     *navix_mazes.families(),
     *brax_masked.families(),
+    *brax_state.families(),
     *craftax_envs.families(),
 ]
 
@@ -257,9 +262,18 @@ def check(
 
 
 def _check_perfect_memory(fam: Family, env_id: str) -> None:
+    if not fam.perfect_memory and fam.no_perfect_memory:
+        raise UserError(f"env {env_id!r}: perfect_memory is not offered: {fam.no_perfect_memory}")
     if not fam.perfect_memory:
         which = " and ".join(f.template for f in FAMILIES if f.perfect_memory)
         raise UserError(f"env {env_id!r}: perfect_memory is only defined for {which}")
+
+
+def perfect_memory_note(env_id: str) -> str | None:
+    """What a plan should say about ``perfect_memory`` for ``env_id`` (e.g. which of two ways
+    of drawing the state it uses), or None."""
+    fam, match = _lookup(env_id)
+    return fam.perfect_memory_note(match) if fam.perfect_memory else None
 
 
 def _check_renderer(fam: Family, env_id: str, renderer: str) -> None:
@@ -310,7 +324,23 @@ def definition(env_id: str) -> dict[str, tp.Any]:
     family (``template``), and for POBAX's masked MuJoCo ids the library, env and kept features.
     A store keeps it, so results stay readable after an id changes meaning."""
     fam, _ = _lookup(env_id)
-    return {"id": env_id, "family": fam.template, **(brax_masked.definition(env_id) or {})}
+    library = brax_masked.definition(env_id) or brax_state.definition(env_id) or {}
+    return {"id": env_id, "family": fam.template, **library}
+
+
+def renders(env_id: str) -> bool:
+    """Whether ``env_id`` has image observations (takes a ``renderer``); False for unknown ids."""
+    for fam in FAMILIES:
+        if isinstance(env_id, str) and re.fullmatch(fam.pattern, env_id):
+            return fam.renders
+    return False
+
+
+def default_renderer(platform: str | None) -> str:
+    """The renderer an image env gets when a sweep file names none: MJX's Warp batch renderer
+    for tasks that must run on a GPU (``platform: gpu``), the JAX ray caster elsewhere (on CPU
+    it steps 6-25x faster at 1-16 envs than Warp; ``bench/warp_render.py``)."""
+    return "warp" if platform == "gpu" else "jax"
 
 
 def vmappable(env_id: str, renderer: str = "jax") -> bool:

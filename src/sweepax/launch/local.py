@@ -27,6 +27,7 @@ from sweepax.files import remove, temp_path, utc_now, utc_stamp
 from sweepax.launch import records
 from sweepax.launch.records import Paths
 from sweepax.results import store
+from sweepax.sweep import write_jobs
 
 PROGRESS_RE = re.compile(r"progress: task \S+ update (\d+)/(\d+)")
 
@@ -291,6 +292,7 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--rerun", action="store_true", help="also rerun tasks that are complete")
     parser.add_argument("--max-vmap", type=int, default=None, help="when planning: N configs/task")
+    write_jobs.add_platform_argument(parser)
     records.add_arguments(parser)
     args = parser.parse_args(argv)
     paths = Paths.from_args(args)
@@ -299,7 +301,7 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     if args.missing and args.rerun:
         raise UserError("--missing and --rerun contradict each other; pick one")
     console = make_console()
-    manifests = records.plan_manifests(args.targets, paths, args.max_vmap)
+    manifests = records.plan_manifests(args.targets, paths, args.max_vmap, args.platform)
     todo, skipped = select_jobs(manifests, paths, args.rerun)
     if skipped:
         console.print(f"skipping {len(skipped)} task(s) with a complete result store")

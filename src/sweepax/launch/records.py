@@ -121,12 +121,13 @@ def _split_targets(targets: tp.Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def plan_manifests(
-    targets: tp.Sequence[str], paths: Paths, max_vmap: int | None
+    targets: tp.Sequence[str], paths: Paths, max_vmap: int | None, platform: str | None = None
 ) -> list[dict[str, tp.Any]]:
-    """Manifests for targets: sweep files/folders are (re)planned into runs/, names read from it."""
+    """Manifests for targets: sweep files/folders are (re)planned into runs/ (for ``platform``
+    when given), names read from it."""
     files, names = _split_targets(targets)
     manifests = []
-    for p in plan_targets(files, max_vmap) if files else []:
+    for p in plan_targets(files, max_vmap, platform=platform) if files else []:
         planning.write(p, paths.runs_dir)
         manifests.append(p.manifest())
     return manifests + [load_manifest(paths, name) for name in names]

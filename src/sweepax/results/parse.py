@@ -28,15 +28,19 @@ from sweepax.results import pobax_pickles
 from sweepax.results.store import (
     CORRUPT,
     UNVERIFIABLE,
+    Checked,
+    Plain,
     StoreState,
     all_complete_stores,
+    check_store,
     layout,
     open_store,
-    plain_dtype,
+    plain,
     read_ahead,
     read_arrays,
+    read_plain,
     seal,
-    study_stores,
+    task_store_paths,
 )
 from sweepax.results.values import coord_values, jsonable, nanmean
 
@@ -112,43 +116,48 @@ class PlannedCell(tp.NamedTuple):
 
 
 def read_stores(
-    states: list[StoreState], progress: bool = False
-) -> tuple[list[TaskStore], list[StoreState]]:
-    """Read every complete store's labels and ``Content`` (oldest first), not its data:
-    ``(stores, unreadable)``, a store that fails to decode being corrupt with the error."""
-    out, unreadable = [], []
+    study_dir: Path, progress: bool = False
+) -> tuple[list[StoreState], list[TaskStore], list[StoreState]]:
+    """Check every store of the study in full (``study_stores(full=True)``) and, in the same
+    read, the labels and ``Content`` of each complete one, not its data: ``(states, stores,
+    unreadable)``, states and stores oldest first, a store that fails to decode being corrupt
+    with the error."""
     same: dict[tp.Any, tp.Any] = {}  # one copy of what many stores share (memory per store)
 
-    def read(state: StoreState) -> tuple[tp.Any, Exception | None]:
+    def read(path: Path) -> tuple[StoreState, tp.Any, Exception | None]:
+        checked = check_store(path, full=True, keep=True)
+        if not checked.state.complete:
+            return checked.state, None, None
         try:
-            return read_content(state.path, same), None
+            return checked.state, read_content(path, same, checked), None
         except Exception as err:  # any decode error: the store is damaged, not parse
-            return None, err
+            return checked.state, None, err
 
-    read_all = zip(states, read_ahead(read, states), strict=True)
-    for state, (read_back, err) in track(
-        read_all, total=len(states), description="reading stores", disable=not progress,
-        transient=True,
+    paths = task_store_paths(study_dir)
+    states, read_back, unreadable = [], [], []
+    for state, content, err in track(
+        read_ahead(read, paths), total=len(paths), description="reading stores",
+        disable=not progress, transient=True,
     ):  # fmt: skip
+        states.append(state)
         if err is not None:
             unreadable.append(_unreadable(state, err))
-            continue
-        attrs, content, n_config, coords = read_back
-        env, rows = store_labels(attrs, n_config, coords, state.path)
-        kept = {k: _one_copy(same, attrs[k]) for k in KEPT_ATTRS if k in attrs}
-        out.append(
-            TaskStore(
-                len(out),
-                state.task_id,
-                state.path,
-                str(state.completed_at),
-                env,
-                rows,
-                content,
-                kept,
-            )  # fmt: skip
-        )
-    return out, unreadable
+        elif content is not None:
+            attrs, content, n_config, coords = content
+            env, rows = store_labels(attrs, n_config, coords, state.path)
+            kept = {k: _one_copy(same, attrs[k]) for k in KEPT_ATTRS if k in attrs}
+            read_back.append((state, env, rows, content, kept))
+    states.sort(key=_oldest_first)
+    read_back.sort(key=lambda r: _oldest_first(r[0]))
+    stores = [
+        TaskStore(i, s.task_id, s.path, str(s.completed_at), env, rows, content, kept)
+        for i, (s, env, rows, content, kept) in enumerate(read_back)
+    ]
+    return states, stores, unreadable
+
+
+def _oldest_first(state: StoreState) -> tuple[str, str]:
+    return (state.completed_at or "", state.path.name)
 
 
 def _one_copy(same: dict[tp.Any, tp.Any], value: tp.Any) -> tp.Any:
@@ -162,34 +171,50 @@ def _one_copy(same: dict[tp.Any, tp.Any], value: tp.Any) -> tp.Any:
 
 
 def read_content(
-    path: Path, same: dict[tp.Any, tp.Any] | None = None
+    path: Path,
+    same: dict[tp.Any, tp.Any] | None = None,
+    checked: Checked | None = None,
 ) -> tuple[dict[str, tp.Any], Content, int, dict[str, list[tp.Any]]]:
     """``(attrs, content, n_config, coords)`` of one store: its attributes, its ``Content``, its
     number of config rows and the values of its coordinates along ``config`` (the vmapped
     labels), read from its root metadata and its small coordinate arrays. ``same``: see
-    ``_one_copy``."""
+    ``_one_copy``; ``checked``: the store's ``check_store(keep=True)``, whose root document and
+    checked bytes are used instead of reading the files again."""
     same = {} if same is None else same
-    where = layout(path)
-    if where is None or any(plain_dtype(m) is None for m in where.arrays.values()):
+    where = layout(path, checked.doc if checked else None)
+    how = {} if where is None else {n: _plain(same, n, m) for n, m in where.arrays.items()}
+    if where is None or any(h is None for h in how.values()):
         ds = open_store(path)
         for var in ds.coords.values():
             var.load()
         vmapped = {n: ds[n].values.tolist() for n in ds.coords if ds[n].dims == ("config",)}
         return ds.attrs, dataset_content(ds), int(ds.sizes.get("config", 1)), vmapped
     along = [n for n in where.coords if where.dims(n) == ("config",)]
-    small = read_arrays(path, ["seed", "env_steps", *along], where)
+    small = read_arrays(path, ["seed", "env_steps", *along], where, checked and checked.data)
     variables = {
-        n: (plain_dtype(where.arrays[n]), "update" in where.dims(n)) for n in where.data_vars
+        n: (how[n].dtype.newbyteorder("="), "update" in where.dims(n)) for n in where.data_vars
     }
     sizes = {d: n for v in where.arrays for d, n in zip(where.dims(v), where.shape(v), strict=True)}
+    arrays = tuple((n, how[n]) for n in where.data_vars)  # how fill decodes the data
     content = Content(
         seeds=_one_copy(same, [int(x) for x in small["seed"].tolist()]),
         n_update=int(sizes.get("update", 0)),
         env_steps=_one_copy(same, small["env_steps"]),
         variables=_one_copy(same, variables),
-        load=functools.partial(read_arrays, path, _one_copy(same, list(where.data_vars))),
+        load=functools.partial(read_plain, path, same.setdefault(arrays, arrays)),
     )
     return where.attrs, content, int(sizes.get("config", 1)), {n: small[n].tolist() for n in along}
+
+
+def _plain(same: dict[tp.Any, tp.Any], name: str, meta: dict[str, tp.Any]) -> Plain | None:
+    """``plain(meta)``, reused when array ``name`` of the store read before had the same
+    metadata (the stores of a study share theirs: comparing is cheaper than reading it)."""
+    seen = same.get(("plain", name))
+    if seen is not None and seen[0] == meta:
+        return seen[1]
+    how = plain(meta)
+    same[("plain", name)] = (meta, how)
+    return how
 
 
 def _unreadable(state: StoreState, err: Exception) -> StoreState:
@@ -545,8 +570,7 @@ def parse_study(
         raise UserError(
             f"{study_dir}: no such study folder; pass results/<study> (see `ls results`)"
         )
-    states = study_stores(study_dir, full=True)
-    stores, unreadable = read_stores([s for s in states if s.complete], progress)
+    states, stores, unreadable = read_stores(study_dir, progress)
     corrupt = [s for s in states if s.state == CORRUPT] + unreadable
     _need_stores(study_dir, stores, corrupt)
     study = str(stores[-1].attrs.get("study") or study_dir.name)

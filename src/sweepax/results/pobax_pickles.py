@@ -35,6 +35,7 @@ and ``fpaths`` (``{env: {"fpath": [store per config], "max_idx": winner's config
 from __future__ import annotations
 
 import collections
+import os
 import pickle
 import typing as tp
 from pathlib import Path
@@ -103,6 +104,8 @@ def env_configs(scores: xr.Dataset, env: tp.Any, discounted: bool) -> EnvConfigs
     shape = tuple(scores.sizes[d] for d in varying)
     rows = np.flatnonzero(has)
     index = [tuple(int(i) for i in np.unravel_index(r, shape)) for r in rows]
+    if len(rows) == len(has):  # every config has data: no copy of the (large) curves
+        return EnvConfigs(index, curve, final, owner)
     return EnvConfigs(index, curve[rows], final[rows], owner[rows])
 
 
@@ -209,7 +212,13 @@ def best(
 
 
 def _dump(path: Path, value: dict[str, tp.Any]) -> Path:
-    return files.write_bytes(path, pickle.dumps(value, protocol=PROTOCOL))
+    """Pickle ``value`` into ``path`` atomically, streamed to the file: no copy of the whole
+    pickle in memory beside the arrays it holds (tens of MB for a large study)."""
+    with files.building(path) as tmp:
+        with open(tmp, "wb") as f:
+            pickle.dump(value, f, protocol=PROTOCOL)
+        os.replace(tmp, path)
+    return Path(path)
 
 
 def parsed_paths(study_dir: Path) -> list[Path]:

@@ -16,12 +16,14 @@ from __future__ import annotations
 import base64
 import collections
 import contextlib
+import ctypes
 import functools
 import hashlib
 import json
 import os
 import re
 import socket
+import threading
 import typing as tp
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -248,30 +250,66 @@ def _what(rel: str) -> str:
     return f"metadata {rel}" if parts[-1] == ROOT_META else f"file {rel}"
 
 
-def _file_problems(path: Path, record: tp.Mapping[str, tp.Any], full: bool) -> list[str]:
-    """What is wrong with the files ``record`` lists: missing, wrong size (stat only), and with
-    ``full`` a checksum mismatch or a file the record does not list."""
-    problems = []
+KEEP_BYTES = 1 << 16  # ``check_store(keep=True)`` keeps the checked bytes of files this small
+_BLOCK = 1 << 20
+
+
+def _check_file(
+    file: str, rel: str, want: tp.Mapping[str, tp.Any], full: bool, keep: bool
+) -> tuple[str, bytes | None]:
+    """``(problem or "", bytes or None)`` of one file the record lists: missing, unreadable,
+    wrong size, and with ``full`` a checksum mismatch (the file is read once, and with ``keep``
+    its bytes come back when it has at most ``KEEP_BYTES``). ``TypeError``/``KeyError`` when
+    the record's entry is not ``{"size": int, "sha256": str}``."""
+    size, sha256 = want["size"], want["sha256"]
+    if not isinstance(size, int):
+        raise TypeError(f"size of {rel} is not an integer")
+    try:
+        if not full:
+            got = os.stat(file).st_size
+            return (f"{_what(rel)} size {got} != {size}" if got != size else ""), None
+        fd = os.open(file, os.O_RDONLY)
+    except FileNotFoundError:
+        return f"{_what(rel)} missing", None
+    except OSError as err:
+        return f"{_what(rel)} unreadable ({err.strerror})", None
+    digest, blocks, kept, left = hashlib.sha256(), [], keep and size <= KEEP_BYTES, size + 1
+    try:  # read one byte more than recorded: a longer file shows without a stat
+        while left and (block := os.read(fd, min(left, _BLOCK))):
+            digest.update(block)
+            left -= len(block)
+            if kept:
+                blocks.append(block)
+        if left != 1:
+            return f"{_what(rel)} size {os.fstat(fd).st_size} != {size}", None
+    except OSError as err:
+        return f"{_what(rel)} unreadable ({err.strerror})", None
+    finally:
+        os.close(fd)
+    if digest.hexdigest() != sha256:
+        return f"{_what(rel)} checksum mismatch", None
+    return "", b"".join(blocks) if kept else None
+
+
+def _file_problems(
+    path: Path, record: tp.Mapping[str, tp.Any], full: bool, keep: bool = False
+) -> tuple[list[str], dict[str, bytes]]:
+    """``(problems, kept)``: what is wrong with the files ``record`` lists (missing, wrong size,
+    and with ``full`` a checksum mismatch or a file the record does not list), and with ``keep``
+    the checked bytes of its small files (``KEEP_BYTES``) by relative path."""
+    problems, kept = [], {}
     base = os.fspath(path)
     for rel, want in record.items():
-        file = f"{base}/{rel}"
-        try:
-            size = os.stat(file).st_size
-        except FileNotFoundError:
-            problems.append(f"{_what(rel)} missing")
-            continue
-        except OSError as err:
-            problems.append(f"{_what(rel)} unreadable ({err.strerror})")
-            continue
-        if size != want["size"]:
-            problems.append(f"{_what(rel)} size {size} != {want['size']}")
-        elif full and files.sha256_file(file) != want["sha256"]:
-            problems.append(f"{_what(rel)} checksum mismatch")
+        problem, data = _check_file(f"{base}/{rel}", rel, want, full, keep)
+        if problem:
+            problems.append(problem)
+        elif data is not None:
+            kept[rel] = data
     if full:
         for rel in _files_in(path):
             if rel != ROOT_META and rel not in record and not rel.split("/")[-1].startswith("."):
                 problems.append(f"{_what(rel)} not in the completion record")
-    return problems
+    return problems, kept
 
 
 def _files_in(path: Path) -> list[str]:
@@ -294,6 +332,15 @@ def _summary(problems: list[str], shown: int = 3) -> str:
     return "; ".join(problems[:shown]) + more
 
 
+class Checked(tp.NamedTuple):
+    """A store checked by ``check_store``: its state, and for a complete one its root
+    ``zarr.json`` document and (``keep``) the checked bytes of its small files."""
+
+    state: StoreState
+    doc: dict[str, tp.Any] | None = None
+    data: tp.Mapping[str, bytes] = {}
+
+
 def store_state(path: Path, full: bool = True) -> StoreState:
     """Check a store against its completion record.
 
@@ -303,28 +350,40 @@ def store_state(path: Path, full: bool = True) -> StoreState:
     A store without ``files`` and ``root_sha256`` was written by an older sweepax: it counts as
     complete when every array it lists is there, with reason ``UNVERIFIABLE``.
     """
+    return check_store(path, full).state
+
+
+def check_store(path: Path, full: bool = True, keep: bool = False) -> Checked:
+    """``store_state`` with what it read: the root document of a complete store and, with
+    ``keep`` (and ``full``), the checked bytes of every listed file up to ``KEEP_BYTES``, so a
+    reader decodes the small arrays from the very bytes that were verified."""
     path = Path(path)
     task_id = path.name.split(".")[0]
+
+    def refused(state: str, reason: str, done: str | None = None) -> Checked:
+        return Checked(StoreState(path, state, reason, task_id, done))
+
     try:
         meta = json.loads((path / ROOT_META).read_bytes())
         attrs = meta.get("attributes") or {}
         if not isinstance(attrs, dict):
             raise TypeError("attributes is not an object")
     except FileNotFoundError:
-        return StoreState(path, CORRUPT, f"{ROOT_META} missing", task_id)
+        return refused(CORRUPT, f"{ROOT_META} missing")
     except (OSError, ValueError, AttributeError, TypeError):
-        return StoreState(path, CORRUPT, f"{ROOT_META} unreadable", task_id)
+        return refused(CORRUPT, f"{ROOT_META} unreadable")
     done = attrs.get("completed_at")
     if attrs.get("complete") is not True or not isinstance(done, str) or not done:
-        return StoreState(path, INCOMPLETE, NO_RECORD, str(attrs.get("task_id") or task_id))
+        task_id = str(attrs.get("task_id") or task_id)
+        return refused(INCOMPLETE, NO_RECORD)
     record = attrs.get("files")
     sealed = ROOT_DIGEST in attrs or record is not None
     if sealed and attrs.get(ROOT_DIGEST) != root_digest(meta):
-        return StoreState(path, CORRUPT, f"{ROOT_META} checksum mismatch", task_id, done)
+        return refused(CORRUPT, f"{ROOT_META} checksum mismatch", done)
     task_id = str(attrs.get("task_id") or task_id)
     arrays = attrs.get("arrays")
     if not isinstance(arrays, list) or not arrays:
-        return StoreState(path, CORRUPT, "completion record lists no arrays", task_id, done)
+        return refused(CORRUPT, "completion record lists no arrays", done)
     if record is None:  # written before checksums
         problems = [
             f"metadata {a}/{ROOT_META} missing"
@@ -332,15 +391,15 @@ def store_state(path: Path, full: bool = True) -> StoreState:
             if not (path / str(a) / ROOT_META).is_file()
         ]
         if problems:
-            return StoreState(path, CORRUPT, _summary(problems), task_id, done)
-        return StoreState(path, COMPLETE, UNVERIFIABLE, task_id, done)
+            return refused(CORRUPT, _summary(problems), done)
+        return Checked(StoreState(path, COMPLETE, UNVERIFIABLE, task_id, done), meta)
     try:
-        problems = _file_problems(path, record, full)
+        problems, kept = _file_problems(path, record, full, keep)
     except (AttributeError, KeyError, TypeError):
-        return StoreState(path, CORRUPT, "completion record unreadable", task_id, done)
+        return refused(CORRUPT, "completion record unreadable", done)
     if problems:
-        return StoreState(path, CORRUPT, _summary(problems), task_id, done)
-    return StoreState(path, COMPLETE, "", task_id, done)
+        return refused(CORRUPT, _summary(problems), done)
+    return Checked(StoreState(path, COMPLETE, "", task_id, done), meta, kept)
 
 
 READ_AHEAD = 16  # stores read at once by ``read_ahead``'s threads
@@ -376,10 +435,18 @@ def study_stores(study_dir: Path, full: bool = False) -> list[StoreState]:
 
     Hidden entries (temporary stores of running or killed writers) and ``scores.zarr`` are skipped.
     """
+    check = functools.partial(store_state, full=full)
+    states = list(read_ahead(check, task_store_paths(study_dir)))
+    return sorted(states, key=lambda s: (s.completed_at or "", s.path.name))
+
+
+def task_store_paths(study_dir: Path) -> list[Path]:
+    """Every task store under a final name in ``study_dir`` (re-runs included), sorted by name:
+    no hidden entry (temporary stores of running or killed writers), no ``scores.zarr``."""
     study_dir = Path(study_dir)
     if not study_dir.is_dir():
         return []
-    paths = [
+    return [
         path
         for path in sorted(study_dir.iterdir())
         if not path.name.startswith(".")
@@ -387,8 +454,6 @@ def study_stores(study_dir: Path, full: bool = False) -> list[StoreState]:
         and path.name != "scores.zarr"
         and path.is_dir()
     ]
-    states = list(read_ahead(functools.partial(store_state, full=full), paths))
-    return sorted(states, key=lambda s: (s.completed_at or "", s.path.name))
 
 
 def all_complete_stores(study_dir: Path, full: bool = False) -> list[dict[str, tp.Any]]:
@@ -589,10 +654,12 @@ class Layout(tp.NamedTuple):
         return tuple(int(n) for n in self.arrays[name]["shape"])
 
 
-def layout(path: Path) -> Layout | None:
-    """The store's ``Layout`` from its root ``zarr.json``; None without consolidated metadata
-    (then open it with ``open_store``). Raises ``OSError``/``ValueError`` if unreadable."""
-    doc = json.loads((Path(path) / ROOT_META).read_bytes())
+def layout(path: Path, doc: tp.Mapping[str, tp.Any] | None = None) -> Layout | None:
+    """The store's ``Layout`` from its root ``zarr.json`` (``doc``: that document, already
+    read); None without consolidated metadata (then open it with ``open_store``). Raises
+    ``OSError``/``ValueError`` if unreadable."""
+    if doc is None:
+        doc = json.loads((Path(path) / ROOT_META).read_bytes())
     meta = (doc.get("consolidated_metadata") or {}).get("metadata")
     if not isinstance(meta, dict):
         return None
@@ -616,8 +683,18 @@ def _nan_fill(value: tp.Any) -> bool:
     return isinstance(value, float) and np.isnan(value)
 
 
-def _plain(meta: tp.Mapping[str, tp.Any]) -> tuple[np.dtype, bool, tp.Any] | None:
-    """``(dtype, zstd, fill)`` of an array stored as sweepax writes it, else None."""
+class Plain(tp.NamedTuple):
+    """How an array stored as sweepax writes it is decoded from its chunk files (``plain``)."""
+
+    dtype: np.dtype  # as stored (byte order included)
+    zstd: bool
+    fill: bool | int | float
+    shape: tuple[int, ...]
+    chunks: tuple[int, ...]
+
+
+def plain(meta: tp.Mapping[str, tp.Any]) -> Plain | None:
+    """The ``Plain`` decoding of an array from its metadata, None when xarray must read it."""
     codecs = meta.get("codecs") or []
     names = [c.get("name") for c in codecs]
     grid, keys = meta.get("chunk_grid") or {}, meta.get("chunk_key_encoding") or {}
@@ -643,38 +720,129 @@ def _plain(meta: tp.Mapping[str, tp.Any]) -> tuple[np.dtype, bool, tp.Any] | Non
     fill = _SPECIAL_FLOATS.get(fill, fill) if isinstance(fill, str) else fill
     if not isinstance(fill, bool | int | float):
         return None
-    return dtype, names[-1] == "zstd", fill
-
-
-def _decode(folder: str, meta: tp.Mapping[str, tp.Any]) -> np.ndarray | None:
-    """An array's values from its chunk files (see ``_plain``), or None when it is not plain."""
-    plain = _plain(meta)
-    if plain is None:
-        return None
-    dtype, zstd, fill = plain
     shape = tuple(int(n) for n in meta["shape"])
-    chunk = tuple(int(n) for n in meta["chunk_grid"]["configuration"]["chunk_shape"])
-    out = np.full(shape, fill, dtype.newbyteorder("="))
-    for index in np.ndindex(*(-(-n // c) for n, c in zip(shape, chunk, strict=True))):
-        try:
-            with open(os.path.join(folder, "c", *map(str, index)), "rb") as f:
-                raw = f.read()
-        except FileNotFoundError:
-            continue  # an unwritten chunk holds the fill value
-        if zstd:
-            raw = _zstd().decode(raw)
-        block = np.frombuffer(raw, dtype).reshape(chunk)
+    chunks = tuple(int(n) for n in grid["configuration"]["chunk_shape"])
+    return Plain(dtype, names[-1] == "zstd", fill, shape, chunks)
+
+
+def chunk_files(name: str, how: Plain) -> list[tuple[tuple[int, ...], str]]:
+    """``(chunk index, file relative to the store)`` of every chunk of array ``name``."""
+    grid = (-(-n // c) for n, c in zip(how.shape, how.chunks, strict=True))
+    return [
+        (index, "/".join([name, "c", *map(str, index)])) for index in np.ndindex(*grid)
+    ]  # fmt: skip
+
+
+def decode(name: str, how: Plain, read: tp.Callable[[str], bytes | None]) -> np.ndarray:
+    """Array ``name``'s values from its chunk files, ``read(relative file)`` giving each one's
+    bytes (None: never written, so it holds the fill value)."""
+    native = how.dtype.newbyteorder("=")
+    if how.chunks == how.shape and all(how.shape):  # one chunk: the whole array
+        raw = read("/".join([name, "c", *("0" * len(how.shape))]))
+        if raw is None:
+            return np.full(how.shape, how.fill, native)
+        raw = unzstd(raw, _nbytes(how)) if how.zstd else raw
+        return np.frombuffer(raw, how.dtype).reshape(how.shape).astype(native)
+    out = np.full(how.shape, how.fill, native)
+    for index, rel in chunk_files(name, how):
+        raw = read(rel)
+        if raw is None:
+            continue
+        raw = unzstd(raw, _nbytes(how)) if how.zstd else raw
+        block = np.frombuffer(raw, how.dtype).reshape(how.chunks)
         where = tuple(
-            slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(index, chunk, shape, strict=True)
+            slice(i * c, min((i + 1) * c, n))
+            for i, c, n in zip(index, how.chunks, how.shape, strict=True)
         )
         out[where] = block[tuple(slice(0, s.stop - s.start) for s in where)]
     return out
 
 
+def read_file(path: Path | str, rel: str) -> bytes | None:
+    """The bytes of file ``rel`` of a store, None if it does not exist (``os.read``: a chunk
+    file is small, and thousands of stores have many)."""
+    try:
+        fd = os.open(f"{os.fspath(path)}/{rel}", os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        blocks = []
+        while block := os.read(fd, KEEP_BYTES if not blocks else _BLOCK):
+            blocks.append(block)
+    finally:
+        os.close(fd)
+    return b"".join(blocks)
+
+
 def plain_dtype(meta: tp.Mapping[str, tp.Any]) -> np.dtype | None:
     """The (native) dtype ``read_arrays`` decodes an array to itself, None if xarray reads it."""
-    plain = _plain(meta)
-    return None if plain is None else plain[0].newbyteorder("=")
+    how = plain(meta)
+    return None if how is None else how.dtype.newbyteorder("=")
+
+
+def _nbytes(how: Plain) -> int:
+    """Bytes of one decoded chunk (zarr stores edge chunks whole, padded)."""
+    return how.dtype.itemsize * int(np.prod(how.chunks, dtype=np.int64))
+
+
+class _DCtx:
+    """A zstd decompression context of libzstd, freed with its thread's ``_LOCAL``."""
+
+    def __init__(self, lib: ctypes.CDLL):
+        self.lib, self.ptr = lib, lib.ZSTD_createDCtx()
+        if not self.ptr:
+            raise MemoryError("ZSTD_createDCtx failed")
+
+    def __del__(self) -> None:
+        self.lib.ZSTD_freeDCtx(self.ptr)
+
+
+_LOCAL = threading.local()
+
+
+@functools.cache
+def _libzstd() -> ctypes.CDLL | None:
+    """The system's libzstd (``libzstd.so.1``, a dependency of dpkg on Debian), None where
+    there is none (then zarr's own codec decodes)."""
+    try:
+        lib = ctypes.CDLL("libzstd.so.1")
+    except OSError:
+        return None
+    lib.ZSTD_createDCtx.restype = ctypes.c_void_p
+    lib.ZSTD_freeDCtx.argtypes = [ctypes.c_void_p]
+    lib.ZSTD_decompressDCtx.restype = ctypes.c_size_t
+    lib.ZSTD_decompressDCtx.argtypes = [
+        ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t,
+    ]  # fmt: skip
+    lib.ZSTD_isError.restype = ctypes.c_uint
+    lib.ZSTD_isError.argtypes = [ctypes.c_size_t]
+    lib.ZSTD_getErrorName.restype = ctypes.c_char_p
+    lib.ZSTD_getErrorName.argtypes = [ctypes.c_size_t]
+    return lib
+
+
+def unzstd(raw: bytes, size: int) -> bytes | bytearray:
+    """Decompress a zstd chunk that decodes to ``size`` bytes; ``RuntimeError`` ("Zstd
+    decompression error: ...") when it does not. Through libzstd with one context per thread
+    where the system has it: numcodecs' ``Zstd`` makes a context per call (~30 us, most of
+    the time of a small chunk, and parse decodes ~20 chunks per store)."""
+    lib = _libzstd()
+    if lib is None:
+        out = _zstd().decode(raw)
+        if len(out) != size:
+            raise RuntimeError(f"Zstd decompression error: {len(out)} bytes, expected {size}")
+        return out
+    ctx = getattr(_LOCAL, "dctx", None)
+    if ctx is None:
+        ctx = _LOCAL.dctx = _DCtx(lib)
+    out = bytearray(size)
+    dest = (ctypes.c_char * size).from_buffer(out) if size else None
+    n = lib.ZSTD_decompressDCtx(ctx.ptr, dest, size, raw, len(raw))
+    if lib.ZSTD_isError(n):
+        raise RuntimeError(f"Zstd decompression error: {lib.ZSTD_getErrorName(n).decode()}")
+    if n != size:
+        raise RuntimeError(f"Zstd decompression error: {n} bytes, expected {size}")
+    return out
 
 
 @functools.cache
@@ -685,22 +853,32 @@ def _zstd() -> tp.Any:
 
 
 def read_arrays(
-    path: Path, names: tp.Iterable[str], where: Layout | None = None
+    path: Path,
+    names: tp.Iterable[str],
+    where: Layout | None = None,
+    data: tp.Mapping[str, bytes] | None = None,
 ) -> dict[str, np.ndarray]:
     """The values of arrays ``names`` of a store, equal to ``open_store(path)[name].values``:
-    decoded from the chunk files where the array is plain (see ``_plain``), else via xarray.
-    ``where``: the store's ``layout`` if already read."""
+    decoded from the chunk files where the array is plain (see ``plain``), else via xarray.
+    ``where``: the store's ``layout`` if already read; ``data``: bytes of its files already
+    read and checked (``check_store(keep=True)``), used instead of reading them again."""
     where = where or layout(path)
+    data = data or {}
     out: dict[str, np.ndarray] = {}
     rest = []
     for name in names:
         meta = where.arrays.get(name) if where else None
-        value = None if meta is None else _decode(os.path.join(path, name), meta)
-        if value is None:
+        how = None if meta is None else plain(meta)
+        if how is None:
             rest.append(name)
         else:
-            out[name] = value
+            out[name] = decode(name, how, lambda rel: data.get(rel) or read_file(path, rel))
     if rest:
         ds = open_store(path)
         out.update({name: np.asarray(ds[name].values) for name in rest})
     return out
+
+
+def read_plain(path: Path | str, arrays: tp.Iterable[tuple[str, Plain]]) -> dict[str, np.ndarray]:
+    """The values of plain ``arrays`` (``(name, Plain)``) of a store, from its chunk files."""
+    return {name: decode(name, how, functools.partial(read_file, path)) for name, how in arrays}

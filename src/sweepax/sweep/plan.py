@@ -141,8 +141,9 @@ def _changed_meaning(static: tp.Mapping[str, tp.Any]) -> str | None:
     return registry.changed_meaning(static["env"])
 
 
-def _check_perfect_memory(static: tp.Mapping[str, tp.Any], where: str) -> None:
-    """Refuse ``perfect_memory`` for an env that does not define it, before anything runs."""
+def _check_perfect_memory(static: tp.Mapping[str, tp.Any], where: str, notes: list[str]) -> None:
+    """Refuse ``perfect_memory`` for an env that does not define it, before anything runs; add
+    the env's note on what its perfect memory is, if it has one."""
     if not static.get("perfect_memory") or "env" not in static:
         return
     from sweepax.envs import registry
@@ -151,6 +152,9 @@ def _check_perfect_memory(static: tp.Mapping[str, tp.Any], where: str) -> None:
         registry.check(static["env"], perfect_memory=True)
     except UserError as err:
         raise UserError(f"{where}: key 'perfect_memory': {err}; set it to False") from None
+    note = registry.perfect_memory_note(static["env"])
+    if note and note not in notes:
+        notes.append(note)
 
 
 def _check_action_concat(
@@ -171,6 +175,29 @@ def _check_action_concat(
         note = f"{static['env']}: action_concat planned False (POBAX ignores it for this env)"
         if note not in notes:
             notes.append(note)
+
+
+def _default_renderer(
+    static: dict[str, tp.Any], given: dict[str, tp.Any], platform: str | None, notes: list[str]
+) -> None:
+    """An image env whose sweep file names no renderer gets ``registry.default_renderer`` for
+    the study's platform (Warp on ``gpu``); planned into the task, so its line and store say
+    which, and noted when it is not the program's own default."""
+    if "renderer" not in static or "renderer" in given or "env" not in static:
+        return
+    from sweepax.envs import registry
+
+    if not registry.renders(static["env"]):
+        return
+    renderer = registry.default_renderer(platform)
+    if renderer == static["renderer"]:
+        return
+    static["renderer"] = given["renderer"] = renderer
+    note = (
+        f"{static['env']}: renderer {renderer} (the default for image envs on platform {platform})"
+    )
+    if note not in notes:
+        notes.append(note)
 
 
 def _axis_values(axes: tp.Sequence[Axis], key: str, default: tp.Any) -> tuple:
@@ -407,12 +434,13 @@ def plan(
                             kept.append(given_row)
                     if kept:
                         groups.append((kept, record))
-            _check_perfect_memory(static, f"{study.path}: args[{i}]")
+            _check_perfect_memory(static, f"{study.path}: args[{i}]", built.notes)
             if (changed := _changed_meaning(static)) and changed not in built.notes:
                 built.notes.append(changed)
             _check_action_concat(
                 static, given_static, pobax, built.notes, f"{study.path}: args[{i}]"
             )
+            _default_renderer(static, given_static, study.platform, built.notes)
             if _vmappable(static):
                 for rows, record in groups:
                     built.add_vmapped(static, given_static, rows, sweep_defaults, record)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import sys
 import typing as tp
@@ -20,19 +21,28 @@ def plan_targets(
     max_vmap: int | str | None,
     max_configs: int = plan.MAX_CONFIGS,
     device_memory: int | None = None,
+    platform: str | None = None,
 ) -> list[plan.Plan]:
     """Load and plan every sweep file under ``targets``; fail on the first bad one.
 
     A study of more than ``plan.PROGRESS_EVERY`` configs reports its progress on stderr;
-    ``max_vmap="auto"`` sizes tasks by ``device_memory`` bytes (``plan.plan``).
+    ``max_vmap="auto"`` sizes tasks by ``device_memory`` bytes (``plan.plan``). ``platform``
+    ("cpu" / "gpu") replaces the sweep files' ``platform`` key (e.g. to debug a GPU study on a
+    laptop), with a note in each plan whose file said otherwise.
     """
     plans = []
     for path in load.find_sweep_files(targets):
         study = load.load(path)
+        written = study.platform
+        if platform is not None:
+            study = dataclasses.replace(study, platform=platform)
         progress = functools.partial(_report_progress, study.name)
         planned = plan.plan(
             study, max_vmap, max_configs, on_progress=progress, device_memory=device_memory
         )
+        if platform is not None and platform != written:
+            said = f"says {written!r}" if written else "names none"
+            planned.notes.insert(0, f"platform {platform} (from --platform; the sweep file {said})")
         plans.append(planned)
     seen: dict[str, Path] = {}
     for p in plans:
@@ -106,6 +116,17 @@ def plan_notes(plans: tp.Sequence[plan.Plan]) -> list[str]:
     return [f"note: {p.study.name}: {note}" for p in plans for note in p.notes]
 
 
+def add_platform_argument(parser: argparse.ArgumentParser) -> None:
+    """``--platform cpu|gpu``: plan for that platform, whatever the sweep files say."""
+    parser.add_argument(
+        "--platform",
+        choices=("cpu", "gpu"),
+        default=None,
+        help="plan every task for this JAX platform instead of the sweep files' 'platform' key "
+        "(e.g. --platform cpu to debug a GPU study here; image envs then get the CPU renderer)",
+    )
+
+
 @cli
 def main(argv: tp.Sequence[str] | None = None) -> int:
     """Plan sweep files and write the job arrays."""
@@ -136,6 +157,7 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--runs-dir", type=Path, default=Path("runs"), help="where to write (runs/)"
     )
+    add_platform_argument(parser)
     parser.add_argument(
         "--onager",
         action="store_true",
@@ -143,7 +165,9 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     # everything validated before anything is written
-    plans = plan_targets(args.targets, args.max_vmap, args.max_configs, args.device_memory)
+    plans = plan_targets(
+        args.targets, args.max_vmap, args.max_configs, args.device_memory, args.platform
+    )
     console = make_console()
     for p in plans:
         txt, manifest = plan.write(p, args.runs_dir)

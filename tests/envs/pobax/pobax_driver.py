@@ -73,7 +73,8 @@ def make(env_id, env_key, perfect_memory=False):
     """(wrapped env, gymnax env, params, static action?) as POBAX builds them.
 
     The gymnax env is the one under POBAX's logging, observation and batching wrappers: the
-    unwrapped env, or with ``perfect_memory`` POBAX's ``PerfectMemoryWrapper`` around it.
+    unwrapped env, or with ``perfect_memory`` POBAX's ``PerfectMemoryWrapper`` (PocMan's:
+    ``PocManStateWrapper``) around it.
     """
     from pobax.envs import get_env
 
@@ -86,7 +87,7 @@ def make(env_id, env_key, perfect_memory=False):
     env = wrapped._unwrapped
     if perfect_memory:
         env = wrapped
-        while type(env).__name__ != "PerfectMemoryWrapper":
+        while type(env).__name__ not in ("PerfectMemoryWrapper", "PocManStateWrapper"):
             env = env._env
     return wrapped, env, params, False
 

@@ -35,6 +35,8 @@ LAYOUT_SEED = 7  # RockSample: the rocks of POBAX's PPO at --seed 7
 # RockSample with perfect memory: runs of POBAX's PerfectMemoryWrapper, compared within episodes
 MEMORY_RUNS = [("rocksample_5_5", seed) for seed in range(4)]
 MEMORY_RUNS += [("rocksample_7_8", seed) for seed in range(8)]
+# PocMan with perfect memory: a run of POBAX's PocManStateWrapper (its grid of the state)
+POCMAN_MEMORY_SEED = IDS.index("pocman")  # the plain run's keys and actions: pills, ghosts eaten
 
 
 def _family(env_id: str):
@@ -65,7 +67,7 @@ def recorded(pobax_python: str, tmp_path_factory: pytest.TempPathFactory) -> dic
     """POBAX's episodes of every id, recorded in one driver process."""
     out = tmp_path_factory.mktemp("pobax")
     jobs = [_job(seed, env_id, out) for seed, env_id in enumerate(IDS + fishing.IDS)]
-    for env_id, seed in MEMORY_RUNS:
+    for env_id, seed in [*MEMORY_RUNS, ("pocman", POCMAN_MEMORY_SEED)]:
         job = _job(seed, env_id, out)
         jobs.append({**job, "perfect_memory": True, "out": str(out / f"{env_id}-{seed}-pm.npz")})
     request = out / "request.json"
@@ -199,6 +201,30 @@ def test_pocman_ghosts_pills_and_pellets_are_pobax_s(recorded: dict[str, Path]) 
     rewards = set(rec["rewards"].tolist())
     assert {10.0, 60.0} <= rewards and (200.0 in rewards or 210.0 in rewards), rewards
     assert ours["env"].gamma == float(rec["gamma"]) == 0.95
+
+
+def test_pocman_perfect_memory_is_pobax_s_grid_step_by_step(recorded: dict[str, Path]) -> None:
+    """``pocman`` with perfect memory draws POBAX's grid, transposed layers included;
+    ``pocman_aligned`` plays the same episodes with its layers where the state has them."""
+    rec = dict(np.load(recorded[f"pocman-{POCMAN_MEMORY_SEED}-pm"]))
+    assert rec["obs"].shape == (STEPS + 1, 21, 19, 6)
+    ours = _replay("pocman", rec, perfect_memory=True)
+    assert ours["env"].obs_shape == (21, 19, 6)
+    np.testing.assert_array_equal(ours["obs"], rec["obs"].reshape(STEPS + 1, -1))
+    np.testing.assert_array_equal(ours["rewards"], rec["rewards"])
+    np.testing.assert_array_equal(ours["terminated"], rec["dones"])
+    episodes = int(rec["dones"].sum())
+    assert episodes >= 3 and {60.0, 200.0} <= set(rec["rewards"].tolist())  # pill, ghost eaten
+    grids = rec["obs"].astype(np.float32)
+    assert (grids[..., 2] > 0).any() and (grids[..., 2] < -1).any()  # frightened; POBAX's count
+    # the same episodes drawn aligned: the agent's layer is the same, the others are not
+    aligned = _replay("pocman_aligned", rec, perfect_memory=True)
+    np.testing.assert_array_equal(aligned["rewards"], rec["rewards"])
+    np.testing.assert_array_equal(aligned["terminated"], rec["dones"])
+    aligned_grids = aligned["obs"].reshape(grids.shape)
+    np.testing.assert_array_equal(aligned_grids[..., 4:], grids[..., 4:])
+    assert not np.array_equal(aligned_grids[..., 0], grids[..., 0])
+    print(f"pocman perfect memory: {STEPS} steps, {episodes} episodes ended, identical")
 
 
 @pytest.mark.parametrize("env_id", fishing.IDS)

@@ -53,11 +53,12 @@ def _build_battleship(
 
 
 def _build_pocman(
-    match: re.Match, max_steps_in_episode: int | None = None
+    match: re.Match, perfect_memory: bool = False, max_steps_in_episode: int | None = None
 ) -> tuple[tp.Any, tp.Any]:
     from sweepax.envs.pobax.pocman import PocMan
 
-    return _with_time_limit(PocMan(), max_steps_in_episode)
+    env = PocMan(perfect_memory=perfect_memory, aligned=match.group(1) is not None)
+    return _with_time_limit(env, max_steps_in_episode)
 
 
 def _build_fishing(
@@ -78,6 +79,30 @@ def _build_rocksample(
 
     env = RockSample.from_id(match.group(0), int(layout_seed), perfect_memory=perfect_memory)
     return _with_time_limit(env, max_steps_in_episode)
+
+
+# POBAX 0.0.1 fails on every Battleship run with perfect memory, before training: its
+# BattleShipObservationWrapper cuts the action mask (rows x cols) off the last axis of
+# PerfectMemoryWrapper's (rows, cols) board, sizing the observation (rows, cols - rows * cols).
+BATTLESHIP_NO_PERFECT_MEMORY = (
+    "POBAX 0.0.1 itself cannot run Battleship with perfect memory: its observation wrapper sizes "
+    "the observation (rows, cols - rows * cols), (10, -90) for battleship_10, and fails with "
+    "'TypeError: broadcast_in_dim shape must have every element be nonnegative, got "
+    "(1, 4, 10, -90)'"
+)
+
+
+def _pocman_memory_note(match: re.Match) -> str:
+    if match.group(1) is None:
+        return (
+            "pocman: perfect_memory draws POBAX 0.0.1's state grid, as its published results: "
+            "pellets, pills and ghosts transposed (rows 19-20 dropped), eaten ones marking "
+            "(0, 0); env 'pocman_aligned' draws it aligned"
+        )
+    return (
+        "pocman_aligned: perfect_memory draws the state grid aligned (POBAX 0.0.1's 'pocman' "
+        "draws pellets, pills and ghosts transposed); results differ from POBAX's"
+    )
 
 
 def families() -> list[tp.Any]:
@@ -119,8 +144,16 @@ def families() -> list[tp.Any]:
             examples=("battleship_3", "battleship_5", "battleship_10"),
             build=_build_battleship,
             guesses=lambda env_id: ["battleship_3", "battleship_5", "battleship_10"],
+            no_perfect_memory=BATTLESHIP_NO_PERFECT_MEMORY,
         ),
-        Family(pattern="pocman", template="pocman", examples=("pocman",), build=_build_pocman),
+        Family(
+            pattern="pocman(_aligned)?",
+            template="pocman[_aligned]",
+            examples=("pocman", "pocman_aligned"),
+            build=_build_pocman,
+            perfect_memory=True,
+            perfect_memory_note=_pocman_memory_note,
+        ),
         Family(
             pattern=r"fishing_[0-8]",
             template="fishing_<0..8>",

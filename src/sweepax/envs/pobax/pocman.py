@@ -32,9 +32,21 @@ below at column = the agent's row (clamped to the maze); the targets "ahead of t
 the scatter targets are compared with row and column swapped; a line of sight that reaches the
 maze's edge without meeting a wall (the tunnel row) sees nothing; a ghost meets the agent when
 it ends on the agent's new or previous cell, or the agent ends where the ghost was before its
-previous move. POBAX's ``perfect_memory`` for PocMan (its ``PocManStateWrapper``:
-a 21 x 19 x 6 grid of the state) is not offered: it writes pellets, pills and ghosts at (column,
-row) into a (row, column) grid, so they land transposed and those of rows 19 and 20 are dropped.
+previous move.
+
+Perfect memory (``perfect_memory``, POBAX's ``PocManStateWrapper``): the observation is the
+state drawn on the maze, a 21 x 19 x 6 grid flattened (``obs_shape``: the agent's CNN reads it as
+an image), in place of the 11 features. Channels: (0) -1 on open cells, 0 on walls, 1 where a
+pellet is; (1) the same with the power pills; (2) the ghosts, -1 each while not frightened, else
+the steps of fright left; (3) the ghosts' cells before their last move; (4) the agent; (5) the last
+action everywhere. ``pocman`` draws it as POBAX 0.0.1 does, which is what its published
+perfect-memory results were trained on: pellets, pills and both ghost layers are written at
+(column, row) of the (row, column) grid, so they land transposed and those of rows 19 and 20 are
+dropped (the agent's layer is right); eaten pellets and pills, which Jumanji parks at (0, 0), mark
+that corner once one is eaten; the ghost layer holds the fright counter, which after a reset
+counts on below zero (-1, -2, ...) rather than -1. ``pocman_aligned`` is the same env with that
+grid drawn as meant (``aligned=True``): every layer at (row, column), only uneaten pellets and
+pills, ghosts -1 while not frightened. Without perfect memory the two ids are the same env.
 """
 
 from __future__ import annotations
@@ -86,6 +98,11 @@ def _cells(char: str) -> np.ndarray:
         [(r, c) for r, line in enumerate(MAZE) for c, ch in enumerate(line) if ch == char],
         np.int32,
     ).reshape(-1, 2)
+
+
+def _transposed(cells: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """POBAX's grid index of (row, column) cells: (column, row)."""
+    return cells[:, 1], cells[:, 0]
 
 
 def line_of_sight(grid: np.ndarray) -> np.ndarray:
@@ -140,8 +157,9 @@ class PocMan(environment.Environment[EnvState, EnvParams]):
 
     gamma = 0.95  # POBAX's discount for PocMan
 
-    def __init__(self):
+    def __init__(self, perfect_memory: bool = False, aligned: bool = False):
         super().__init__()
+        self.perfect_memory, self.aligned = bool(perfect_memory), bool(aligned)
         self.grid = np.array([[ch != "X" for ch in line] for line in MAZE], np.int32)
         self.rows, self.cols = self.grid.shape
         self.sight = line_of_sight(self.grid)
@@ -150,6 +168,8 @@ class PocMan(environment.Environment[EnvState, EnvParams]):
         self.scatter = _cells("S")
         self.all_pellets = np.argwhere(self.grid == 1).astype(np.int32)
         self.all_pills = _cells("O")
+        # perfect memory: the agent's CNN reads the flat grid as this image (else no image)
+        self.obs_shape = (self.rows, self.cols, 6) if self.perfect_memory else None
 
     @property
     def default_params(self) -> EnvParams:
@@ -296,6 +316,40 @@ class PocMan(environment.Environment[EnvState, EnvParams]):
         return ghosts, state.ghost_edible & ~eaten, dead, reward
 
     def _observe(self, state: EnvState) -> jax.Array:
+        if self.perfect_memory:
+            return self.state_grid(state).reshape(-1)
+        return self._features(state)
+
+    def state_grid(self, state: EnvState) -> jax.Array:
+        """The perfect-memory grid (rows, cols, 6), float32 (module doc: channels and layouts)."""
+        open_ = -jnp.asarray(self.grid)
+        where = (lambda cells: (cells[:, 0], cells[:, 1])) if self.aligned else _transposed
+
+        def mark(base: jax.Array, cells: jax.Array) -> jax.Array:
+            return base.at[where(cells)].set(1, mode="drop")
+
+        pellets, pills = state.pellets, state.pills
+        if self.aligned:  # eaten ones are parked on a wall: move them off the grid (dropped)
+            eaten = jnp.asarray(EATEN, jnp.int32)
+            pellets = jnp.where(jnp.all(pellets == eaten, -1)[:, None], self.rows, pellets)
+            pills = jnp.where(jnp.all(pills == eaten, -1)[:, None], self.rows, pills)
+        empty = jnp.zeros_like(open_)
+        ghosts = mark(empty, state.ghosts)
+        if self.aligned:
+            fright = jnp.where(state.frightened > 0, state.frightened, -1)
+        else:  # POBAX's: -1 only while the counter is 0 (at a reset, and as a fright ends)
+            fright = jnp.where(state.frightened == 0, -1, state.frightened)
+        layers = [
+            mark(open_, pellets),
+            mark(open_, pills),
+            fright * ghosts,
+            mark(empty, state.previous_ghosts),
+            empty.at[state.player[0], state.player[1]].set(1),
+            jnp.full_like(open_, state.last_action),
+        ]
+        return jnp.stack(layers, axis=-1).astype(jnp.float32)
+
+    def _features(self, state: EnvState) -> jax.Array:
         grid = jnp.asarray(self.grid)
         row, col = state.player[0], state.player[1]
         last_row, last_col = self.rows - 1, self.cols - 1
@@ -321,8 +375,8 @@ class PocMan(environment.Environment[EnvState, EnvParams]):
 
     @property
     def name(self) -> str:
-        """Environment id (POBAX's)."""
-        return "pocman"
+        """Environment id (POBAX's, or ``pocman_aligned``)."""
+        return "pocman_aligned" if self.aligned else "pocman"
 
     @property
     def num_actions(self) -> int:
@@ -331,15 +385,18 @@ class PocMan(environment.Environment[EnvState, EnvParams]):
 
     @property
     def obs_dim(self) -> int:
-        """11 features."""
-        return 11
+        """11 features, or the perfect-memory grid's 21 x 19 x 6."""
+        return self.rows * self.cols * 6 if self.perfect_memory else 11
 
     def action_space(self, params: EnvParams | None = None) -> spaces.Discrete:
         """Up, left, down, right."""
         return spaces.Discrete(4)
 
     def observation_space(self, params: EnvParams | None = None) -> spaces.Box:
-        """Shape (11,): flags, and ghost counts (0 to 4) per line of sight."""
+        """Shape (11,): flags, and ghost counts (0 to 4) per line of sight; with perfect memory
+        the flat grid (POBAX's ghost layer is unbounded below)."""
+        if self.perfect_memory:
+            return spaces.Box(-jnp.inf, jnp.inf, (self.obs_dim,), jnp.float32)
         return spaces.Box(0.0, 4.0, (11,), jnp.float32)
 
     def state_space(self, params: EnvParams) -> spaces.Dict:
