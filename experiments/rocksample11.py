@@ -25,10 +25,8 @@ Complete tasks are skipped on a re-run (``run_local``); interrupted ones resume 
 from __future__ import annotations
 
 import argparse
-import csv
 
-from commands import ROOT, with_overrides
-from commands import sweepax as run
+from commands import ROOT, run_best, write_best_sweeps, write_results
 
 OUT = ROOT / "experiments" / "rocksample11"
 STUDIES = {  # study -> the lambda-discrepancy paper's undiscounted final return (5e6 steps)
@@ -39,56 +37,16 @@ STUDIES = {  # study -> the lambda-discrepancy paper's undiscounted final return
 SEEDS, STEPS = 5, 200_000
 
 
-def sweepax(module: str, *args: str) -> None:
-    """``python -m sweepax.<module> args``, from ``OUT``."""
-    run(OUT, module, *args)
-
-
 def write_sweep_files(seeds: int, steps: int, platform: str) -> list[str]:
     """``sweeps/<study>.py``: POBAX's file with the experiment's budget."""
-    (OUT / "sweeps").mkdir(exist_ok=True)
     budget = {"n_seeds": seeds, "total_steps": steps, "platform": platform}
     why = "experiments/rocksample11.py: the experiment's budget; every other value is POBAX's"
-    for name in STUDIES:
-        text = (OUT / "pobax_best" / f"{name}.py").read_text()
-        (OUT / "sweeps" / f"{name}.py").write_text(with_overrides(text, budget, why))
-    return [f"sweeps/{name}.py" for name in STUDIES]
+    return write_best_sweeps(OUT, STUDIES, budget, why)
 
 
-def write_table() -> None:
-    """``results.md`` (one row per study, 95% t intervals over seeds) and ``results.csv``."""
-    from sweepax.results.stats import mean_ci
-    from sweepax.results.store import complete_stores, open_store
-
-    lines, per_seed = [], []
-    for study, published in STUDIES.items():
-        (store,) = complete_stores(OUT / "results" / study).values()
-        ds = open_store(store)
-        static, prov = ds.attrs["static"], ds.attrs["provenance"]
-        cells = {}
-        for name in ("final_return", "final_discounted_return"):
-            values = ds[name].values[0]
-            ci = mean_ci(values)
-            cells[name] = f"{ci.value:.2f} [{ci.low:.2f}, {ci.high:.2f}]"
-        for i, seed in enumerate(ds["seed"].values):
-            per_seed.append({
-                "study": study, "seed": int(seed),
-                "final_return": round(float(ds["final_return"].values[0, i]), 4),
-                "final_discounted_return": round(
-                    float(ds["final_discounted_return"].values[0, i]), 4
-                ),
-                "final_episodes": int(ds["final_episodes"].values[0, i]),
-            })  # fmt: skip
-        lines.append(
-            f"| {study} | {ds.sizes['seed']} | {cells['final_return']} | "
-            f"{cells['final_discounted_return']} | {published} | {prov['run_seconds'] / 60:.0f} "
-            f"min, {prov['env_steps_per_second']} | {prov['git']['commit'][:10]} |"
-        )
-    with (OUT / "results.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(per_seed[0]))
-        writer.writeheader()
-        writer.writerows(per_seed)
-    head = (
+def head(static: dict, prov: dict) -> str:
+    """The text above ``results.md``'s table."""
+    return (
         f"# RockSample 11x11 at POBAX's best settings, {static['total_steps']:,} env steps\n\n"
         "Written by `PYTHONPATH=src python experiments/rocksample11.py` (its docstring gives the "
         f"protocol), device {prov.get('device_kind', 'cpu')}. Final return: the evaluation "
@@ -100,8 +58,6 @@ def write_table() -> None:
         "| study | seeds | final return | final discounted return | paper at 5e6 steps | "
         "run time, env steps/s | commit |\n|---|---|---|---|---|---|---|\n"
     )
-    (OUT / "results.md").write_text(head + "\n".join(lines) + "\n")
-    print((OUT / "results.md").read_text())
 
 
 def main() -> None:
@@ -111,14 +67,10 @@ def main() -> None:
     p.add_argument("--platform", default="cpu", help="cpu or gpu (POBAX: gpu)")
     p.add_argument("--parallel", default="2", help="tasks at once (run_local --parallel)")
     args = p.parse_args()
-    dirs = [f"results/{name}" for name in STUDIES]
-    sweepax("sweep.write_jobs", *write_sweep_files(args.seeds, args.steps, args.platform))
-    sweepax("launch.local", *reversed(STUDIES), "--parallel", args.parallel)  # longest first
-    sweepax("results.parse", *dirs, "--no-progress")
-    sweepax("results.compare", *dirs, "--measure", "final", "--out", ".", "--no-progress")
-    sweepax("results.compare", *dirs, "--measure", "final", "--discounted", "--out", ".",
-            "--no-progress")  # fmt: skip
-    write_table()
+    sweeps = write_sweep_files(args.seeds, args.steps, args.platform)
+    longest_first = list(reversed(STUDIES))
+    run_best(OUT, list(STUDIES), sweeps, args.parallel, launch=longest_first)
+    write_results(OUT, STUDIES, head)
 
 
 if __name__ == "__main__":
