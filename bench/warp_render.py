@@ -9,6 +9,11 @@ Warp implementation, which ``mjx.render`` needs; ``jax``: MJX's JAX implementati
 
     python bench/warp_render.py [--env hopper_pixels] [--worlds 1 16 64] [--steps 10]
     python bench/warp_render.py --gpu   # adds 1024 worlds and peak GPU memory; untested on GPU
+    python bench/warp_render.py --ppo-steps 262144 [--ppo-envs 64]   # + one PPO task per renderer
+
+``--ppo-steps N`` (default with ``--gpu``: 262,144) also trains one ``hopper_pixels`` PPO task per
+renderer through ``python -m sweepax.train ppo`` (N env steps, ``--ppo-envs`` envs, 1 seed) and
+reports what its store records: env steps/s, trace+compile seconds and the device's peak bytes.
 
 Prints one line per (renderer, worlds) and a Markdown table at the end.
 """
@@ -16,8 +21,11 @@ Prints one line per (renderer, worlds) and a Markdown table at the end.
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import jax
 
@@ -59,6 +67,27 @@ def measure(env_id: str, renderer: str, worlds: int, steps: int, repeats: int) -
     }
 
 
+def ppo_task(env_id: str, renderer: str, steps: int, envs: int, work: Path) -> dict:
+    """One PPO training task on ``env_id`` with ``renderer``; figures from its store."""
+    from sweepax.results.store import read_attrs
+
+    study = f"warp_bench_{renderer}"
+    argv = [sys.executable, "-m", "sweepax.train", "ppo", "--study", study,
+            "--results_dir", str(work), "--env", env_id, "--renderer", renderer,
+            "--num_envs", str(envs), "--num_steps", "32", "--num_minibatches", "4",
+            "--total_steps", str(steps), "--n_seeds", "1"]  # fmt: skip
+    subprocess.run(argv, check=True, cwd=work, stdout=subprocess.DEVNULL)
+    (store,) = (work / study).glob("*.zarr")
+    prov = read_attrs(store)["provenance"]
+    peak = prov.get("device_peak_bytes")
+    return {
+        "renderer": renderer,
+        "steps_per_s": prov["env_steps_per_second"],
+        "compile_s": prov["compile_seconds"],
+        "peak_gib": None if peak is None else peak / 2**30,
+    }
+
+
 def peak_memory_gib() -> float | None:
     """Peak memory JAX allocated on the first device, GiB (None where it does not say)."""
     stats = jax.devices()[0].memory_stats() or {}
@@ -75,7 +104,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--gpu", action="store_true", help="on a GPU: also 1024 worlds, memory")
+    parser.add_argument("--ppo-steps", type=int, default=None, help="also a PPO task per renderer")
+    parser.add_argument("--ppo-envs", type=int, default=64, help="its num_envs (default 64)")
     args = parser.parse_args()
+    if args.ppo_steps is None:
+        args.ppo_steps = 262_144 if args.gpu else 0
     platform = jax.devices()[0].platform
     if args.gpu and platform != "gpu":
         sys.exit(f"--gpu: JAX sees no GPU here (platform {platform!r})")
@@ -101,6 +134,19 @@ def main() -> None:
             f"| {r['renderer']} | {r['worlds']} | {r['compile_s']:.1f} | {r['steps_per_s']:.0f} "
             f"| {r['frames_per_s']:.0f} |{peak}"
         )
+    if args.ppo_steps:
+        with tempfile.TemporaryDirectory() as work:
+            tasks = [
+                ppo_task(args.env, r, args.ppo_steps, args.ppo_envs, Path(work))
+                for r in args.renderers
+            ]
+        print(f"\nPPO on {args.env}, {args.ppo_envs} envs, {args.ppo_steps} env steps, {platform}:")
+        print(
+            "| renderer | env steps/s | trace+compile s | device peak GiB |\n|---|---:|---:|---:|"
+        )
+        for t in tasks:
+            peak = "n/a" if t["peak_gib"] is None else f"{t['peak_gib']:.2f}"
+            print(f"| {t['renderer']} | {t['steps_per_s']} | {t['compile_s']:.1f} | {peak} |")
 
 
 def _timed(fn) -> float:
