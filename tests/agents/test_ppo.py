@@ -15,12 +15,16 @@ import pytest
 from sweepax.agents.config import PPOStatic, PPOSweep
 from sweepax.agents.networks import ActionSpec, distribution, make_network
 from sweepax.agents.ppo import (
+    CPU_BLOCK_PARAM_BYTES,
     SweepFn,
     action_spec,
+    block_size,
+    blocked_update,
     make_sweep_fn,
     make_train,
     make_trainer,
     ppo_loss,
+    runs_per_block,
     value_targets,
 )
 from sweepax.envs import registry
@@ -194,3 +198,32 @@ def test_ppo_recurrent_solves_tmaze5_on_24_seeds_and_perfect_memory_lets_mlp_sol
     pm = dataclasses.replace(LEARN, memoryless=True, perfect_memory=True)
     mlp = make_sweep_fn(pm)(_stack(LEARN_SWEEP), seeds[:8])
     assert int((np.asarray(mlp.final_return[0]) >= 3.9).sum()) >= 6
+
+
+def test_update_in_blocks_of_runs_equals_all_runs_at_once(tiny) -> None:
+    """On a CPU the update program does its configs x seeds runs a block at a time; every run
+    gets the numbers it gets when all runs are vmapped together."""
+    static = tiny(n_seeds=3)
+    trainer = make_trainer(static)
+    sweep = _stack(PPOSweep(lr=1e-3, lambda0=0.9), PPOSweep(lr=3e-3, lambda0=0.5))
+    runner = jax.vmap(jax.vmap(trainer.init, (None, 0)), (0, None))(
+        sweep, jnp.array([3, 11, 12], jnp.int32)
+    )
+    idx = jnp.arange(2, dtype=jnp.int32)
+    together = jax.jit(blocked_update(trainer.update, None))(runner, sweep, idx)
+    in_blocks = jax.jit(blocked_update(trainer.update, 4))(runner, sweep, idx)  # 2 blocks of 3
+    for a, b in zip(jax.tree.leaves(in_blocks), jax.tree.leaves(together), strict=True):
+        assert a.shape == b.shape and a.shape[:2] == (2, 3)
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, equal_nan=True)
+    assert [block_size(240, n) for n in (None, 10, 14, 1, 500)] == [240, 10, 12, 1, 240]
+    assert block_size(7, 4) == 1 and block_size(6, 4) == 3
+
+
+def test_runs_per_block_fits_parameters_in_the_cpu_budget(tiny) -> None:
+    trainer = make_trainer(tiny(hidden_size=32))
+    params = jax.eval_shape(trainer.init, PPOSweep(), jnp.zeros((), jnp.int32)).params
+    size = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(params))
+    block = runs_per_block(trainer, PPOSweep(), "cpu")
+    assert block == CPU_BLOCK_PARAM_BYTES // size
+    assert block * size <= CPU_BLOCK_PARAM_BYTES < (block + 1) * size
+    assert runs_per_block(trainer, PPOSweep(), "gpu") is None  # accelerators: one wide batch

@@ -15,6 +15,7 @@ followed by extra features such as ``action_concat``'s previous action) pass a s
 
 from __future__ import annotations
 
+import functools
 import typing as tp
 
 import flax.linen as nn
@@ -115,7 +116,14 @@ def distribution(policy: tp.Any, continuous: bool) -> Categorical | DiagGaussian
 
 
 class ScannedRNN(nn.Module):
-    """GRU scanned over time; the carry is reset to zeros where ``resets`` is True."""
+    """GRU scanned over time; the carry is reset to zeros where ``resets`` is True.
+
+    The parameters are flax's ``GRUCell`` (``gru/cell/{ir,iz,in,hr,hz,hn}``), created by
+    scanning ``_GRUStep`` at init. Applying runs ``gru_sequence``: the same cell, with the input
+    projections of every step done as one matmul before the scan and a hand-written backward
+    pass that sums the recurrent kernel's gradient over time in one matmul after its scan (a
+    scan's own transpose would add one outer product per step into a loop carry).
+    """
 
     hidden_size: int
     unroll: int = 1
@@ -125,15 +133,24 @@ class ScannedRNN(nn.Module):
         self, carry: jax.Array, xs: tuple[jax.Array, jax.Array]
     ) -> tuple[jax.Array, jax.Array]:
         """carry (batch, hidden); xs = (ins (time, batch, d), resets (time, batch))."""
-        scan = nn.scan(
-            _GRUStep,
-            variable_broadcast="params",
-            split_rngs={"params": False},
-            in_axes=0,
-            out_axes=0,
-            unroll=self.unroll,
-        )
-        return scan(self.hidden_size, name="gru")(carry, xs)
+        if self.is_initializing():
+            scan = nn.scan(
+                _GRUStep,
+                variable_broadcast="params",
+                split_rngs={"params": False},
+                in_axes=0,
+                out_axes=0,
+                unroll=self.unroll,
+            )
+            return scan(self.hidden_size, name="gru")(carry, xs)
+        cell = self.variables["params"]["gru"]["cell"]
+        ins, resets = xs
+        w_in = jnp.concatenate([cell[g]["kernel"] for g in ("ir", "iz", "in")], axis=-1)
+        b_in = jnp.concatenate([cell[g]["bias"] for g in ("ir", "iz", "in")], axis=-1)
+        w_h = jnp.concatenate([cell[g]["kernel"] for g in ("hr", "hz", "hn")], axis=-1)
+        hs, last = gru_sequence(w_h, cell["hn"]["bias"], carry, ins @ w_in + b_in, resets,
+                                self.unroll)  # fmt: skip
+        return last, hs
 
     @staticmethod
     def initialize_carry(batch_size: int, hidden_size: int) -> jax.Array:
@@ -142,7 +159,8 @@ class ScannedRNN(nn.Module):
 
 
 class _GRUStep(nn.Module):
-    """One GRU step with episode-start reset (the body of ``ScannedRNN``'s scan)."""
+    """One GRU step with episode-start reset (creates ``ScannedRNN``'s parameters; the
+    reference ``gru_sequence`` is tested against)."""
 
     hidden_size: int
 
@@ -159,6 +177,91 @@ class _GRUStep(nn.Module):
             name="cell",
         )(carry, ins)
         return carry, y
+
+
+def _gru_cell(pre: jax.Array, proj: jax.Array, h: jax.Array) -> jax.Array:
+    """flax's ``GRUCell`` from its two projections: ``pre`` = x W_i + b_i and ``proj`` =
+    h W_h (+ b_hn on the n third), each (..., 3 hidden) as [r | z | n]; ``h`` (..., hidden)."""
+    size = h.shape[-1]
+    r = nn.sigmoid(pre[..., :size] + proj[..., :size])
+    z = nn.sigmoid(pre[..., size : 2 * size] + proj[..., size : 2 * size])
+    n = jnp.tanh(pre[..., 2 * size :] + r * proj[..., 2 * size :])
+    return (1.0 - z) * n + z * h
+
+
+def _recurrent_projection(w_h: jax.Array, b_hn: jax.Array, h: jax.Array) -> jax.Array:
+    """h W_h with the n gate's bias added to its third: (..., 3 hidden)."""
+    proj = h @ w_h
+    size = h.shape[-1]
+    return jnp.concatenate([proj[..., : 2 * size], proj[..., 2 * size :] + b_hn], axis=-1)
+
+
+def _reset(resets: jax.Array, h: jax.Array) -> jax.Array:
+    """``h`` (..., batch, hidden) with the rows where ``resets`` (..., batch) set to zero."""
+    return jnp.where(resets[..., None], jnp.zeros_like(h), h)
+
+
+def _gru_forward(
+    w_h: jax.Array, b_hn: jax.Array, h0: jax.Array, pre: jax.Array, resets: jax.Array, unroll: int
+) -> tuple[jax.Array, jax.Array]:
+    """Hidden states (time, batch, hidden) and the last one."""
+
+    def step(h: jax.Array, x: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
+        pre_t, reset_t = x
+        h = _reset(reset_t, h)
+        h = _gru_cell(pre_t, _recurrent_projection(w_h, b_hn, h), h)
+        return h, h
+
+    last, hs = jax.lax.scan(step, h0, (pre, resets), unroll=unroll)
+    return hs, last
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
+def gru_sequence(
+    w_h: jax.Array, b_hn: jax.Array, h0: jax.Array, pre: jax.Array, resets: jax.Array,
+    unroll: int = 1,
+) -> tuple[jax.Array, jax.Array]:  # fmt: skip
+    """A GRU over time from its input projections ``pre`` (time, batch, 3 hidden), starting at
+    ``h0`` (batch, hidden), the state zeroed where ``resets`` (time, batch): (states, last).
+
+    ``w_h`` (hidden, 3 hidden) is [W_hr | W_hz | W_hn], ``b_hn`` (hidden,) the n gate's bias.
+    The same numbers as scanning flax's ``GRUCell``; the backward pass runs one reverse scan for
+    the state's cotangent and gets the weights' gradients from two matmuls over all steps.
+    """
+    return _gru_forward(w_h, b_hn, h0, pre, resets, unroll)
+
+
+def _gru_sequence_fwd(
+    w_h: jax.Array, b_hn: jax.Array, h0: jax.Array, pre: jax.Array, resets: jax.Array,
+    unroll: int,
+) -> tuple[tuple[jax.Array, jax.Array], tuple]:  # fmt: skip
+    hs, last = _gru_forward(w_h, b_hn, h0, pre, resets, unroll)
+    return (hs, last), (w_h, b_hn, h0, pre, resets, hs)
+
+
+def _gru_sequence_bwd(unroll: int, residuals: tuple, cotangents: tuple) -> tuple:
+    w_h, b_hn, h0, pre, resets, hs = residuals
+    d_hs, d_last = cotangents
+    prev = _reset(resets, jnp.concatenate([h0[None], hs[:-1]], axis=0))  # state each step saw
+    proj = _recurrent_projection(w_h, b_hn, prev)  # all steps in one matmul
+
+    def back(d_next: jax.Array, x: tuple) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+        pre_t, proj_t, prev_t, d_out_t, reset_t = x
+        _, cell_vjp = jax.vjp(_gru_cell, pre_t, proj_t, prev_t)
+        d_pre, d_proj, d_prev = cell_vjp(d_next + d_out_t)
+        d_prev = d_prev + d_proj @ w_h.T
+        return _reset(reset_t, d_prev), (d_pre, d_proj)
+
+    d_h0, (d_pre, d_proj) = jax.lax.scan(
+        back, d_last, (pre, proj, prev, d_hs, resets), reverse=True, unroll=unroll
+    )
+    size = h0.shape[-1]
+    d_w_h = jnp.einsum("tbi,tbj->ij", prev, d_proj)
+    d_b_hn = d_proj[..., 2 * size :].sum(axis=(0, 1))
+    return d_w_h, d_b_hn, d_h0, d_pre, None
+
+
+gru_sequence.defvjp(_gru_sequence_fwd, _gru_sequence_bwd)
 
 
 class CNNEncoder(nn.Module):
@@ -326,5 +429,6 @@ __all__ = [
     "RecurrentActorCritic",
     "ScannedRNN",
     "distribution",
+    "gru_sequence",
     "make_network",
 ]
