@@ -16,8 +16,9 @@ process:
 - **Achieved FLOP/s** = xla FLOPs per update / measured seconds per update, and the **peak** of
   this machine measured in the same process (a jitted 1024 x 1024 float32 matmul, best of several
   runs), hence the fraction of peak.
-- **Where time goes**: each piece compiled as its own vmapped program over the grid and timed
-  alone (median of repeats after a warm-up): the env step alone (random actions, the same
+- **Where time goes**: each piece compiled as its own program over the grid, vmapped a block
+  of runs at a time as the task's update program is on this backend (``ppo.runs_per_block``),
+  and timed alone (median of repeats after a warm-up): the env step alone (random actions, the same
   ``num_steps x num_envs`` per run), the rollout (policy forward + env step + bookkeeping), GAE
   (``value_targets``), and the PPO epochs as the whole update minus rollout minus GAE.
 
@@ -121,11 +122,45 @@ def sweep_of(configs: int) -> PPOSweep:
     )
 
 
-def grid_map(fn: tp.Callable, in_axes: tuple) -> tp.Callable:
-    """``fn`` over (configs, seeds): ``in_axes`` gives each argument's (config, seed) axes."""
+def grid_map(fn: tp.Callable, in_axes: tuple, block: int | None = None) -> tp.Callable:
+    """``fn`` over (configs, seeds): ``in_axes`` gives each argument's (config, seed) axes (all
+    leading, or None). ``block``: as the task's update program runs on a CPU, ``block`` runs at
+    a time (``ppo.blocked_update``'s rule); None: every run in one vmap."""
     inner = tuple(None if a is None else a[1] for a in in_axes)
     outer = tuple(None if a is None else a[0] for a in in_axes)
-    return jax.jit(jax.vmap(jax.vmap(fn, inner), outer))
+    grid = jax.vmap(jax.vmap(fn, inner), outer)
+    if block is None:
+        return jax.jit(grid)
+
+    def blocked(*args: tp.Any) -> tp.Any:
+        shape = next(jax.tree.leaves(x)[0].shape[:2] for x, a in zip(args, in_axes) if a == (0, 0))
+        runs = shape[0] * shape[1]
+        size = ppo.block_size(runs, block)
+        if size == runs:
+            return grid(*args)
+
+        def per_run(x: tp.Any, axes: tuple | None) -> tp.Any:
+            if axes is None:
+                return None
+            if axes == (0, 0):
+                return jax.tree.map(lambda v: v.reshape((runs,) + v.shape[2:]), x)
+            if axes == (0, None):
+                return jax.tree.map(lambda v: jnp.repeat(v, shape[1], axis=0), x)
+            return jax.tree.map(lambda v: jnp.tile(v, (shape[0],) + (1,) * (v.ndim - 1)), x)
+
+        which = [i for i, a in enumerate(in_axes) if a is not None]
+
+        def one(xs: list) -> tp.Any:
+            full = list(args)
+            for i, x in zip(which, xs):
+                full[i] = x
+            return fn(*full)
+
+        xs = [per_run(args[i], in_axes[i]) for i in which]
+        out = jax.lax.map(one, xs, batch_size=size)
+        return jax.tree.map(lambda v: v.reshape(shape + v.shape[1:]), out)
+
+    return jax.jit(blocked)
 
 
 def account(variant: str, spec: str, repeats: int, peak: float) -> dict[str, tp.Any]:
@@ -139,16 +174,17 @@ def account(variant: str, spec: str, repeats: int, peak: float) -> dict[str, tp.
     seed_ids = jnp.arange(seeds, dtype=jnp.int32)
     both, cfg, none = (0, 0), (0, None), None
 
+    block = ppo.runs_per_block(trainer, PPOSweep(), jax.default_backend())
     runner = grid_map(trainer.init, (cfg, (None, 0)))(sweep, seed_ids)
     idx = jnp.arange(UPDATES_TIMED, dtype=jnp.int32)
-    update = grid_map(trainer.update, (both, cfg, none))
+    update = grid_map(trainer.update, (both, cfg, none), block)
     t_update = timed(update, runner, sweep, idx, repeats=repeats) / UPDATES_TIMED
 
     keys = jax.vmap(lambda c: jax.vmap(lambda s: jax.random.PRNGKey(c * 1000 + s))(seed_ids))(
         jnp.arange(configs)
     )
     rollout = grid_map(lambda p, lp, k: trainer.rollout(p, lp, k, static.num_steps),
-                       (both, both, both))  # fmt: skip
+                       (both, both, both), block)  # fmt: skip
     t_rollout = timed(rollout, runner.params, runner.loop, keys, repeats=repeats)
     _, traj = rollout(runner.params, runner.loop, keys)
 
@@ -157,7 +193,7 @@ def account(variant: str, spec: str, repeats: int, peak: float) -> dict[str, tp.
         lam0, lam1 = s.lambda0, s.lambda1
         return ppo.value_targets(t.reward, t.value, t.done, last, static.gamma, lam0, lam1)
 
-    t_gae = timed(grid_map(gae, (both, cfg)), traj, sweep, repeats=repeats)
+    t_gae = timed(grid_map(gae, (both, cfg), block), traj, sweep, repeats=repeats)
 
     n_actions = env.action_space(env_params).n
 
@@ -176,7 +212,7 @@ def account(variant: str, spec: str, repeats: int, peak: float) -> dict[str, tp.
 
         return jax.lax.scan(body, state, jax.random.split(k_run, static.num_steps))[1].sum()
 
-    t_env = timed(grid_map(env_only, (both,)), keys, repeats=repeats)
+    t_env = timed(grid_map(env_only, (both,), block), keys, repeats=repeats)
 
     # FLOPs of the loop-free pieces (one run), times the update's trip counts
     one = jax.tree.map(lambda x: x[0, 0], runner)
@@ -209,6 +245,7 @@ def account(variant: str, spec: str, repeats: int, peak: float) -> dict[str, tp.
     return {
         "variant": variant,
         "grid": spec,
+        "runs_per_block": ppo.block_size(configs * seeds, block),
         "update_s": t_update,
         "env_steps_per_s": steps / t_update,
         "flops_update_xla": xla_update,
@@ -229,13 +266,13 @@ def table(rows: list[dict[str, tp.Any]], peak: float) -> str:
         f"peak float32 matmul: {peak / 1e9:.1f} GFLOP/s ({jax.devices()[0].platform}, "
         f"{jax.device_count()} device(s))",
         "",
-        "| variant | grid | update ms | env steps/s | GFLOP/update (xla / hand) | GFLOP/s | "
-        "% of peak | env | rollout | GAE | epochs |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| variant | grid | runs per block | update ms | env steps/s | GFLOP/update (xla / hand) "
+        "| GFLOP/s | % of peak | env | rollout | GAE | epochs |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['variant']} | {r['grid']} | {r['update_s'] * 1e3:.2f} | "
+            f"| {r['variant']} | {r['grid']} | {r['runs_per_block']} | {r['update_s'] * 1e3:.2f} | "
             f"{r['env_steps_per_s']:,.0f} | {r['flops_update_xla'] / 1e9:.4f} / "
             f"{r['flops_update_hand'] / 1e9:.4f} | {r['flops_per_s'] / 1e9:.2f} | "
             f"{100 * r['fraction_of_peak']:.2f} | {100 * r['share_env']:.0f}% | "
