@@ -269,6 +269,7 @@ def test_stores_and_planned_cells_hold_one_copy_of_each_label_value(study):
     assert {c.task_id for c in planned} == {*ids, "t10_h64"}
     assert all(c.task_id is ids[c.task_id] for c in planned if c.task_id in ids)
     assert len({id(s.names) for s in stores}) == 1 and len({id(s.attrs) for s in stores}) == 1
+    assert len({id(s.content) for s in stores}) == 2  # t5_h64 has fewer config rows
     aligned = align(stores, label_names(stores), same)
     planned = read_manifest(Path("runs/tmaze_ppo.json"), label_names(stores), same)
     rows = {id(row) for s in aligned for row in s.rows}

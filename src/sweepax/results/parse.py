@@ -76,13 +76,14 @@ def _sort_key(value: tp.Any) -> tuple:
 
 class Content(tp.NamedTuple):
     """What ``fill`` needs of a store, without holding its data: seeds, updates, env steps, its
-    data variables (``name -> (dtype, per update)``) and how to load their values."""
+    data variables (``name -> (dtype, per update)``) and how to load their values from the
+    store's path. Stores of one shape share one ``Content``."""
 
     seeds: list[int]
     n_update: int
     env_steps: np.ndarray
     variables: dict[str, tuple[np.dtype, bool]]
-    load: tp.Callable[[], dict[str, np.ndarray]]  # data variable -> (config, seed[, update])
+    load: tp.Callable[[Path | str], dict[str, np.ndarray]]  # var -> (config, seed[, update])
 
 
 def dataset_content(ds: xr.Dataset) -> Content:
@@ -92,7 +93,7 @@ def dataset_content(ds: xr.Dataset) -> Content:
         n_update=int(ds.sizes.get("update", 0)),
         env_steps=np.asarray(ds["env_steps"].values),
         variables={n: (v.dtype, "update" in v.dims) for n, v in ds.data_vars.items()},
-        load=lambda: {n: np.asarray(ds[n].values) for n in ds.data_vars},
+        load=lambda path: {n: np.asarray(ds[n].values) for n in ds.data_vars},
     )
 
 
@@ -110,6 +111,10 @@ class TaskStore(tp.NamedTuple):
     rows: tuple[tuple[tp.Any, ...], ...]  # per config row, its value of each of ``names``
     content: Content
     attrs: dict[str, tp.Any]  # the attributes parse uses (``KEPT_ATTRS``)
+
+    def load(self) -> dict[str, np.ndarray]:
+        """The store's data variables (``Content.load``)."""
+        return self.content.load(self.path)
 
     def labels(self, row: int) -> dict[str, tp.Any]:
         """``{ENV: env, name: value}`` of config row ``row``."""
@@ -220,14 +225,24 @@ def read_content(
     }
     sizes = {d: n for v in where.arrays for d, n in zip(where.dims(v), where.shape(v), strict=True)}
     arrays = tuple((n, how[n]) for n in where.data_vars)  # how fill decodes the data
+    arrays = same.setdefault(arrays, arrays)
     content = Content(
         seeds=_one_copy(same, [int(x) for x in small["seed"].tolist()]),
         n_update=int(sizes.get("update", 0)),
         env_steps=_one_copy(same, small["env_steps"]),
         variables=_one_copy(same, variables),
-        load=functools.partial(read_plain, str(path), same.setdefault(arrays, arrays)),
+        load=same.setdefault(("load", arrays), functools.partial(_read_plain, arrays)),
+    )
+    seeds, n_update, steps, variables, load = content  # each one copy already: keyed by id
+    content = same.setdefault(
+        ("content", id(seeds), n_update, id(steps), id(variables), id(load)), content
     )
     return where.attrs, content, int(sizes.get("config", 1)), {n: small[n].tolist() for n in along}
+
+
+def _read_plain(arrays: tp.Iterable[tuple[str, Plain]], path: Path | str) -> dict[str, np.ndarray]:
+    """``read_plain(path, arrays)``."""
+    return read_plain(path, arrays)
 
 
 def _plain(same: dict[tp.Any, tp.Any], name: str, meta: dict[str, tp.Any]) -> Plain | None:
@@ -481,7 +496,7 @@ def fill(stores: list[TaskStore], grid: Grid, tensor: Tensor) -> collections.Cou
 
     def load(s: TaskStore) -> tuple[dict[str, np.ndarray] | None, Exception | None]:
         try:
-            return s.content.load(), None
+            return s.load(), None
         except Exception as err:  # any decode error: the store is damaged, not parse
             return None, err
 
