@@ -12,19 +12,27 @@ import pytest
 import xarray as xr
 from rich.console import Console
 
+from sweepax.results import parse
 from sweepax.results.parse import (
+    ABSENT,
     REASON_NOT_PLANNED,
     PlannedCell,
     TaskStore,
+    _value,
+    align,
     allocate,
     coordinate_values,
     dataset_content,
     fill,
+    label_names,
     main,
     missing_cells,
     parse_study,
+    read_manifest,
+    read_stores,
 )
 from sweepax.results.store import open_store
+from sweepax.results.values import nanmean
 
 
 def _parse(study_dir, **kwargs):
@@ -235,7 +243,63 @@ def _grid_store(env, rows, seeds=(0,), n_update=2, dtype=np.float32, steps=(10, 
         },
         coords={"seed": list(seeds), "env_steps": ("update", list(steps)[:n_update])},
     )
-    return TaskStore(0, "t", Path("t.zarr"), "2026", env, rows, dataset_content(ds), {})
+    names = ("env", *rows[0])
+    values = tuple((env, *row.values()) for row in rows)
+    return TaskStore(0, "t", Path("t.zarr"), "2026", env, names, values, dataset_content(ds), {})
+
+
+def test_stores_and_planned_cells_hold_one_copy_of_each_label_value(study):
+    same = {}
+    _, stores, _ = read_stores(study.study_dir, same=same)
+    planned = read_manifest(Path("runs/tmaze_ppo.json"), label_names(stores), same)
+    for s in stores:  # each config row's labels, as the store's attributes and coords say
+        ds = open_store(s.path)
+        for c in range(ds.sizes["config"]):
+            labels = s.labels(c)
+            assert labels["env"] == ds.attrs["static"]["env"]
+            assert labels["hidden_size"] == ds.attrs["static"]["hidden_size"]
+            for name in ds.attrs["hparams_vmapped"]:
+                assert labels[name] == ds[name].values[c].item()
+    seen = {}
+    for values in [*(row for s in stores for row in s.rows), *(c.labels for c in planned)]:
+        for value in values:
+            if value is not ABSENT:
+                assert seen.setdefault((type(value), repr(value)), value) is value
+    ids = {s.task_id: s.task_id for s in stores}
+    assert {c.task_id for c in planned} == {*ids, "t10_h64"}
+    assert all(c.task_id is ids[c.task_id] for c in planned if c.task_id in ids)
+    assert len({id(s.names) for s in stores}) == 1 and len({id(s.attrs) for s in stores}) == 1
+    assert len({id(s.content) for s in stores}) == 2  # t5_h64 has fewer config rows
+    aligned = align(stores, label_names(stores), same)
+    planned = read_manifest(Path("runs/tmaze_ppo.json"), label_names(stores), same)
+    rows = {id(row) for s in aligned for row in s.rows}
+    ran = [c for c in planned if c.task_id != "t10_h64"]
+    assert ran and all(id(c.labels) in rows for c in ran)  # the stores' rows, not copies
+    assert [s.labels(c) for s in aligned for c in range(len(s.rows))] == [
+        s.labels(c) for s in stores for c in range(len(s.rows))
+    ]
+
+
+def test_one_copy_of_a_label_value_keeps_types_nan_and_signed_zero_apart():
+    same = {}
+    nan = float("nan")
+    assert _value(same, nan) is nan and _value(same, float("nan")) is nan
+    assert _value(same, 0.0) is not _value(same, -0.0)
+    assert [type(_value(same, v)) for v in (1, 1.0, True, "1", None)] == [
+        int, float, bool, str, type(None)
+    ]  # fmt: skip
+
+
+def test_config_means_a_block_at_a_time_equal_the_means_of_the_whole_curves(monkeypatch):
+    rng = np.random.default_rng(1)
+    curve = rng.normal(size=(3, 4, 2, 5, 7)).astype(np.float32)  # (*configs, seed, update)
+    curve[0, 1] = np.nan  # configs with no finite value
+    curve[2, 3, :, 1:] = np.nan
+    whole = nanmean(nanmean(curve, axis=-1), axis=-1).reshape(-1)
+    monkeypatch.setattr(parse, "REPORT_BYTES", 64)  # smaller than one config's curves
+    np.testing.assert_array_equal(parse.config_means(curve), whole)
+    assert np.isnan(whole[2:4]).all() and np.isfinite(whole[23])
+    np.testing.assert_array_equal(parse.config_means(curve[0, 0, 0]), whole[:1])  # no hparams
 
 
 def test_coordinate_values_sort_numbers_then_strings_then_none_and_split_fixed():
@@ -244,8 +308,8 @@ def test_coordinate_values_sort_numbers_then_strings_then_none_and_split_fixed()
         _grid_store("a", [{"x": 1, "s": "a", "k": 1}], seeds=(3, 1)),
     ]
     planned = [
-        PlannedCell({"env": "c", "x": 0, "s": "a", "k": 1}, 7, "p"),
-        PlannedCell({"env": "d", "x": -1}, 9, "q"),  # not fully labelled: adds nothing
+        PlannedCell(("c", 0, "a", 1), (7,), "p"),
+        PlannedCell(("d", -1, ABSENT, ABSENT), (9,), "q"),  # not fully labelled: adds nothing
     ]
     grid = coordinate_values(stores, planned, ["x", "s", "k"])
     assert grid.coords == {
@@ -278,7 +342,7 @@ def test_allocate_takes_the_widest_dtype_and_fill_lets_the_newest_store_win():
 
 def test_missing_cells_group_seeds_per_task_and_name_unplanned_ones():
     stores = [_grid_store("e", [{"x": 1}], seeds=(0,))]
-    planned = [PlannedCell({"env": "e", "x": 2}, s, "t2") for s in (0, 1)]
+    planned = [PlannedCell(("e", 2), (0, 1), "t2")]
     grid = coordinate_values(stores, planned, ["x"])
     tensor = allocate(stores, grid)
     fill(stores, grid, tensor)

@@ -137,6 +137,62 @@ def test_a_study_of_one_config_has_one_config_and_it_wins(stores, tmp_path, monk
     assert best["hyperparams"]["tmaze_5"]["lambda0"] == 0.9
 
 
+def _blocks(array: np.ndarray, step: int):
+    return lambda: (array[i : i + step] for i in range(0, len(array), step))
+
+
+def test_dump_writes_streamed_arrays_block_by_block_as_pickle_writes_whole_ones(tmp_path):
+    rng = np.random.default_rng(0)
+    large = rng.normal(size=(40, 100, 1, 3)).astype(np.float32)  # 48 KB: a frame holds it
+    larger = rng.normal(size=(300, 100, 1, 3)).astype(np.float32)  # 360 KB: written apart
+    value = {
+        "envs": ["a", "b"],
+        "scores": {
+            "a": {"scores": pobax_pickles.Streamed(larger.shape, larger.dtype, _blocks(larger, 7))},
+            "b": {"scores": pobax_pickles.Streamed(large.shape, large.dtype, _blocks(large, 9))},
+        },
+        "final": larger[:, 0],  # the same dtype again: pickle refers back to it
+        "swept_hyperparams": {"a": {"lr": [1e-3] * 300}},
+    }
+    whole = {**value, "scores": {"a": {"scores": larger}, "b": {"scores": large}}}
+    with open(tmp_path / "streamed.pkl", "wb") as f:
+        pobax_pickles.dump(value, f)
+    assert (tmp_path / "streamed.pkl").read_bytes() == pickle.dumps(whole, protocol=4)
+    pickler = pobax_pickles._Pickler(io.BytesIO())
+    pickler.dump(value)
+    assert pickler.streamed == 1  # the large one: its bytes never held whole
+
+
+def test_dump_rewrites_from_whole_arrays_when_the_pickler_keeps_a_stand_in(tmp_path, monkeypatch):
+    # a stand-in smaller than pickle's frame is copied into the frame, never handed to write
+    monkeypatch.setattr(pobax_pickles._Pickler, "FRAME", 16)
+    array = np.arange(60, dtype=np.float32).reshape(20, 3)
+    value = {"x": pobax_pickles.Streamed(array.shape, array.dtype, _blocks(array, 6)), "y": 1}
+    with open(tmp_path / "p.pkl", "wb") as f:
+        f.write(b"kept")
+        pobax_pickles.dump(value, f)
+    data = (tmp_path / "p.pkl").read_bytes()
+    assert data == b"kept" + pickle.dumps({"x": array, "y": 1}, protocol=4)
+
+
+def test_parsed_scores_made_in_blocks_equal_the_whole_transposed_curves(study, monkeypatch):
+    scores = xr.open_zarr(study.study_dir / "scores.zarr").load()
+    whole = pobax_pickles.parsed(scores, False)
+    monkeypatch.setattr(pobax_pickles, "BLOCK_BYTES", 1)  # one config per block
+    n_configs = {}
+    for env in scores["env"].values.tolist():
+        configs = pobax_pickles.env_configs(scores, env, False)
+        curve = configs.per_update[configs.rows]
+        expected = np.ascontiguousarray(curve.transpose(0, 2, 1)[:, :, None, :])
+        assert len(list(configs.scores_blocks())) == len(configs.rows)
+        np.testing.assert_array_equal(configs.scores(), expected)
+        np.testing.assert_array_equal(whole["scores"][env]["scores"], expected)
+        streamed = pobax_pickles.parsed(scores, False, streamed=True)["scores"][env]["scores"]
+        np.testing.assert_array_equal(streamed.array(), expected)
+        n_configs[env] = (len(configs.rows), len(configs.per_update))
+    assert n_configs == {"tmaze_5": (8, 8), "tmaze_10": (2, 8)}  # tmaze_10 ran only some configs
+
+
 def test_all_hyperparams_are_the_resolved_args_with_swept_values_as_lists(study):
     parsed = load(study.study_dir / "parsed_hparam_scores.pkl")
     hp = parsed["all_hyperparams"]

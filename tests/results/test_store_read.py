@@ -85,7 +85,7 @@ def test_an_array_xarray_would_decode_is_read_through_xarray(tmp_path):
     attrs, content, n_config, _ = read_content(path)
     assert attrs["static"] == {"env": "e"} and n_config == 1
     assert content.variables["episodes"] == (np.dtype(np.float64), False)
-    assert np.isnan(content.load()["episodes"][0, 1])
+    assert np.isnan(content.load(path)["episodes"][0, 1])
 
 
 def test_read_content_gives_what_parse_needs_without_the_data(tmp_path):
@@ -97,7 +97,7 @@ def test_read_content_gives_what_parse_needs_without_the_data(tmp_path):
     assert content.variables["episodes"] == (np.dtype(np.int32), True)
     assert content.variables["final_return"] == (np.dtype(np.float32), False)
     assert coords == {"lr": pytest.approx([1e-3, 2e-3, 3e-3]), "lambda0": [0.5] * 3}
-    loaded = content.load()
+    loaded = content.load(path)
     np.testing.assert_array_equal(loaded["episode_return"], open_store(path)["episode_return"])
 
 
@@ -155,7 +155,7 @@ def test_check_store_keeps_the_checked_bytes_and_parse_reads_labels_from_them(tm
     assert (attrs, n_config, coords) == (want[0], want[2], want[3])
     assert content.seeds == want[1].seeds and content.variables == want[1].variables
     np.testing.assert_array_equal(content.env_steps, want[1].env_steps)
-    loaded, ds = content.load(), open_store(path)
+    loaded, ds = content.load(path), open_store(path)
     assert set(loaded) == set(want[1].variables)
     for name, values in loaded.items():
         assert values.dtype == ds[name].dtype, name
@@ -217,7 +217,7 @@ def test_parse_checks_every_store_as_study_stores_does_in_the_same_read(tmp_path
     assert [s.index for s in stores] == list(range(4)) and unreadable == []
     old = next(s for s in stores if s.task_id == "t3")  # read from its files, not kept bytes
     np.testing.assert_array_equal(
-        old.content.load()["episode_return"], open_store(old.path)["episode_return"]
+        old.load()["episode_return"], open_store(old.path)["episode_return"]
     )
 
 

@@ -12,12 +12,14 @@ import argparse
 import collections
 import functools
 import json
+import os
 import sys
 import typing as tp
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
+import zarr
 from rich.console import Console
 from rich.progress import track
 
@@ -26,6 +28,7 @@ from sweepax.console import make_console
 from sweepax.errors import UserError, cli
 from sweepax.results import pobax_pickles
 from sweepax.results.store import (
+    COMPLETE,
     CORRUPT,
     UNVERIFIABLE,
     Checked,
@@ -45,6 +48,8 @@ from sweepax.results.store import (
 from sweepax.results.values import coord_values, jsonable, nanmean
 
 SCORES = "scores.zarr"
+WRITE_CHUNKS = 2  # chunks of scores.zarr encoded at once
+REPORT_BYTES = 2**20  # the printed summary's means are taken this much of the curves at a time
 ENV = "env"
 NOT_LABELS = ("env", "seed", "n_seeds")
 REASON_MISSING = "missing (task {task_id} has no complete store)"
@@ -71,13 +76,14 @@ def _sort_key(value: tp.Any) -> tuple:
 
 class Content(tp.NamedTuple):
     """What ``fill`` needs of a store, without holding its data: seeds, updates, env steps, its
-    data variables (``name -> (dtype, per update)``) and how to load their values."""
+    data variables (``name -> (dtype, per update)``) and how to load their values from the
+    store's path. Stores of one shape share one ``Content``."""
 
     seeds: list[int]
     n_update: int
     env_steps: np.ndarray
     variables: dict[str, tuple[np.dtype, bool]]
-    load: tp.Callable[[], dict[str, np.ndarray]]  # data variable -> (config, seed[, update])
+    load: tp.Callable[[Path | str], dict[str, np.ndarray]]  # var -> (config, seed[, update])
 
 
 def dataset_content(ds: xr.Dataset) -> Content:
@@ -87,49 +93,64 @@ def dataset_content(ds: xr.Dataset) -> Content:
         n_update=int(ds.sizes.get("update", 0)),
         env_steps=np.asarray(ds["env_steps"].values),
         variables={n: (v.dtype, "update" in v.dims) for n, v in ds.data_vars.items()},
-        load=lambda: {n: np.asarray(ds[n].values) for n in ds.data_vars},
+        load=lambda path: {n: np.asarray(ds[n].values) for n in ds.data_vars},
     )
 
 
 class TaskStore(tp.NamedTuple):
-    """One complete task store as parse reads it: its labels and ``Content``, not its data."""
+    """One complete task store as parse reads it: its labels and ``Content``, not its data.
+    A study's stores share their label names, values and attributes (one copy of each, see
+    ``_one_copy``), so what a store costs beyond them is a few tuples."""
 
     index: int
     task_id: str
-    path: Path
+    path: str  # as text: the one string ``attrs["stores"]`` and ``Content.load`` use too
     completed_at: str
     env: tp.Any
-    rows: list[dict[str, tp.Any]]  # label values of each config row (all label names present)
+    names: tuple[str, ...]  # ENV, then the store's label names (the study's after ``align``)
+    rows: tuple[tuple[tp.Any, ...], ...]  # per config row, its value of each of ``names``
     content: Content
     attrs: dict[str, tp.Any]  # the attributes parse uses (``KEPT_ATTRS``)
+
+    def load(self) -> dict[str, np.ndarray]:
+        """The store's data variables (``Content.load``)."""
+        return self.content.load(self.path)
+
+    def labels(self, row: int) -> dict[str, tp.Any]:
+        """``{ENV: env, name: value}`` of config row ``row``."""
+        return dict(zip(self.names, self.rows[row], strict=True))
 
 
 KEPT_ATTRS = ("study", "entry", "hparams_static", "hparams_vmapped")
 
 
-class PlannedCell(tp.NamedTuple):
-    """One (labels, seed) cell a manifest plans, and the task that should provide it."""
+ABSENT = type("Absent", (), {"__repr__": lambda self: "ABSENT"})()  # a label not given
 
-    labels: dict[str, tp.Any]  # env and every label name the manifest gives
-    seed: int
+
+class PlannedCell(tp.NamedTuple):
+    """The cells a manifest plans for one config row of a task: its labels, its seeds and the
+    task that should provide them."""
+
+    labels: tuple[tp.Any, ...]  # value of env and of each label name, ``ABSENT`` if not given
+    seeds: tuple[int, ...]
     task_id: str
 
 
 def read_stores(
-    study_dir: Path, progress: bool = False
+    study_dir: Path, progress: bool = False, same: dict[tp.Any, tp.Any] | None = None
 ) -> tuple[list[StoreState], list[TaskStore], list[StoreState]]:
     """Check every store of the study in full (``study_stores(full=True)``) and, in the same
     read, the labels and ``Content`` of each complete one, not its data: ``(states, stores,
     unreadable)``, states and stores oldest first, a store that fails to decode being corrupt
-    with the error."""
-    same: dict[tp.Any, tp.Any] = {}  # one copy of what many stores share (memory per store)
+    with the error. ``same``: one copy of what many stores share (see ``_one_copy``)."""
+    same = {} if same is None else same
 
     def read(path: Path) -> tuple[StoreState, tp.Any, Exception | None]:
         checked = check_store(path, full=True, keep=True)
         if not checked.state.complete:
             return checked.state, None, None
-        try:
-            return checked.state, read_content(path, same, checked), None
+        try:  # the state's path: its text, cached, is the one string of the store's path
+            return checked.state, read_content(checked.state.path, same, checked), None
         except Exception as err:  # any decode error: the store is damaged, not parse
             return checked.state, None, err
 
@@ -144,14 +165,15 @@ def read_stores(
             unreadable.append(_unreadable(state, err))
         elif content is not None:
             attrs, content, n_config, coords = content
-            env, rows = store_labels(attrs, n_config, coords, state.path)
-            kept = {k: _one_copy(same, attrs[k]) for k in KEPT_ATTRS if k in attrs}
-            read_back.append((state, env, rows, content, kept))
+            env, names, rows = store_labels(attrs, n_config, coords, state.path, same)
+            kept = _one_copy(same, {k: _one_copy(same, attrs[k]) for k in KEPT_ATTRS if k in attrs})
+            _value(same, state.task_id)  # the manifest's task ids become this one copy
+            read_back.append((state, env, names, rows, content, kept))
     states.sort(key=_oldest_first)
     read_back.sort(key=lambda r: _oldest_first(r[0]))
     stores = [
-        TaskStore(i, s.task_id, s.path, str(s.completed_at), env, rows, content, kept)
-        for i, (s, env, rows, content, kept) in enumerate(read_back)
+        TaskStore(i, s.task_id, str(s.path), str(s.completed_at), env, names, rows, content, kept)
+        for i, (s, env, names, rows, content, kept) in enumerate(read_back)
     ]
     return states, stores, unreadable
 
@@ -167,6 +189,13 @@ def _one_copy(same: dict[tp.Any, tp.Any], value: tp.Any) -> tp.Any:
         key: tp.Any = ("array", value.dtype.str, value.shape, value.tobytes())
     else:
         key = ("json", type(value).__name__, json.dumps(value, sort_keys=True, default=str))
+    return same.setdefault(key, value)
+
+
+def _value(same: dict[tp.Any, tp.Any], value: tp.Any) -> tp.Any:
+    """``_one_copy`` of a label value or name (a plain scalar, ``_py``), keyed by its type and,
+    for a float, its ``repr`` (NaN equals itself, -0.0 stays apart from 0.0)."""
+    key = ("value", type(value), repr(value) if isinstance(value, float) else value)
     return same.setdefault(key, value)
 
 
@@ -196,14 +225,24 @@ def read_content(
     }
     sizes = {d: n for v in where.arrays for d, n in zip(where.dims(v), where.shape(v), strict=True)}
     arrays = tuple((n, how[n]) for n in where.data_vars)  # how fill decodes the data
+    arrays = same.setdefault(arrays, arrays)
     content = Content(
         seeds=_one_copy(same, [int(x) for x in small["seed"].tolist()]),
         n_update=int(sizes.get("update", 0)),
         env_steps=_one_copy(same, small["env_steps"]),
         variables=_one_copy(same, variables),
-        load=functools.partial(read_plain, path, same.setdefault(arrays, arrays)),
+        load=same.setdefault(("load", arrays), functools.partial(_read_plain, arrays)),
+    )
+    seeds, n_update, steps, variables, load = content  # each one copy already: keyed by id
+    content = same.setdefault(
+        ("content", id(seeds), n_update, id(steps), id(variables), id(load)), content
     )
     return where.attrs, content, int(sizes.get("config", 1)), {n: small[n].tolist() for n in along}
+
+
+def _read_plain(arrays: tp.Iterable[tuple[str, Plain]], path: Path | str) -> dict[str, np.ndarray]:
+    """``read_plain(path, arrays)``."""
+    return read_plain(path, arrays)
 
 
 def _plain(same: dict[tp.Any, tp.Any], name: str, meta: dict[str, tp.Any]) -> Plain | None:
@@ -235,9 +274,12 @@ def store_labels(
     n_config: int,
     coords: tp.Mapping[str, list[tp.Any]],
     path: Path,
-) -> tuple[tp.Any, list[dict[str, tp.Any]]]:
-    """``(env, rows)``: a store's env and the label values of each of its ``n_config`` config
-    rows, from its attributes and its coordinates along ``config`` (``coords``)."""
+    same: dict[tp.Any, tp.Any] | None = None,
+) -> tuple[tp.Any, tuple[str, ...], tuple[tuple[tp.Any, ...], ...]]:
+    """``(env, names, rows)``: a store's env, its label names and the values of each of its
+    ``n_config`` config rows, from its attributes and its coordinates along ``config``
+    (``coords``). ``same``: see ``_one_copy``; values equal to one seen before are that one."""
+    same = {} if same is None else same
     static = attrs.get("static") or {}
     args = attrs.get("args") or {}
     env = static.get(ENV, args.get(ENV))
@@ -257,7 +299,39 @@ def store_labels(
         values = coords[name] if name in coords else [None] * n_config
         for row, value in zip(rows, values, strict=True):
             row[name] = _py(value)
-    return _py(env), rows
+    env = _value(same, _py(env))
+    names = _one_copy(same, (ENV, *(rows[0] if rows else ())))
+    rows_of_values = tuple(
+        tuple(_value(same, row[n]) if n != ENV else env for n in names) for row in rows
+    )
+    return env, names, rows_of_values
+
+
+def align(
+    stores: list[TaskStore], names: list[str], same: dict[tp.Any, tp.Any] | None = None
+) -> list[TaskStore]:
+    """``stores`` with their rows over ``[ENV, *names]`` (None for a name a store has not),
+    one copy of each distinct row (``_one_copy``): a planned cell with a store's labels
+    (``read_manifest``) then costs no copy of them."""
+    same = {} if same is None else same
+    keys = _one_copy(same, (ENV, *names))
+    out = []
+    for s in stores:
+        if s.names == keys:  # the usual study: every store has every label, in this order
+            rows = tuple(_row(same, row) for row in s.rows)
+        else:
+            at = [s.names.index(n) if n in s.names else None for n in keys]
+            rows = tuple(
+                _row(same, tuple(None if k is None else row[k] for k in at)) for row in s.rows
+            )
+        same_rows = all(a is b for a, b in zip(rows, s.rows, strict=True))
+        out.append(s._replace(names=keys) if same_rows else s._replace(names=keys, rows=rows))
+    return out
+
+
+def _row(same: dict[tp.Any, tp.Any], row: tuple[tp.Any, ...]) -> tuple[tp.Any, ...]:
+    """``row`` (label values, each ``_value``), or an equal one seen before."""
+    return same.setdefault("rows", {}).setdefault(row, row)
 
 
 def label_names(stores: list[TaskStore]) -> list[str]:
@@ -287,8 +361,14 @@ def find_manifest(study: str, manifest: Path | None = None) -> Path | None:
     return default if default.is_file() else None
 
 
-def read_manifest(path: Path, names: list[str]) -> list[PlannedCell]:
-    """Every cell a manifest (``runs/<study>.json``) plans, from its ``tasks``."""
+def read_manifest(
+    path: Path, names: list[str], same: dict[tp.Any, tp.Any] | None = None
+) -> list[PlannedCell]:
+    """Every cell a manifest (``runs/<study>.json``) plans, from its ``tasks``: one
+    ``PlannedCell`` per config row of a task, its labels in the order ``[ENV, *names]``.
+    ``same``: see ``_one_copy`` (the stores' values, so the planned ones cost no more)."""
+    same = {} if same is None else same
+    keys = [ENV, *names]
     try:
         doc = json.loads(path.read_text())
         tasks = doc["tasks"]
@@ -297,11 +377,13 @@ def read_manifest(path: Path, names: list[str]) -> list[PlannedCell]:
             static = task.get("static") or {}
             base = {n: _py(static[n]) for n in names if n in static}
             base[ENV] = _py(static.get(ENV))
+            seeds = _one_copy(same, tuple(int(seed) for seed in task["seeds"]))
+            task_id = _value(same, str(task["task_id"]))
             for config in task.get("configs") or [{}]:
                 labels = dict(base)
                 labels.update({n: _py(config[n]) for n in names if n in config})
-                for seed in task["seeds"]:
-                    cells.append(PlannedCell(labels, int(seed), str(task["task_id"])))
+                values = tuple(_value(same, labels[k]) if k in labels else ABSENT for k in keys)
+                cells.append(PlannedCell(_row(same, values), seeds, task_id))
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise UserError(
             f"{path}: not a sweepax manifest ({type(err).__name__}: {err}); regenerate it with "
@@ -342,15 +424,18 @@ def coordinate_values(
     seeds: set[int] = set()
     for s in stores:
         values[ENV].add(s.env)
-        for row in s.rows:
-            for n in names:
-                values[n].add(row.get(n))
+        for n in names:
+            if n in s.names:
+                k = s.names.index(n)
+                values[n].update(row[k] for row in s.rows)
+            elif s.rows:
+                values[n].add(None)
         seeds.update(s.content.seeds)
-    for cell in planned:
-        if all(n in cell.labels for n in names) and cell.labels.get(ENV) is not None:
-            for n in [ENV, *names]:
-                values[n].add(cell.labels[n])
-            seeds.add(cell.seed)
+    for cell in planned:  # labels in the order [ENV, *names]
+        if ABSENT not in cell.labels and cell.labels[0] is not None:
+            for n, value in zip(values, cell.labels, strict=True):
+                values[n].add(value)
+            seeds.update(cell.seeds)
     coords = {n: sorted(v, key=_sort_key) for n, v in values.items()}
     varying = [n for n in names if len(coords[n]) > 1]
     return Grid(
@@ -384,9 +469,13 @@ def allocate(stores: list[TaskStore], grid: Grid) -> Tensor:
                 (per_update if along_update else final).append(name)
             dtypes[name] = np.result_type(dtypes.get(name, np.float32), dtype, np.float32)
     shape = grid.shape
-    steps = [np.asarray(s.content.env_steps, np.float64) for s in stores]
-    if all(np.array_equal(steps[0], x) for x in steps[1:]):
-        env_steps = steps[0].astype(np.int64)
+    first = np.asarray(stores[0].content.env_steps if stores else [], np.float64)
+    if all(
+        s.content.env_steps is stores[0].content.env_steps
+        or np.array_equal(first, np.asarray(s.content.env_steps, np.float64))
+        for s in stores[1:]
+    ):  # one copy of the steps many stores share: compared by identity first
+        env_steps = first.astype(np.int64)
     else:
         env_steps = np.full((*shape[:-1], grid.n_update), np.nan)
     return Tensor(
@@ -403,36 +492,37 @@ def fill(stores: list[TaskStore], grid: Grid, tensor: Tensor) -> collections.Cou
     store providing a cell wins it; returns ``{(winner index, loser index): cells}``. A store
     whose data fails to decode raises ``UnreadableStoreError`` before it claims any cell."""
     superseded: collections.Counter = collections.Counter()
-    owner: dict[tuple, int] = {}
     seed_pos = {s: i for i, s in enumerate(grid.seeds)}
 
     def load(s: TaskStore) -> tuple[dict[str, np.ndarray] | None, Exception | None]:
         try:
-            return s.content.load(), None
+            return s.load(), None
         except Exception as err:  # any decode error: the store is damaged, not parse
             return None, err
 
-    newest_first = sorted(stores, key=lambda s: (s.completed_at, s.path.name), reverse=True)
+    newest_first = sorted(
+        stores, key=lambda s: (s.completed_at, os.path.basename(s.path)), reverse=True
+    )
     for s, (arrays, err) in zip(newest_first, read_ahead(load, newest_first), strict=True):
         if err is not None:
             raise UnreadableStoreError(s, err) from err
         u = s.content.n_update
-        for c, row in enumerate(s.rows):
-            head = grid.head({ENV: s.env, **row})
+        for c in range(len(s.rows)):
+            head = grid.head(s.labels(c))
             if tensor.env_steps.ndim > 1:
                 tensor.env_steps[head][:u] = s.content.env_steps
+            owner = tensor.store_index[head]  # (seed,): which store won each cell so far
             ks, cells = [], []
             for k, seed in enumerate(s.content.seeds):
-                cell = (*head, seed_pos[seed])
-                if cell in owner:
-                    superseded[(owner[cell], s.index)] += 1
+                j = seed_pos[seed]
+                if owner[j] >= 0:
+                    superseded[(int(owner[j]), s.index)] += 1
                     continue
-                owner[cell] = s.index
+                owner[j] = s.index
                 ks.append(k)
-                cells.append(cell[-1])
+                cells.append(j)
             if not ks:
                 continue
-            tensor.store_index[head][cells] = s.index
             tensor.config_index[head][cells] = c
             for n, arr in arrays.items():
                 if n in tensor.per_update:
@@ -450,16 +540,21 @@ def missing_cells(
 ) -> list[dict[str, tp.Any]]:
     """Cells no store filled, one entry per (labels, task) with its seeds; the task is the
     manifest's where it planned the cell, else None (not planned). ``corrupt`` maps a task id
-    to the reason its cells are missing when its only store is corrupt."""
+    to the reason its cells are missing when its only store is corrupt. ``planned``'s labels
+    are in the order of ``grid.coords`` (``[ENV, *names]``)."""
     corrupt = corrupt or {}
-    task_of = {}
+    seed_pos = {seed: i for i, seed in enumerate(grid.seeds)}
+    task_of = {}  # only the missing cells a task plans
     for cell in planned:
-        labels = cell.labels
+        labels = {n: v for n, v in zip(grid.coords, cell.labels, strict=True) if v is not ABSENT}
         if labels.get(ENV) is None or any(n not in labels for n in [*grid.varying, *grid.fixed]):
             continue
         if any(labels[n] != grid.fixed[n] for n in grid.fixed):
             continue
-        task_of[(*grid.head(labels), grid.seeds.index(cell.seed))] = cell.task_id
+        head = grid.head(labels)
+        for seed in cell.seeds:
+            if store_index[(*head, seed_pos[seed])] < 0:
+                task_of[(*head, seed_pos[seed])] = cell.task_id
     groups: dict[tuple, list[int]] = collections.defaultdict(list)
     for cell in zip(*np.nonzero(store_index < 0), strict=True):
         cell = tuple(int(i) for i in cell)
@@ -515,10 +610,14 @@ def assemble(grid: Grid, tensor: Tensor, attrs: dict[str, tp.Any]) -> xr.Dataset
 
 def write_scores(scores: xr.Dataset, final: Path) -> Path:
     """Write ``scores`` under a hidden temporary name with its completion record (checked like
-    a task store's), then swap it in for ``final``."""
-    with files.building(final) as tmp:
-        scores.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False)
-        seal(tmp, sorted(scores.variables))
+    a task store's), then swap it in for ``final``. Zarr encodes ``WRITE_CHUNKS`` chunks at a
+    time (each a copy of its slice and its compressed bytes) and never sees the attributes
+    (``seal`` writes them), so what writing takes beyond the tensor does not grow with it."""
+    with files.building(final) as tmp, zarr.config.set({"async.concurrency": WRITE_CHUNKS}):
+        keys_only = scores.copy(deep=False)  # the attributes (large: every store) go in last
+        keys_only.attrs = dict.fromkeys(scores.attrs)
+        keys_only.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False)
+        seal(tmp, sorted(scores.variables), attributes=scores.attrs)
         return files.publish(tmp, final, replace=True)
 
 
@@ -570,13 +669,33 @@ def parse_study(
         raise UserError(
             f"{study_dir}: no such study folder; pass results/<study> (see `ls results`)"
         )
-    states, stores, unreadable = read_stores(study_dir, progress)
+    grid, tensor, attrs = collect(study_dir, manifest, progress, discounted)
+    scores = assemble(grid, tensor, attrs)
+    del tensor  # the Dataset holds the arrays now
+    write_scores(scores, study_dir / SCORES)
+    pobax_pickles.write_parsed(study_dir, scores)
+    _report(console, study_dir, scores, discounted)
+    return scores
+
+
+def collect(
+    study_dir: Path, manifest: Path | None, progress: bool, discounted: bool
+) -> tuple[Grid, Tensor, dict[str, tp.Any]]:
+    """``(grid, tensor, attrs)`` of the study (see ``parse_study``): its stores read and
+    checked, the tensor filled, what was missing, corrupt or superseded. What parse holds per
+    store and per planned cell is dropped when this returns, before ``scores.zarr`` is written."""
+    same: dict[tp.Any, tp.Any] = {}
+    states, stores, unreadable = read_stores(study_dir, progress, same)
     corrupt = [s for s in states if s.state == CORRUPT] + unreadable
+    unverified = {str(s.path) for s in states if s.complete and not s.verified}
+    del states  # what parse needs of each complete store is in ``stores``
     _need_stores(study_dir, stores, corrupt)
     study = str(stores[-1].attrs.get("study") or study_dir.name)
     names = label_names(stores)
+    stores = align(stores, names, same)
     manifest_path = find_manifest(study, manifest)
-    planned = read_manifest(manifest_path, names) if manifest_path else []
+    planned = read_manifest(manifest_path, names, same) if manifest_path else []
+    del same
     while True:  # a store that fails to decode is corrupt: set it aside and fill again
         grid = coordinate_values(stores, planned, names)
         tensor = allocate(stores, grid)
@@ -584,13 +703,14 @@ def parse_study(
             superseded = fill(stores, grid, tensor)
             break
         except UnreadableStoreError as err:
-            state = next(s for s in states if s.path == err.store.path)
+            bad = err.store
+            reason = UNVERIFIABLE if bad.path in unverified else ""
+            state = StoreState(Path(bad.path), COMPLETE, reason, bad.task_id, bad.completed_at)
             corrupt.append(_unreadable(state, err.err))
             kept = [s for s in stores if s.path != err.store.path]
             stores = [s._replace(index=i) for i, s in enumerate(kept)]
             _need_stores(study_dir, stores, corrupt)
     corrupt_list = corrupt_records(corrupt, stores)
-    unverified = {s.path for s in states if s.complete and not s.verified}
     attrs = {
         "study": study,
         "entries": sorted({str(s.attrs.get("entry")) for s in stores if s.attrs.get("entry")}),
@@ -609,11 +729,7 @@ def parse_study(
         "manifest_sha256": files.sha256_file(manifest_path) if manifest_path else None,
         "parsed_at": files.utc_now("microseconds"),
     }
-    scores = assemble(grid, tensor, attrs)
-    write_scores(scores, study_dir / SCORES)
-    pobax_pickles.write_parsed(study_dir, scores)
-    _report(console, study_dir, scores, discounted)
-    return scores
+    return grid, tensor, attrs
 
 
 def _need_stores(study_dir: Path, stores: list[TaskStore], corrupt: list[StoreState]) -> None:
@@ -708,7 +824,7 @@ def _report(console: Console, study_dir: Path, scores: xr.Dataset, discounted: b
     hp_dims = list(a["hparams"])
     for env in scores[ENV].values.tolist():
         curve = scores[metric].sel({ENV: env}).transpose(*hp_dims, "seed", "update").values
-        per_config = nanmean(nanmean(curve, axis=-1), axis=-1).reshape(-1)
+        per_config = config_means(curve)
         ok = per_config[np.isfinite(per_config)]
         if ok.size:
             say(
@@ -717,6 +833,15 @@ def _report(console: Console, study_dir: Path, scores: xr.Dataset, discounted: b
             )
         else:
             say(f"  {env}: no {metric} data")
+
+
+def config_means(curve: np.ndarray) -> np.ndarray:
+    """Mean over updates, then seeds, of each config of ``curve`` (``(*configs, seed,
+    update)``), flat in C order; NaN where nothing is finite. Taken a block of configs at a
+    time (``REPORT_BYTES``): ``nanmean``'s masks and copies are never as large as the curves."""
+    if curve.ndim <= 2 or curve.nbytes <= REPORT_BYTES:
+        return nanmean(nanmean(curve, axis=-1), axis=-1).reshape(-1)
+    return np.concatenate([config_means(block) for block in curve])
 
 
 def study_dirs(args: list[str], results_dir: Path) -> list[Path]:

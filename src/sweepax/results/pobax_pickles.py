@@ -37,6 +37,7 @@ from __future__ import annotations
 import collections
 import os
 import pickle
+import struct
 import typing as tp
 from pathlib import Path
 
@@ -77,14 +78,37 @@ def _metrics(discounted: bool) -> tuple[str, str]:
     return "episode_return", "final_return"
 
 
+BLOCK_BYTES = 2**20  # POBAX's scores are made and written this much at a time
+
+
 class EnvConfigs(tp.NamedTuple):
-    """One env's configs with data: their indices along the hyperparameter dims and the arrays
-    of every config (``(config, seed, update)`` and ``(config, seed)``)."""
+    """One env's configs with data: their indices along the hyperparameter dims, which rows of
+    ``per_update`` they are, and their arrays (``(config, seed)``; ``per_update`` is every
+    config's ``(config, seed, update)``, a view of the tensor)."""
 
     index: list[tuple[int, ...]]
     per_update: np.ndarray
     final: np.ndarray
     store_index: np.ndarray  # (config, seed), -1 where no store provides the cell
+    rows: np.ndarray  # the configs with data, as rows of ``per_update``
+
+    def scores_blocks(self) -> tp.Iterator[np.ndarray]:
+        """POBAX's ``scores`` (dims ``DIM_REF``) of a few configs at a time, in order."""
+        per_config = max(1, self.per_update[:1].nbytes)
+        step = max(1, BLOCK_BYTES // per_config)
+        for i in range(0, len(self.rows), step):
+            block = self.per_update[self.rows[i : i + step]]  # (config, seed, update)
+            yield np.ascontiguousarray(block.transpose(0, 2, 1)[:, :, None, :])
+
+    def scores(self) -> np.ndarray:
+        """POBAX's ``scores`` of every config with data, in one array."""
+        shape = (len(self.rows), self.per_update.shape[2], 1, self.per_update.shape[1])
+        out = np.empty(shape, self.per_update.dtype)
+        done = 0
+        for block in self.scores_blocks():
+            out[done : done + len(block)] = block
+            done += len(block)
+        return out
 
 
 def env_configs(scores: xr.Dataset, env: tp.Any, discounted: bool) -> EnvConfigs:
@@ -100,13 +124,14 @@ def env_configs(scores: xr.Dataset, env: tp.Any, discounted: bool) -> EnvConfigs
     curve = curve.reshape(-1, n_seeds, n_update)
     final = final.reshape(-1, n_seeds)
     owner = owner.reshape(-1, n_seeds)
-    has = np.isfinite(curve).any(axis=(1, 2)) | np.isfinite(final).any(axis=1)
+    has = np.isfinite(final).any(axis=1)
+    step = max(1, BLOCK_BYTES // max(1, curve[:1].nbytes))
+    for i in range(0, len(has), step):  # a block at a time: no mask as large as the curves
+        has[i : i + step] |= np.isfinite(curve[i : i + step]).any(axis=(1, 2))
     shape = tuple(scores.sizes[d] for d in varying)
     rows = np.flatnonzero(has)
     index = [tuple(int(i) for i in np.unravel_index(r, shape)) for r in rows]
-    if len(rows) == len(has):  # every config has data: no copy of the (large) curves
-        return EnvConfigs(index, curve, final, owner)
-    return EnvConfigs(index, curve[rows], final[rows], owner[rows])
+    return EnvConfigs(index, curve, final[rows], owner[rows], rows)
 
 
 def swept_hyperparams(scores: xr.Dataset, configs: EnvConfigs) -> dict[str, list[tp.Any]]:
@@ -148,8 +173,10 @@ def all_hyperparams(scores: xr.Dataset) -> dict[str, tp.Any]:
     return out
 
 
-def parsed(scores: xr.Dataset, discounted: bool) -> dict[str, tp.Any]:
-    """POBAX's parsed result (``parsed_hparam_scores[_discounted].pkl``) of ``scores``."""
+def parsed(scores: xr.Dataset, discounted: bool, streamed: bool = False) -> dict[str, tp.Any]:
+    """POBAX's parsed result (``parsed_hparam_scores[_discounted].pkl``) of ``scores``;
+    ``streamed``: each env's ``scores`` is a ``Streamed`` array for ``dump`` to write a block at
+    a time, not a copy of the curves."""
     envs, by_env, swept = [], {}, {}
     for env in scores[ENV].values.tolist():
         configs = env_configs(scores, env, discounted)
@@ -158,7 +185,7 @@ def parsed(scores: xr.Dataset, discounted: bool) -> dict[str, tp.Any]:
         envs.append(env)
         by_env[env] = {
             # (config, seed, update) -> (config, update, 1, seed): dims DIM_REF
-            "scores": np.ascontiguousarray(configs.per_update.transpose(0, 2, 1)[:, :, None, :]),
+            "scores": Streamed.of(configs) if streamed else configs.scores(),
             "final_scores": np.ascontiguousarray(configs.final[:, None, None, :]),
             "fpaths": store_paths(scores, configs),
         }
@@ -211,12 +238,126 @@ def best(
     }
 
 
+class Streamed(tp.NamedTuple):
+    """An array ``dump`` pickles as numpy pickles it (the same bytes), made and written a
+    block of its leading axis at a time: no copy of it in memory."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    blocks: tp.Callable[[], tp.Iterator[np.ndarray]]  # C-ordered blocks, in order
+
+    @classmethod
+    def of(cls, configs: EnvConfigs) -> Streamed:
+        """POBAX's ``scores`` of ``configs``."""
+        n_seeds, n_update = configs.per_update.shape[1:]
+        # the tensor's dtype object, as the copy numpy would pickle has (pickle remembers it)
+        dtype = configs.per_update.dtype
+        return cls((len(configs.rows), n_update, 1, n_seeds), dtype, configs.scores_blocks)
+
+    def array(self) -> np.ndarray:
+        """The whole array."""
+        return np.concatenate([*self.blocks()]).reshape(self.shape)
+
+
+class _Pickler(pickle.Pickler):
+    """``pickle.Pickler`` that writes each ``Streamed`` array's bytes to the file block by
+    block where numpy's would be. The pickler sends the data of an array (``bytes`` of at least
+    a frame, 64 KiB) to ``write`` as one object, after the rest of the pickle up to the bytes'
+    header. A stand-in of exactly a frame is pickled for each large ``Streamed`` array; ``write``
+    holds back what comes before it, sets the array's true length in the header and sends the
+    array's blocks in place of the stand-in. ``streamed`` counts the arrays so written."""
+
+    FRAME = 64 * 1024
+
+    def __init__(self, file: tp.BinaryIO):
+        self._file = file
+        self._waiting: dict[int, tuple[bytes, Streamed]] = {}
+        self._held: tp.Any = None  # the last data written, until the next write
+        self.streamed = 0
+        super().__init__(self, protocol=PROTOCOL)
+
+    def write(self, data: tp.Any) -> int:
+        """The file's ``write``, one call behind, with a stand-in's blocks in place of it."""
+        waiting = self._waiting.pop(id(data), None)
+        if waiting is None or waiting[0] is not data:
+            self.flush()
+            self._held = data
+            return len(data)
+        held = memoryview(self._held or b"").cast("B")
+        header = pickle.BINBYTES + struct.pack("<I", len(data))
+        if held[len(held) - len(header) :] != header:  # not the pickler this expects
+            self.flush()
+            return self._file.write(data)
+        streamed = waiting[1]
+        nbytes = int(np.prod(streamed.shape)) * streamed.dtype.itemsize
+        self._file.write(held[: len(held) - len(header)])
+        self._held = None
+        if nbytes > 0xFFFFFFFF:  # as pickle writes bytes of 4 GiB or more
+            self._file.write(pickle.BINBYTES8 + struct.pack("<Q", nbytes))
+        else:
+            self._file.write(pickle.BINBYTES + struct.pack("<I", nbytes))
+        for block in streamed.blocks():
+            self._file.write(memoryview(block).cast("B"))
+        self.streamed += 1
+        return len(data)
+
+    def flush(self) -> None:
+        """Write what is held back."""
+        if self._held is not None:
+            self._file.write(self._held)
+            self._held = None
+
+    def reducer_override(self, obj: tp.Any) -> tp.Any:
+        if not isinstance(obj, Streamed):
+            return NotImplemented
+        if int(np.prod(obj.shape)) * obj.dtype.itemsize < self.FRAME:
+            return obj.array().__reduce__()
+        stand_in = bytes(self.FRAME)
+        self._waiting[id(stand_in)] = (stand_in, obj)
+        # numpy's own reduction of a C-ordered array of this shape and dtype
+        rebuild, args, state = np.empty(0, obj.dtype).__reduce__()
+        return rebuild, args, (state[0], tuple(obj.shape), obj.dtype, False, stand_in)
+
+
+def _materialised(value: tp.Any) -> tp.Any:
+    """``value`` with every ``Streamed`` array made whole."""
+    if isinstance(value, Streamed):
+        return value.array()
+    if isinstance(value, dict):
+        return {k: _materialised(v) for k, v in value.items()}
+    return value
+
+
+def _count_streamed(value: tp.Any) -> int:
+    """How many ``Streamed`` arrays of at least a frame ``value`` holds."""
+    if isinstance(value, Streamed):
+        return int(np.prod(value.shape)) * value.dtype.itemsize >= _Pickler.FRAME
+    if isinstance(value, dict):
+        return sum(_count_streamed(v) for v in value.values())
+    return 0
+
+
+def dump(value: tp.Any, f: tp.BinaryIO) -> None:
+    """``pickle.dump(value, f, protocol=4)`` with each ``Streamed`` array pickled as numpy
+    pickles the whole array, written a block at a time. Where the pickler did not hand a
+    stand-in to ``write`` as ``_Pickler`` expects (another Python's pickler), the file is
+    written again from whole arrays, so it never holds a stand-in."""
+    start = f.tell()
+    pickler = _Pickler(f)
+    pickler.dump(value)
+    pickler.flush()
+    if pickler.streamed != _count_streamed(value):
+        f.seek(start)
+        f.truncate()
+        pickle.dump(_materialised(value), f, protocol=PROTOCOL)
+
+
 def _dump(path: Path, value: dict[str, tp.Any]) -> Path:
-    """Pickle ``value`` into ``path`` atomically, streamed to the file: no copy of the whole
-    pickle in memory beside the arrays it holds (tens of MB for a large study)."""
+    """Pickle ``value`` into ``path`` atomically (``dump``), streamed to the file: no copy of
+    the whole pickle in memory, nor of the arrays it holds (tens of MB for a large study)."""
     with files.building(path) as tmp:
         with open(tmp, "wb") as f:
-            pickle.dump(value, f, protocol=PROTOCOL)
+            dump(value, f)
         os.replace(tmp, path)
     return Path(path)
 
@@ -229,7 +370,10 @@ def parsed_paths(study_dir: Path) -> list[Path]:
 def write_parsed(study_dir: Path, scores: xr.Dataset) -> list[Path]:
     """Write both parsed pickles (undiscounted and discounted) into ``study_dir``."""
     paths = parsed_paths(study_dir)
-    return [_dump(path, parsed(scores, d)) for path, d in zip(paths, (False, True), strict=True)]
+    return [
+        _dump(path, parsed(scores, d, streamed=True))
+        for path, d in zip(paths, (False, True), strict=True)
+    ]
 
 
 def write_best(

@@ -200,11 +200,16 @@ def root_digest(doc: tp.Mapping[str, tp.Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def seal(path: Path, arrays: tp.Sequence[str]) -> None:
+def seal(
+    path: Path, arrays: tp.Sequence[str], attributes: tp.Mapping[str, tp.Any] | None = None
+) -> None:
     """Write the completion record of a finished (still hidden) store: ``arrays``, ``files``
     (``file_record``), ``complete`` and ``completed_at``, then the consolidated metadata (so a
     plain ``xr.open_zarr`` opens it quietly), then ``root_sha256`` (``root_digest``) into the
-    root ``zarr.json``. Only the rename to the final name comes after."""
+    root ``zarr.json``. Only the rename to the final name comes after. ``attributes``: values
+    of root attributes the store was written with (each key already there, e.g. as None) that
+    go in only with the digest, so zarr's own steps never decode and encode them again (large
+    ones, such as a study's list of stores)."""
     group = zarr.open_group(path, mode="r+", zarr_format=3)
     record = file_record(path)
     group.update_attributes(
@@ -218,8 +223,14 @@ def seal(path: Path, arrays: tp.Sequence[str]) -> None:
     consolidate(path)
     root = Path(path) / ROOT_META
     doc = json.loads(root.read_bytes())
+    if attributes:
+        missing = set(attributes) - set(doc["attributes"])
+        if missing:
+            raise ValueError(f"{path}: seal(attributes=...) names {sorted(missing)}, not written")
+        doc["attributes"].update(attributes)
     doc["attributes"][ROOT_DIGEST] = root_digest(doc)
-    root.write_text(json.dumps(doc, indent=2))
+    with open(root, "w") as f:  # written as it is encoded: no copy of a large document
+        json.dump(doc, f, indent=2)
 
 
 class StoreState(tp.NamedTuple):
@@ -357,7 +368,7 @@ def check_store(path: Path, full: bool = True, keep: bool = False) -> Checked:
     """``store_state`` with what it read: the root document of a complete store and, with
     ``keep`` (and ``full``), the checked bytes of every listed file up to ``KEEP_BYTES``, so a
     reader decodes the small arrays from the very bytes that were verified."""
-    path = Path(path)
+    path = path if isinstance(path, Path) else Path(path)  # Path(a Path) interns its parts
     task_id = path.name.split(".")[0]
 
     def refused(state: str, reason: str, done: str | None = None) -> Checked:
