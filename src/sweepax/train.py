@@ -80,7 +80,8 @@ def _use_compilation_cache() -> dict[str, tp.Any]:
     ``$XDG_CACHE_HOME/sweepax/jax`` (``~/.cache/sweepax/jax``). Every task of a study with the same
     shapes compiles the same programs, so on a shared home or project folder only the first task
     compiles; the others load the executables (the key covers jax/jaxlib versions, device and
-    XLA flags, so a different image or GPU compiles afresh).
+    XLA flags, so a different image or GPU compiles afresh). Its folder also holds sweepax's
+    program cache (``program_cache_for``), which spares those tasks the tracing too.
     """
     import jax
 
