@@ -107,64 +107,73 @@ def entry_file(folder: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def first_task(tmp_path_factory) -> tuple[dict, Path, dict[str, np.ndarray]]:
-    """A study's first task, trained with an empty program cache: its cache record, the entry it
-    wrote, its metrics."""
-    cache = program_cache.ProgramCache(tmp_path_factory.mktemp("first") / "programs")
-    trained = run(task("--seed", "1"), cache)
-    return cache.record, entry_file(cache.folder), trained
-
-
-def test_a_later_task_loads_the_programs_and_trains_what_a_compile_would(tmp_path, first_task):
-    record, entry, trained = first_task
-    assert record["result"] == "miss" and record["saved"] is True
-    assert record["key"] == entry.name.removesuffix(program_cache.SUFFIX)
-    folder = tmp_path / "jax-cache" / program_cache.FOLDER
-    folder.mkdir(parents=True)
-    path = Path(shutil.copy(entry, folder))
-
-    # another task of the study (other seeds), in its own process, as a job array runs it
-    env = {**os.environ, "SWEEPAX_JAX_CACHE": str(tmp_path / "jax-cache")}
-    argv = ["ppo", "--study", "pc", "--results_dir", str(tmp_path), *TINY, "--seed", "5"]
-    proc = subprocess.run([sys.executable, "-m", "sweepax.train", *argv], cwd=tmp_path, env=env,
+def train_process(cwd: Path, seed: str) -> Path:
+    """``python -m sweepax.train`` of the tiny task with ``seed`` and the compilation cache
+    ``cwd/jax-cache``, as a job array line runs it: the store it wrote."""
+    env = {**os.environ, "SWEEPAX_JAX_CACHE": str(cwd / "jax-cache")}
+    argv = ["ppo", "--study", f"pc{seed}", "--results_dir", str(cwd), *TINY, "--seed", seed]
+    proc = subprocess.run([sys.executable, "-m", "sweepax.train", *argv], cwd=cwd, env=env,
                           capture_output=True, text=True)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert "program cache: hit" in proc.stdout
-    (written,) = (tmp_path / "pc").glob("*.zarr")
-    prov = store.read_attrs(written)["provenance"]
-    assert prov["program_cache"] == {"dir": str(folder), "key": record["key"], "result": "hit"}
+    (written,) = (cwd / f"pc{seed}").glob("*.zarr")
+    return written
 
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF  # one damaged byte in the executables
-    path.write_bytes(bytes(data))
-    damaged = program_cache.ProgramCache(folder)
-    compiled = run(task("--seed", "5"), damaged)
-    assert damaged.record["result"] == "damaged (digest mismatch)" and damaged.record["saved"]
+
+@pytest.fixture(scope="module")
+def first_task(tmp_path_factory) -> Path:
+    """The folder of a study's first task, trained with empty caches (it compiles)."""
+    folder = tmp_path_factory.mktemp("first")
+    train_process(folder, "1")
+    return folder
+
+
+def test_a_later_task_loads_the_programs_and_trains_what_a_compile_would(first_task):
+    cold = store.read_attrs(next((first_task / "pc1").glob("*.zarr")))["provenance"]
+    folder = first_task / "jax-cache" / program_cache.FOLDER
+    key = entry_file(folder).name.removesuffix(program_cache.SUFFIX)
+    assert cold["program_cache"] == {"dir": str(folder), "key": key, "result": "miss",
+                                     "saved": True}  # fmt: skip
+
+    written = train_process(first_task, "5")  # another task of the study: other seeds
+    warm = store.read_attrs(written)["provenance"]
+    assert warm["program_cache"] == {"dir": str(folder), "key": key, "result": "hit"}
+    assert warm["compilation_cache"]["misses"] == 0  # nothing compiled
+
+    compiled = run(task("--seed", "5"), None)  # traced and compiled here
     ds = xr.open_zarr(written)
     for name, values in compiled.items():  # the loaded programs trained what compiled ones do
         np.testing.assert_array_equal(ds[name].values, values, err_msg=name)
-    assert not np.array_equal(trained["loss_total"], compiled["loss_total"])  # seeds are input
-    assert program_cache.ProgramCache(folder).load(parts("--seed", "5"))[1] == "hit"  # rewritten
+    first = xr.open_zarr(next((first_task / "pc1").glob("*.zarr")))
+    assert not np.array_equal(first["loss_total"].values, compiled["loss_total"])  # seeds: input
 
 
-def test_entries_that_do_not_load_are_compiled_and_replaced(tmp_path, first_task, capsys):
-    cache = program_cache.ProgramCache(tmp_path)
+def test_bad_entries_are_compiled_instead_and_removed(tmp_path, first_task, capsys):
     key_parts = parts()
-    programs, result = program_cache.ProgramCache(first_task[1].parent).load(key_parts)
-    assert result == "hit"
+    shutil.copy(entry_file(first_task / "jax-cache" / program_cache.FOLDER), tmp_path)
+    cache = program_cache.ProgramCache(tmp_path)
+    path = cache.path(key_parts)
+    programs, result = cache.load(key_parts)
+    assert result == "hit"  # an entry written by one process is found by another
+
+    good = path.read_bytes()
+    damaged = bytearray(good)
+    damaged[len(damaged) // 2] ^= 0xFF  # one damaged byte in the executables
+    path.write_bytes(bytes(damaged))
+    assert cache.load(key_parts) == (None, "damaged (digest mismatch)")
+    path.write_bytes(b"not a program\n")
+    assert cache.load(key_parts) == (None, "unreadable (not an entry of this format)")
+    other = parts("--hidden_size", "4")  # an entry found under another key's name
+    cache.path(other).write_bytes(good)
+    assert cache.load(other) == (None, "miss (entry written for other key parts)")
+
     for name, (blob, in_tree, out_tree) in programs["executables"].items():
         programs["executables"][name] = (blob[: len(blob) // 2], in_tree, out_tree)
     cache.save(key_parts, programs)  # a well-formed entry whose executables are cut short
-
-    compiled, _, _ = train.compile_task(task(), cache)
-    assert cache.record["result"].startswith("unloadable (UnpicklingError")
-    assert cache.record["saved"] is True and cache.load(key_parts)[1] == "hit"
+    train.compile_task(task(), None)  # JAX's persistent cache now holds the programs
+    again = program_cache.ProgramCache(tmp_path)
+    compiled, _, _ = train.compile_task(task(), again)
     assert compiled.num_updates == 1024 // (32 * 4)
-    assert f"{entry_file(tmp_path)}: unloadable (UnpicklingError" in capsys.readouterr().err
-
-    other = parts("--hidden_size", "4")  # an entry found under another key's name
-    shutil.copy(entry_file(tmp_path), cache.path(other))
-    assert cache.load(other) == (None, "miss (entry written for other key parts)")
-    cache.path(other).write_bytes(b"not a program\n")
-    assert cache.load(other) == (None, "unreadable (not an entry of this format)")
+    assert again.record["result"].startswith("unloadable (UnpicklingError")
+    assert f"{path}: unloadable (UnpicklingError" in capsys.readouterr().err
+    # loaded from JAX's cache, they do not serialize again: the bad entry is gone, none written
+    assert again.record["saved"] is False and not path.exists()

@@ -13,10 +13,16 @@ changes, the key changes and the task compiles afresh.
 An entry is one file ``<folder>/<key>.programs``: a header line, the sha256 of the payload and
 the payload (a pickle). An entry that cannot be read, whose digest does not match or that was
 written for other key parts counts as a miss: the task compiles and writes it again.
+
+Only programs compiled in this process are written: an executable that JAX loaded from its own
+persistent cache serializes without its code (on the CPU, running it again fails with
+``Function ... not found``), so a task whose programs came from there writes no entry
+(``jax_cache_hits`` tells).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -71,6 +77,26 @@ def environment() -> dict[str, tp.Any]:
         "environ": {k: v for k, v in sorted(os.environ.items()) if k.startswith(ENV_PREFIXES)},
         "jax_config": json.loads(json.dumps(config, sort_keys=True, default=repr)),
     }
+
+
+_JAX_CACHE_HITS = [0]
+
+
+@functools.cache
+def _count_jax_cache_hits() -> None:
+    import jax
+
+    def count(event: str, **_: tp.Any) -> None:
+        if event == "/jax/compilation_cache/cache_hits":
+            _JAX_CACHE_HITS[0] += 1
+
+    jax.monitoring.register_event_listener(count)
+
+
+def jax_cache_hits() -> int:
+    """Programs JAX loaded from its persistent cache in this process since the first call."""
+    _count_jax_cache_hits()
+    return _JAX_CACHE_HITS[0]
 
 
 def key_parts(program: dict[str, tp.Any]) -> dict[str, tp.Any]:
@@ -129,6 +155,11 @@ class ProgramCache:
         if stored_parts != parts:
             return None, "miss (entry written for other key parts)"
         return programs, "hit"
+
+    def discard(self, parts: dict[str, tp.Any]) -> None:
+        """Remove the entry for ``parts`` (one that cannot be used), if there is one."""
+        with contextlib.suppress(OSError):  # a folder this user cannot write: it stays
+            self.path(parts).unlink(missing_ok=True)
 
     def save(self, parts: dict[str, tp.Any], programs: tp.Any) -> str | None:
         """Write the entry atomically; None, or why it could not be written."""

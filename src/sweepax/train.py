@@ -301,7 +301,10 @@ def program_parts(task: Task, sweep_fn: tp.Any, inputs: tuple[tp.Any, tp.Any]) -
 
 def load_or_compile(sweep_fn: tp.Any, inputs: tuple[tp.Any, tp.Any], cache: tp.Any, parts: dict):
     """``sweep_fn`` with its programs loaded from ``cache`` (nothing traced) or, when the cache
-    has no usable entry, compiled (JAX's persistent cache may still hold them) and saved."""
+    has no usable entry, compiled and saved; when JAX's persistent cache held them, loaded from
+    there and not saved (``program_cache``: such executables do not serialize again)."""
+    from sweepax import program_cache
+
     programs, result = cache.load(parts)
     if programs is not None:
         try:
@@ -310,7 +313,12 @@ def load_or_compile(sweep_fn: tp.Any, inputs: tuple[tp.Any, tp.Any], cache: tp.A
             result = cache.record["result"] = f"unloadable ({type(err).__name__}: {err})"
     if result != "miss":
         _say(f"program cache: {cache.path(parts)}: {result}; compiling")
+        cache.discard(parts)
+    jax_hits = program_cache.jax_cache_hits()
     sweep_fn.compile(*inputs)
+    if program_cache.jax_cache_hits() > jax_hits:
+        cache.record["saved"] = False
+        return sweep_fn
     try:
         programs = sweep_fn.programs()
     except Exception as err:  # noqa: BLE001 (a backend that cannot serialize: nothing to save)
