@@ -310,7 +310,8 @@ def load_or_compile(sweep_fn: tp.Any, inputs: tuple[tp.Any, tp.Any], cache: tp.A
         try:
             return sweep_fn.load_programs(programs)
         except Exception as err:  # noqa: BLE001 (an entry that does not load: compile instead)
-            result = cache.record["result"] = f"unloadable ({type(err).__name__}: {err})"
+            why = (str(err).splitlines() or [""])[0][:200]  # one line in the log and record
+            result = cache.record["result"] = f"unloadable ({type(err).__name__}: {why})"
     if result != "miss":
         _say(f"program cache: {cache.path(parts)}: {result}; compiling")
         cache.discard(parts)
