@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import xarray as xr
 
-from sweepax import entries
+from sweepax import entries, program_cache
 from sweepax.results import store
 from sweepax.sweep import args as task_args
 
@@ -170,9 +170,11 @@ def test_train_refuses_clearly(tmp_path, argv, message):
 def test_two_runs_of_the_same_task_give_identical_numbers_the_second_from_the_cache(tmp_path):
     argv = ["ppo", "--study", "st", *TINY, "--lr", "0.003", "--n_seeds", "2"]
     env = {**os.environ, "SWEEPAX_JAX_CACHE": str(tmp_path / "jax-cache")}
-    for _ in range(2):
+    for run in range(2):
         proc = train(tmp_path, *argv, env=env)
         assert proc.returncode == 0, proc.stderr
+        if run == 0:  # without the program cache's entry (test_program_cache.py), JAX's serves
+            shutil.rmtree(tmp_path / "jax-cache" / program_cache.FOLDER)
     stores = list((tmp_path / "results" / "st").glob("*.zarr"))
     (first,) = [p for p in stores if p.name.count(".") == 1]  # <task_id>.zarr
     (second,) = [p for p in stores if p != first]  # the re-run, written beside it

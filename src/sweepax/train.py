@@ -80,7 +80,8 @@ def _use_compilation_cache() -> dict[str, tp.Any]:
     ``$XDG_CACHE_HOME/sweepax/jax`` (``~/.cache/sweepax/jax``). Every task of a study with the same
     shapes compiles the same programs, so on a shared home or project folder only the first task
     compiles; the others load the executables (the key covers jax/jaxlib versions, device and
-    XLA flags, so a different image or GPU compiles afresh).
+    XLA flags, so a different image or GPU compiles afresh). Its folder also holds sweepax's
+    program cache (``program_cache_for``), which spares those tasks the tracing too.
     """
     import jax
 
@@ -255,18 +256,94 @@ def set_up_jax(platform: str | None) -> dict[str, tp.Any]:
     return _use_compilation_cache()
 
 
-def compile_task(task: Task) -> tuple[tp.Callable, tuple[tp.Any, tp.Any], float]:
-    """Trace and compile the task's programs: ``(compiled, (sweep, seeds), seconds)``."""
-    import jax.numpy as jnp
+def task_inputs(task: Task) -> tuple[tp.Any, tp.Any]:
+    """The programs' inputs: the swept values (each leaf (config,)) and the seeds (seed,).
 
+    Converted on the host, so that no conversion program is compiled or loaded."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    sweep = task.entry.sweep_cls(
+        **{k: jnp.asarray(np.asarray(v, dtype=np.float32)) for k, v in task.vmapped().items()}
+    )
+    return sweep, jnp.asarray(np.asarray(task.seeds, dtype=np.int32))
+
+
+def program_cache_for(cache: dict[str, tp.Any]) -> tp.Any:
+    """The ``program_cache.ProgramCache`` beside JAX's persistent cache, or None when that is
+    off (``SWEEPAX_JAX_CACHE=off``)."""
+    from sweepax import program_cache
+
+    if cache["dir"] is None:
+        return None
+    return program_cache.ProgramCache(Path(cache["dir"]) / program_cache.FOLDER)
+
+
+def program_parts(task: Task, sweep_fn: tp.Any, inputs: tuple[tp.Any, tp.Any]) -> dict:
+    """What the program cache's key covers for this task (``program_cache.key_parts``): every
+    static value but ``seed`` (the seeds are an input), the inputs' shapes, the update chunk."""
+    import jax
+
+    from sweepax import program_cache
+
+    leaves, tree = jax.tree.flatten(inputs)
+    return program_cache.key_parts(
+        {
+            "entry": task.entry.name,
+            "static": {k: v for k, v in task.static.items() if k != "seed"},
+            "inputs": [[list(x.shape), str(x.dtype)] for x in leaves],
+            "input_tree": str(tree),
+            "num_updates": sweep_fn.num_updates,
+            "chunk": sweep_fn.chunk,
+        }
+    )
+
+
+def load_or_compile(sweep_fn: tp.Any, inputs: tuple[tp.Any, tp.Any], cache: tp.Any, parts: dict):
+    """``sweep_fn`` with its programs loaded from ``cache`` (nothing traced) or, when the cache
+    has no usable entry, compiled and saved; when JAX's persistent cache held them, loaded from
+    there and not saved (``program_cache``: such executables do not serialize again)."""
+    from sweepax import program_cache
+
+    programs, result = cache.load(parts)
+    if programs is not None:
+        try:
+            return sweep_fn.load_programs(programs)
+        except Exception as err:  # noqa: BLE001 (an entry that does not load: compile instead)
+            why = (str(err).splitlines() or [""])[0][:200]  # one line in the log and record
+            result = cache.record["result"] = f"unloadable ({type(err).__name__}: {why})"
+    if result != "miss":
+        _say(f"program cache: {cache.path(parts)}: {result}; compiling")
+        cache.discard(parts)
+    jax_hits = program_cache.jax_cache_hits()
+    sweep_fn.compile(*inputs)
+    if program_cache.jax_cache_hits() > jax_hits:
+        cache.record["saved"] = False
+        return sweep_fn
+    try:
+        programs = sweep_fn.programs()
+    except Exception as err:  # noqa: BLE001 (a backend that cannot serialize: nothing to save)
+        cache.record["saved"] = False
+        _say(f"program cache: cannot serialize the programs ({type(err).__name__}); not saved")
+        return sweep_fn
+    if problem := cache.save(parts, programs):
+        _say(f"program cache: {cache.path(parts)}: {problem}")
+    return sweep_fn
+
+
+def compile_task(
+    task: Task, cache: tp.Any = None
+) -> tuple[tp.Callable, tuple[tp.Any, tp.Any], float]:
+    """Trace and compile the task's programs, or load them from ``cache`` (a
+    ``program_cache.ProgramCache``): ``(compiled, (sweep, seeds), seconds)``."""
     static = task.entry.static_cls(**task.static)
     sweep_fn = task.entry.make_sweep_fn(static, on_progress=Progress(task.task_id))
-    sweep = task.entry.sweep_cls(
-        **{k: jnp.asarray(v, dtype=jnp.float32) for k, v in task.vmapped().items()}
-    )
-    inputs = (sweep, jnp.asarray(task.seeds, dtype=jnp.int32))
+    inputs = task_inputs(task)
     t0 = time.perf_counter()
-    compiled = sweep_fn.compile(*inputs)
+    if cache is None:
+        compiled = sweep_fn.compile(*inputs)
+    else:
+        compiled = load_or_compile(sweep_fn, inputs, cache, program_parts(task, sweep_fn, inputs))
     return compiled, inputs, time.perf_counter() - t0
 
 
@@ -561,7 +638,8 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
         f"task {task.task_id}: {task.entry.name} on {static['env']}, {len(task.rows)} configs x "
         f"{len(task.seeds)} seeds, {static['total_steps']} steps each, devices {jax.devices()}"
     )
-    compiled, inputs, seconds["compile"] = compile_task(task)
+    programs = program_cache_for(cache)
+    compiled, inputs, seconds["compile"] = compile_task(task, programs)
     ckpt = open_checkpoints(task, prov, compiled, ckpt_options.checkpoint_every)
     resume = find_resume(task, compiled, ckpt)
     from sweepax import checkpoint
@@ -576,6 +654,7 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
         return checkpoint.EXIT_STOPPED
     segments = [*ckpt.segments[:-1], _ended(ckpt.segments[-1], compiled.num_updates)]
     prov.update(run_record(task, metrics, seconds, cache, segments))
+    prov["program_cache"] = programs.record if programs is not None else None
     prov["checkpoints"] = {
         "every_seconds": ckpt.every,
         "saves": ckpt.saves,
@@ -589,7 +668,8 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     print(
         f"wrote {path}\n"
         f"  import {seconds['import']:.1f}s, trace+compile {seconds['compile']:.1f}s "
-        f"(compilation cache: {cache['hits']} hits, {cache['misses']} misses), "
+        f"(compilation cache: {cache['hits']} hits, {cache['misses']} misses; program cache: "
+        f"{programs.record['result'] if programs is not None else 'off'}), "
         f"run {seconds['run']:.1f}s ({prov['env_steps_per_second']} env steps/s)\n"
         + _summary(task, metrics),
         flush=True,

@@ -735,6 +735,8 @@ class SweepFn:
     shapes loads them instead of compiling). ``sweep`` leaves (C,), ``seeds`` (S,) -> (C, S, ...).
     """
 
+    PROGRAMS = ("init", "update", "evaluate")
+
     def __init__(
         self,
         static: PPOStatic,
@@ -769,6 +771,33 @@ class SweepFn:
         self.runner_info, self.metrics_info = runner, update.out_info[1]
         self.update = update.compile()
         self.evaluate = self.evaluate.lower(runner, seeds).compile()
+        return self
+
+    def programs(self) -> dict[str, tp.Any]:
+        """The compiled programs serialized, with the state shapes (after ``compile``): what
+        ``load_programs`` needs in another process on the same backend and versions."""
+        from jax.experimental import serialize_executable
+
+        return {
+            "executables": {
+                name: serialize_executable.serialize(getattr(self, name)) for name in self.PROGRAMS
+            },
+            "runner_info": self.runner_info,
+            "metrics_info": self.metrics_info,
+        }
+
+    def load_programs(self, programs: dict[str, tp.Any]) -> SweepFn:
+        """Take the compiled programs from ``programs()`` of a ``SweepFn`` of the same static
+        values and input shapes, instead of ``compile``: nothing is traced."""
+        from jax.experimental import serialize_executable
+
+        loaded = {
+            name: serialize_executable.deserialize_and_load(*programs["executables"][name])
+            for name in self.PROGRAMS
+        }
+        for name, program in loaded.items():
+            setattr(self, name, program)
+        self.runner_info, self.metrics_info = programs["runner_info"], programs["metrics_info"]
         return self
 
     def state_shapes(self, updates: int) -> tuple[list[tp.Any], list[tp.Any]]:
