@@ -12,9 +12,9 @@ Per program: import s, trace+compile s, run s (blocked on the result), env steps
 / run s), peak RSS (wait4), and the fixed cost = process wall time - run s (imports, provenance,
 trace, compile, result write). A second task of a shape (other seeds: another task id, the same
 program) measures the fixed cost of a study's 2nd and later tasks: ours share a fresh
-``SWEEPAX_JAX_CACHE`` directory (JAX's persistent compilation cache) with the 1st task; POBAX ships
-no persistent cache, so its 2nd process pays again. Ratios: ours / POBAX throughput (target >= 3)
-and ours / POBAX 2nd-task fixed cost (target <= 0.2).
+``SWEEPAX_JAX_CACHE`` directory (JAX's persistent compilation cache and sweepax's program cache)
+with the 1st task; POBAX ships no persistent cache, so its 2nd process pays again. Ratios:
+ours / POBAX throughput (target >= 3) and ours / POBAX 2nd-task fixed cost (target <= 0.2).
 
     nox -s bench -- [--variants recurrent,memoryless,transformer] [--shapes 24x10,1x1]
                     [--steps 24x10=5120,1x1=102400,memoryless:1x1=256000,...] [--total-steps N]
