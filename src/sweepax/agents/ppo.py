@@ -45,11 +45,9 @@ from gymnax.environments import spaces
 from sweepax.agents.config import PPOStatic, PPOSweep, TrainMetrics
 from sweepax.agents.gae import gae
 from sweepax.agents.networks import ActionSpec, distribution, make_network
-from sweepax.agents.prng import unroll_threefry_on_cpu
 from sweepax.envs import registry
 from sweepax.errors import UserError
 
-UNROLLED_THREEFRY = unroll_threefry_on_cpu()  # same random bits, faster on CPU
 # Loop unrolling of the GRU time scans and of the env-step scans (speed only, same numbers).
 _RNN_UNROLL = 1
 _ENV_UNROLL = 1
