@@ -174,7 +174,7 @@ def account(variant: str, spec: str, repeats: int, peak: float) -> dict[str, tp.
     seed_ids = jnp.arange(seeds, dtype=jnp.int32)
     both, cfg, none = (0, 0), (0, None), None
 
-    block = ppo.runs_per_block(trainer, PPOSweep(), jax.default_backend())
+    block = ppo.runs_per_block(static, trainer, jax.default_backend())
     runner = grid_map(trainer.init, (cfg, (None, 0)))(sweep, seed_ids)
     idx = jnp.arange(UPDATES_TIMED, dtype=jnp.int32)
     update = grid_map(trainer.update, (both, cfg, none), block)

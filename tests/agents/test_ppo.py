@@ -220,10 +220,13 @@ def test_update_in_blocks_of_runs_equals_all_runs_at_once(tiny) -> None:
 
 
 def test_runs_per_block_fits_parameters_in_the_cpu_budget(tiny) -> None:
-    trainer = make_trainer(tiny(hidden_size=32))
+    static = tiny(hidden_size=32)
+    trainer = make_trainer(static)
     params = jax.eval_shape(trainer.init, PPOSweep(), jnp.zeros((), jnp.int32)).params
     size = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(params))
-    block = runs_per_block(trainer, PPOSweep(), "cpu")
+    block = runs_per_block(static, trainer, "cpu")
     assert block == CPU_BLOCK_PARAM_BYTES // size
     assert block * size <= CPU_BLOCK_PARAM_BYTES < (block + 1) * size
-    assert runs_per_block(trainer, PPOSweep(), "gpu") is None  # accelerators: one wide batch
+    assert runs_per_block(static, trainer, "gpu") is None  # accelerators: one wide batch
+    memoryless = tiny(hidden_size=32, memoryless=True)
+    assert runs_per_block(memoryless, make_trainer(memoryless), "cpu") is None

@@ -669,18 +669,21 @@ def make_train(
 CPU_BLOCK_PARAM_BYTES = 384 * 1024
 
 
-def runs_per_block(trainer: Trainer, sweep: PPOSweep, backend: str) -> int | None:
+def runs_per_block(static: PPOStatic, trainer: Trainer, backend: str) -> int | None:
     """How many of a task's configs x seeds runs the update program vmaps at a time on
-    ``backend``: None for all of them (accelerators: every run in one wide batch).
+    ``backend``: None for all of them.
 
-    On a CPU a run's steps are chains of small products, and vmapping all runs at once makes
-    every step stream every run's weights through the cache. There the update does a block of
-    runs at a time, sized so their parameters, Adam moments and gradients stay within a core's
-    L2 cache (``CPU_BLOCK_PARAM_BYTES`` of parameters). ``sweep``: one config (for shapes).
+    A recurrent network's epochs step through time with small products, and vmapping all
+    runs at once makes every step stream every run's weights through the cache: on a CPU such
+    an update does a block of runs at a time, sized so their parameters, Adam moments and
+    gradients stay within a core's L2 cache (``CPU_BLOCK_PARAM_BYTES`` of parameters).
+    Memoryless networks (no time loop in the epochs) and accelerators keep one wide batch,
+    which measured faster for them (2-core CPU: memoryless 24x10 344k env steps/s at once
+    against 315k in blocks; recurrent 85k in blocks against 70k at once).
     """
-    if backend != "cpu":
+    if backend != "cpu" or static.memoryless:
         return None
-    shapes = jax.eval_shape(trainer.init, sweep, jnp.zeros((), jnp.int32)).params
+    shapes = jax.eval_shape(trainer.init, PPOSweep(), jnp.zeros((), jnp.int32)).params
     param_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(shapes))
     return max(1, CPU_BLOCK_PARAM_BYTES // max(1, param_bytes))
 
@@ -752,7 +755,7 @@ class SweepFn:
         # (sweep (C,), seeds (S,)) -> runner (C, S, ...)
         self.init = jax.jit(jax.vmap(jax.vmap(trainer.init, (None, 0)), (0, None)))
         # (runner (C, S), sweep (C,), idx (L,) unbatched) -> runner, metrics (C, S, L)
-        self.runs_per_block = runs_per_block(trainer, PPOSweep(), jax.default_backend())
+        self.runs_per_block = runs_per_block(static, trainer, jax.default_backend())
         self.update = jax.jit(blocked_update(trainer.update, self.runs_per_block), donate_argnums=0)
         # (runner (C, S), seeds (S,)) -> eval metrics (C, S)
         self.evaluate = jax.jit(jax.vmap(jax.vmap(trainer.evaluate, (0, 0)), (0, None)))
