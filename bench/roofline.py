@@ -123,44 +123,10 @@ def sweep_of(configs: int) -> PPOSweep:
 
 
 def grid_map(fn: tp.Callable, in_axes: tuple, block: int | None = None) -> tp.Callable:
-    """``fn`` over (configs, seeds): ``in_axes`` gives each argument's (config, seed) axes (all
-    leading, or None). ``block``: as the task's update program runs on a CPU, ``block`` runs at
-    a time (``ppo.blocked_update``'s rule); None: every run in one vmap."""
-    inner = tuple(None if a is None else a[1] for a in in_axes)
-    outer = tuple(None if a is None else a[0] for a in in_axes)
-    grid = jax.vmap(jax.vmap(fn, inner), outer)
-    if block is None:
-        return jax.jit(grid)
-
-    def blocked(*args: tp.Any) -> tp.Any:
-        shape = next(jax.tree.leaves(x)[0].shape[:2] for x, a in zip(args, in_axes) if a == (0, 0))
-        runs = shape[0] * shape[1]
-        size = ppo.block_size(runs, block)
-        if size == runs:
-            return grid(*args)
-
-        def per_run(x: tp.Any, axes: tuple | None) -> tp.Any:
-            if axes is None:
-                return None
-            if axes == (0, 0):
-                return jax.tree.map(lambda v: v.reshape((runs,) + v.shape[2:]), x)
-            if axes == (0, None):
-                return jax.tree.map(lambda v: jnp.repeat(v, shape[1], axis=0), x)
-            return jax.tree.map(lambda v: jnp.tile(v, (shape[0],) + (1,) * (v.ndim - 1)), x)
-
-        which = [i for i, a in enumerate(in_axes) if a is not None]
-
-        def one(xs: list) -> tp.Any:
-            full = list(args)
-            for i, x in zip(which, xs):
-                full[i] = x
-            return fn(*full)
-
-        xs = [per_run(args[i], in_axes[i]) for i in which]
-        out = jax.lax.map(one, xs, batch_size=size)
-        return jax.tree.map(lambda v: v.reshape(shape + v.shape[1:]), out)
-
-    return jax.jit(blocked)
+    """``jit`` of ``fn`` over (configs, seeds) (``ppo.over_runs``): ``in_axes`` gives each
+    argument's (config, seed) axes; ``block`` runs at a time, as the task's update program on
+    this backend, or None: every run in one vmap."""
+    return jax.jit(ppo.over_runs(fn, in_axes, block))
 
 
 def account(variant: str, spec: str, repeats: int, peak: float) -> dict[str, tp.Any]:
@@ -174,8 +140,9 @@ def account(variant: str, spec: str, repeats: int, peak: float) -> dict[str, tp.
     seed_ids = jnp.arange(seeds, dtype=jnp.int32)
     both, cfg, none = (0, 0), (0, None), None
 
-    block = ppo.runs_per_block(static, trainer, jax.default_backend())
     runner = grid_map(trainer.init, (cfg, (None, 0)))(sweep, seed_ids)
+    param_bytes = ppo.run_param_bytes(runner.params, configs * seeds)
+    block = ppo.runs_per_block(static, jax.default_backend(), param_bytes)
     idx = jnp.arange(UPDATES_TIMED, dtype=jnp.int32)
     update = grid_map(trainer.update, (both, cfg, none), block)
     t_update = timed(update, runner, sweep, idx, repeats=repeats) / UPDATES_TIMED

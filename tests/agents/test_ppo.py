@@ -16,14 +16,16 @@ from sweepax.agents.config import PPOStatic, PPOSweep
 from sweepax.agents.networks import ActionSpec, distribution, make_network
 from sweepax.agents.ppo import (
     CPU_BLOCK_PARAM_BYTES,
+    UPDATE_AXES,
     SweepFn,
     action_spec,
     block_size,
-    blocked_update,
     make_sweep_fn,
     make_train,
     make_trainer,
+    over_runs,
     ppo_loss,
+    run_param_bytes,
     runs_per_block,
     value_targets,
 )
@@ -210,23 +212,35 @@ def test_update_in_blocks_of_runs_equals_all_runs_at_once(tiny) -> None:
         sweep, jnp.array([3, 11, 12], jnp.int32)
     )
     idx = jnp.arange(2, dtype=jnp.int32)
-    together = jax.jit(blocked_update(trainer.update, None))(runner, sweep, idx)
-    in_blocks = jax.jit(blocked_update(trainer.update, 4))(runner, sweep, idx)  # 2 blocks of 3
+    together = jax.jit(over_runs(trainer.update, UPDATE_AXES, None))(runner, sweep, idx)
+    in_blocks = jax.jit(over_runs(trainer.update, UPDATE_AXES, 4))(runner, sweep, idx)  # 2 x 3
     for a, b in zip(jax.tree.leaves(in_blocks), jax.tree.leaves(together), strict=True):
         assert a.shape == b.shape and a.shape[:2] == (2, 3)
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, equal_nan=True)
     assert [block_size(240, n) for n in (None, 10, 14, 1, 500)] == [240, 10, 12, 1, 240]
+
+    # every kind of axis: per run, per config, per seed, shared
+    def cell(run: jax.Array, config: jax.Array, seed: jax.Array, shared: jax.Array) -> jax.Array:
+        return run + 10 * config + 100 * seed + 1000 * shared
+
+    axes = ((0, 0), (0, None), (None, 0), None)
+    args = (jnp.arange(6.0).reshape(2, 3), jnp.arange(2.0), jnp.arange(3.0), jnp.float32(1))
+    expected = args[0] + 10 * args[1][:, None] + 100 * args[2][None, :] + 1000
+    for block in (None, 1, 2, 3):
+        np.testing.assert_array_equal(over_runs(cell, axes, block)(*args), expected)
     assert block_size(7, 4) == 1 and block_size(6, 4) == 3
 
 
 def test_runs_per_block_fits_parameters_in_the_cpu_budget(tiny) -> None:
-    static = tiny(hidden_size=32)
+    static = tiny(hidden_size=32, n_seeds=2)
     trainer = make_trainer(static)
     params = jax.eval_shape(trainer.init, PPOSweep(), jnp.zeros((), jnp.int32)).params
     size = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(params))
-    block = runs_per_block(static, trainer, "cpu")
+    runner = jax.vmap(trainer.init, (None, 0))(PPOSweep(), jnp.arange(2, dtype=jnp.int32))
+    assert run_param_bytes(runner.params, 2) == size  # derived from a grid's parameters
+    block = runs_per_block(static, "cpu", size)
     assert block == CPU_BLOCK_PARAM_BYTES // size
     assert block * size <= CPU_BLOCK_PARAM_BYTES < (block + 1) * size
-    assert runs_per_block(static, trainer, "gpu") is None  # accelerators: one wide batch
+    assert runs_per_block(static, "gpu", size) is None  # accelerators: one wide batch
     memoryless = tiny(hidden_size=32, memoryless=True)
-    assert runs_per_block(memoryless, make_trainer(memoryless), "cpu") is None
+    assert runs_per_block(memoryless, "cpu", size) is None

@@ -169,7 +169,7 @@ class _GRUStep(nn.Module):
         self, carry: jax.Array, x: tuple[jax.Array, jax.Array]
     ) -> tuple[jax.Array, jax.Array]:
         ins, resets = x
-        carry = jnp.where(resets[:, None], jnp.zeros_like(carry), carry)
+        carry = _reset(resets, carry)
         carry, y = nn.GRUCell(
             features=self.hidden_size,
             kernel_init=nn.initializers.lecun_normal(),

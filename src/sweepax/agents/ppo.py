@@ -669,9 +669,14 @@ def make_train(
 CPU_BLOCK_PARAM_BYTES = 384 * 1024
 
 
-def runs_per_block(static: PPOStatic, trainer: Trainer, backend: str) -> int | None:
+def run_param_bytes(params: tp.Any, runs: int) -> int:
+    """Bytes of one run's parameters, from ``params`` of ``runs`` runs (arrays or shapes)."""
+    return sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(params)) // max(1, runs)
+
+
+def runs_per_block(static: PPOStatic, backend: str, param_bytes: int) -> int | None:
     """How many of a task's configs x seeds runs the update program vmaps at a time on
-    ``backend``: None for all of them.
+    ``backend``, for runs of ``param_bytes`` of parameters each: None for all of them.
 
     A recurrent network's epochs step through time with small products, and vmapping all
     runs at once makes every step stream every run's weights through the cache: on a CPU such
@@ -683,8 +688,6 @@ def runs_per_block(static: PPOStatic, trainer: Trainer, backend: str) -> int | N
     """
     if backend != "cpu" or static.memoryless:
         return None
-    shapes = jax.eval_shape(trainer.init, PPOSweep(), jnp.zeros((), jnp.int32)).params
-    param_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(shapes))
     return max(1, CPU_BLOCK_PARAM_BYTES // max(1, param_bytes))
 
 
@@ -695,25 +698,61 @@ def block_size(runs: int, block: int | None) -> int:
     return max(d for d in range(1, block + 1) if runs % d == 0)
 
 
-def blocked_update(update: tp.Callable, block: int | None) -> tp.Callable:
-    """``update`` (one run) over runner (C, S, ...), sweep (C,), idx (L,): vmapped over every
-    run, or ``block`` runs at a time (``lax.map``) when ``block`` is below C x S (the largest
-    divisor of C x S not above ``block``). Each run computes the same numbers either way, up
-    to the float reassociation of batched matmuls."""
-    grid = jax.vmap(jax.vmap(update, (0, None, None)), (0, 0, None))
+def over_runs(fn: tp.Callable, in_axes: tuple, block: int | None = None) -> tp.Callable:
+    """``fn`` (one run) over a (configs, seeds) grid of runs. ``in_axes`` gives each argument's
+    leading (config, seed) axes: ``(0, 0)``, ``(0, None)`` (per config), ``(None, 0)`` (per
+    seed), or None (the same for every run). Every run in one vmap, or, with ``block`` below
+    the number of runs, ``block_size(runs, block)`` runs at a time (``lax.map`` over blocks).
+    Each run computes the same numbers either way, up to the float reassociation of batched
+    matmuls."""
+    inner = tuple(None if a is None else a[1] for a in in_axes)
+    outer = tuple(None if a is None else a[0] for a in in_axes)
+    grid = jax.vmap(jax.vmap(fn, inner), outer)
     if block is None:
         return grid
 
-    def run(runner: RunnerState, sweep: PPOSweep, idx: jax.Array) -> tuple:
-        configs, seeds = jax.tree.leaves(runner)[0].shape[:2]
-        runs = configs * seeds
+    def blocked(*args: tp.Any) -> tp.Any:
+        shape = next(jax.tree.leaves(x)[0].shape[:2] for x, a in zip(args, in_axes) if a == (0, 0))
+        runs = shape[0] * shape[1]
         size = block_size(runs, block)
         if size == runs:
-            return grid(runner, sweep, idx)
-        flat = jax.tree.map(lambda x: x.reshape((runs,) + x.shape[2:]), runner)
-        per_run = jax.tree.map(lambda x: jnp.repeat(x, seeds, axis=0), sweep)
-        out = jax.lax.map(lambda rs: update(rs[0], rs[1], idx), (flat, per_run), batch_size=size)
-        return jax.tree.map(lambda x: x.reshape((configs, seeds) + x.shape[1:]), out)
+            return grid(*args)
+
+        def per_run(x: tp.Any, axes: tuple) -> tp.Any:
+            """``x`` with one leading axis of ``runs`` (config-major, as the grid flattens)."""
+            if axes == (0, 0):
+                return jax.tree.map(lambda v: v.reshape((runs,) + v.shape[2:]), x)
+            if axes == (0, None):
+                return jax.tree.map(lambda v: jnp.repeat(v, shape[1], axis=0), x)
+            return jax.tree.map(lambda v: jnp.tile(v, (shape[0],) + (1,) * (v.ndim - 1)), x)
+
+        which = [i for i, a in enumerate(in_axes) if a is not None]
+
+        def one(xs: list) -> tp.Any:
+            full = list(args)
+            for i, x in zip(which, xs, strict=True):
+                full[i] = x
+            return fn(*full)
+
+        out = jax.lax.map(one, [per_run(args[i], in_axes[i]) for i in which], batch_size=size)
+        return jax.tree.map(lambda v: v.reshape(shape + v.shape[1:]), out)
+
+    return blocked
+
+
+# runner (C, S), sweep (C,), update indices (L,) the same for every run
+UPDATE_AXES = ((0, 0), (0, None), None)
+
+
+def blocked_update(update: tp.Callable, static: PPOStatic, backend: str) -> tp.Callable:
+    """``update`` (one run) over runner (C, S, ...), sweep (C,), idx (L,), in blocks of
+    ``runs_per_block`` runs, sized from the runner's parameters when the program is traced."""
+
+    def run(runner: RunnerState, sweep: PPOSweep, idx: jax.Array) -> tuple:
+        configs, seeds = jax.tree.leaves(runner)[0].shape[:2]
+        param_bytes = run_param_bytes(runner.params, configs * seeds)
+        block = runs_per_block(static, backend, param_bytes)
+        return over_runs(update, UPDATE_AXES, block)(runner, sweep, idx)
 
     return run
 
@@ -755,8 +794,9 @@ class SweepFn:
         # (sweep (C,), seeds (S,)) -> runner (C, S, ...)
         self.init = jax.jit(jax.vmap(jax.vmap(trainer.init, (None, 0)), (0, None)))
         # (runner (C, S), sweep (C,), idx (L,) unbatched) -> runner, metrics (C, S, L)
-        self.runs_per_block = runs_per_block(static, trainer, jax.default_backend())
-        self.update = jax.jit(blocked_update(trainer.update, self.runs_per_block), donate_argnums=0)
+        self.update = jax.jit(
+            blocked_update(trainer.update, static, jax.default_backend()), donate_argnums=0
+        )
         # (runner (C, S), seeds (S,)) -> eval metrics (C, S)
         self.evaluate = jax.jit(jax.vmap(jax.vmap(trainer.evaluate, (0, 0)), (0, None)))
 
