@@ -16,11 +16,13 @@ process:
 - **Achieved FLOP/s** = xla FLOPs per update / measured seconds per update, and the **peak** of
   this machine measured in the same process (a jitted 1024 x 1024 float32 matmul, best of several
   runs), hence the fraction of peak.
-- **Where time goes**: each piece compiled as its own program over the grid, vmapped a block
-  of runs at a time as the task's update program is on this backend (``ppo.runs_per_block``),
-  and timed alone (median of repeats after a warm-up): the env step alone (random actions, the same
-  ``num_steps x num_envs`` per run), the rollout (policy forward + env step + bookkeeping), GAE
-  (``value_targets``), and the PPO epochs as the whole update minus rollout minus GAE.
+- **Where time goes**: each piece compiled as its own program over the grid, split over the
+  host's CPU devices (one per core, as ``python -m sweepax.train`` makes them; ``ppo.run_mesh``)
+  and vmapped a block of runs at a time as the task's update program is on this backend
+  (``ppo.runs_per_block``), and timed alone (median of repeats after a warm-up): the env step
+  alone (random actions, the same ``num_steps x num_envs`` per run), the rollout (policy
+  forward + env step + bookkeeping), GAE (``value_targets``), and the PPO epochs as the whole
+  update minus rollout minus GAE.
 
     nox -s bench_roofline -- [--variants recurrent,memoryless] [--grids 24x10,1x1] [--repeats 5]
                              [--json out.json]
@@ -44,6 +46,7 @@ from sweepax.agents import ppo
 from sweepax.agents.config import PPOStatic, PPOSweep
 from sweepax.agents.networks import ActionSpec, make_network
 from sweepax.envs import registry
+from sweepax.train import use_cpu_devices
 
 # The tmaze_10_ppo study (hyperparams/tmaze/tmaze_10_ppo.py): its lr x lambda0 grid, 10 seeds.
 LRS = [2.5e-3, 2.5e-4, 2.5e-5, 2.5e-6]
@@ -123,10 +126,11 @@ def sweep_of(configs: int) -> PPOSweep:
 
 
 def grid_map(fn: tp.Callable, in_axes: tuple, block: int | None = None) -> tp.Callable:
-    """``jit`` of ``fn`` over (configs, seeds) (``ppo.over_runs``): ``in_axes`` gives each
-    argument's (config, seed) axes; ``block`` runs at a time, as the task's update program on
-    this backend, or None: every run in one vmap."""
-    return jax.jit(ppo.over_runs(fn, in_axes, block))
+    """``jit`` of ``fn`` over (configs, seeds) (``ppo.over_runs``), split over the devices as the
+    task's programs are (``ppo.over_devices``): ``in_axes`` gives each argument's (config, seed)
+    axes; ``block`` runs of a device's share at a time, or None: all of them in one vmap."""
+    backend = jax.default_backend()
+    return jax.jit(ppo.over_devices(lambda _: ppo.over_runs(fn, in_axes, block), in_axes, backend))
 
 
 def account(variant: str, spec: str, repeats: int, peak: float) -> dict[str, tp.Any]:
@@ -142,7 +146,9 @@ def account(variant: str, spec: str, repeats: int, peak: float) -> dict[str, tp.
 
     runner = grid_map(trainer.init, (cfg, (None, 0)))(sweep, seed_ids)
     param_bytes = ppo.run_param_bytes(runner.params, configs * seeds)
-    block = ppo.runs_per_block(static, jax.default_backend(), param_bytes)
+    mesh = ppo.run_mesh(configs, seeds, jax.default_backend())
+    devices = 1 if mesh is None else mesh.devices.size
+    block = ppo.runs_per_block(static, jax.default_backend(), param_bytes, devices > 1)
     idx = jnp.arange(UPDATES_TIMED, dtype=jnp.int32)
     update = grid_map(trainer.update, (both, cfg, none), block)
     t_update = timed(update, runner, sweep, idx, repeats=repeats) / UPDATES_TIMED
@@ -212,7 +218,8 @@ def account(variant: str, spec: str, repeats: int, peak: float) -> dict[str, tp.
     return {
         "variant": variant,
         "grid": spec,
-        "runs_per_block": ppo.block_size(configs * seeds, block),
+        "devices": devices,
+        "runs_per_block": ppo.block_size(configs * seeds // devices, block),
         "update_s": t_update,
         "env_steps_per_s": steps / t_update,
         "flops_update_xla": xla_update,
@@ -233,13 +240,14 @@ def table(rows: list[dict[str, tp.Any]], peak: float) -> str:
         f"peak float32 matmul: {peak / 1e9:.1f} GFLOP/s ({jax.devices()[0].platform}, "
         f"{jax.device_count()} device(s))",
         "",
-        "| variant | grid | runs per block | update ms | env steps/s | GFLOP/update (xla / hand) "
-        "| GFLOP/s | % of peak | env | rollout | GAE | epochs |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| variant | grid | devices | runs per block | update ms | env steps/s "
+        "| GFLOP/update (xla / hand) | GFLOP/s | % of peak | env | rollout | GAE | epochs |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['variant']} | {r['grid']} | {r['runs_per_block']} | {r['update_s'] * 1e3:.2f} | "
+            f"| {r['variant']} | {r['grid']} | {r['devices']} | {r['runs_per_block']} | "
+            f"{r['update_s'] * 1e3:.2f} | "
             f"{r['env_steps_per_s']:,.0f} | {r['flops_update_xla'] / 1e9:.4f} / "
             f"{r['flops_update_hand'] / 1e9:.4f} | {r['flops_per_s'] / 1e9:.2f} | "
             f"{100 * r['fraction_of_peak']:.2f} | {100 * r['share_env']:.0f}% | "
@@ -258,6 +266,7 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
+    use_cpu_devices()  # one CPU device per core, as a training task has
     peak = peak_flops()
     rows = [
         account(variant, spec, args.repeats, peak)

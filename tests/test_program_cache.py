@@ -107,11 +107,14 @@ def entry_file(folder: Path) -> Path:
     return path
 
 
-def train_process(cwd: Path, seed: str) -> Path:
+def train_process(cwd: Path, seed: str, *extra: str, devices: str = "1") -> Path:
     """``python -m sweepax.train`` of the tiny task with ``seed`` and the compilation cache
-    ``cwd/jax-cache``, as a job array line runs it: the store it wrote."""
-    env = {**os.environ, "SWEEPAX_JAX_CACHE": str(cwd / "jax-cache")}
-    argv = ["ppo", "--study", f"pc{seed}", "--results_dir", str(cwd), *TINY, "--seed", seed]
+    ``cwd/jax-cache``, as a job array line runs it: the store it wrote. ``devices`` CPU devices
+    (one by default, as this test process has, so that the key parts computed here match)."""
+    env = {**os.environ, "SWEEPAX_JAX_CACHE": str(cwd / "jax-cache"),
+           "SWEEPAX_CPU_DEVICES": devices}  # fmt: skip
+    argv = ["ppo", "--study", f"pc{seed}", "--results_dir", str(cwd), *TINY, "--seed", seed,
+            *extra]  # fmt: skip
     proc = subprocess.run([sys.executable, "-m", "sweepax.train", *argv], cwd=cwd, env=env,
                           capture_output=True, text=True)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -145,6 +148,27 @@ def test_a_later_task_loads_the_programs_and_trains_what_a_compile_would(first_t
         np.testing.assert_array_equal(ds[name].values, values, err_msg=name)
     first = xr.open_zarr(next((first_task / "pc1").glob("*.zarr")))
     assert not np.array_equal(first["loss_total"].values, compiled["loss_total"])  # seeds: input
+
+
+@pytest.mark.parametrize("lrs", [["0.001"], ["0.001", "0.002"]], ids=["one-device", "split"])
+def test_programs_of_a_process_with_two_cpu_devices_load_onto_the_devices_they_ran_on(
+    tmp_path, lrs
+):
+    """One config runs on one of the two devices, two configs are split over both: a later
+    task loads each program onto the devices it was compiled for and trains what it would."""
+    extra = ["--lr", *lrs]
+    train_process(tmp_path, "1", *extra, devices="2")
+    written = train_process(tmp_path, "5", *extra, devices="2")
+    prov = store.read_attrs(written)["provenance"]
+    assert prov["program_cache"]["result"] == "hit" and prov["device_count"] == 2
+    assert prov["run_split"] == [len(lrs), 1]
+    (tmp_path / "fresh").mkdir()  # the same task compiled afresh
+    fresh = train_process(tmp_path / "fresh", "5", *extra, devices="2")
+    assert store.read_attrs(fresh)["provenance"]["program_cache"]["result"] == "miss"
+    compiled = xr.open_zarr(fresh)
+    for name in compiled.data_vars:
+        np.testing.assert_array_equal(xr.open_zarr(written)[name].values, compiled[name].values,
+                                      err_msg=name)  # fmt: skip
 
 
 def test_bad_entries_are_compiled_instead_and_removed(tmp_path, first_task, capsys):

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import xarray as xr
 
@@ -73,6 +74,36 @@ def test_train_writes_one_store_with_dims_coords_and_provenance(tmp_path):
     assert set(prov["slurm"]) >= {"job_id", "array_job_id", "array_task_id"}
     assert "container" in prov and prov["host"]
     assert "wrote results/st/" in proc.stdout and "final_return" in proc.stdout
+
+
+def test_runs_split_over_cpu_devices_give_the_numbers_of_one_device(tmp_path):
+    """One JAX CPU device per core: a task's runs are shared out over the devices (here 3
+    configs x 2 seeds on 2 devices: the seeds), and every run gets the numbers it gets on one."""
+    short = [*TINY[:2], "--total_steps", "512", *TINY[4:]]  # 4 updates: differences stay small
+    argv = ["ppo", "--study", "st", *short, "--lr", "0.001", "0.002", "0.003", "--n_seeds", "2"]
+    stores = {}
+    for devices in ("1", "2"):
+        out = tmp_path / devices
+        out.mkdir()
+        env = {**os.environ, "SWEEPAX_CPU_DEVICES": devices, "SWEEPAX_JAX_CACHE": "off"}
+        proc = train(out, *argv, env=env)
+        assert proc.returncode == 0, proc.stderr
+        (stores[devices],) = (out / "results" / "st").glob("*.zarr")
+    one, two = (store.read_attrs(stores[d])["provenance"] for d in ("1", "2"))
+    assert (one["device_count"], one["run_split"]) == (1, [1, 1])
+    assert (two["device_count"], two["run_split"]) == (2, [1, 2])
+    a, b = (xr.open_zarr(stores[d], consolidated=None) for d in ("1", "2"))
+    assert set(a.data_vars) == set(b.data_vars)
+    for name in a.data_vars:
+        np.testing.assert_allclose(b[name].values, a[name].values, rtol=1e-5, atol=1e-6,
+                                   err_msg=name)  # fmt: skip
+
+
+def test_a_cpu_device_count_that_is_not_a_number_is_refused_in_one_line(tmp_path):
+    env = {**os.environ, "SWEEPAX_CPU_DEVICES": "two"}
+    proc = train(tmp_path, "ppo", "--study", "st", *TINY, env=env)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "SWEEPAX_CPU_DEVICES='two': give a whole number" in proc.stderr.strip().splitlines()[-1]
 
 
 def test_train_killed_mid_run_leaves_nothing_parse_takes_as_complete(tmp_path):

@@ -39,8 +39,9 @@ HEADER = b"sweepax-programs %d\n" % FORMAT
 SUFFIX = ".programs"
 FOLDER = "sweepax-programs"  # inside the compilation cache folder
 ENV_PREFIXES = ("XLA_", "JAX_")
-# settings that say where and when JAX caches, not what it compiles
-_NOT_PROGRAM = ("compilation_cache", "persistent_cache")
+# JAX settings that do not change a compiled program: the caches, and how many CPU devices were
+# asked for (the devices themselves are part of the key)
+_NOT_PROGRAM = ("compilation_cache", "persistent_cache", "num_cpu_devices")
 
 
 PACKAGE = Path(__file__).resolve().parent

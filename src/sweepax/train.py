@@ -250,8 +250,31 @@ def check_free_space(task: Task) -> None:
         )
 
 
-def set_up_jax(platform: str | None) -> dict[str, tp.Any]:
-    """Check the platform asked for and switch on the compilation cache (its counters)."""
+def use_cpu_devices() -> None:
+    """One JAX CPU device per core this process may use, so that a task's runs are split over
+    the cores (``ppo.run_mesh``): ``$SWEEPAX_CPU_DEVICES`` sets the count (1: one device, whose
+    products XLA's intra-op threads share). Only before JAX's backends have started, and not
+    when ``XLA_FLAGS`` already sets ``--xla_force_host_platform_device_count``."""
+    import jax
+    from jax._src import xla_bridge
+
+    want = os.environ.get("SWEEPAX_CPU_DEVICES", "").strip()
+    if want and not (want.isdigit() and int(want) >= 1):
+        raise UserError(
+            f"SWEEPAX_CPU_DEVICES={want!r}: give a whole number of CPU devices >= 1, or unset it "
+            "for one per core"
+        )
+    if xla_bridge.backends_are_initialized() or "device_count" in os.environ.get("XLA_FLAGS", ""):
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    jax.config.update("jax_num_cpu_devices", int(want) if want else max(1, cores or 1))
+
+
+def set_up_jax(platform: str | None, cpu_devices: bool = True) -> dict[str, tp.Any]:
+    """Make the CPU devices (``cpu_devices``: one per core, else JAX's one), check the platform
+    asked for and switch on the compilation cache (its counters)."""
+    if cpu_devices:
+        use_cpu_devices()
     _use_platform(platform)
     return _use_compilation_cache()
 
@@ -605,8 +628,15 @@ def run_record(
     if segments:  # this process ran only the last segment
         num_updates -= segments[-1]["start_update"]
     steps = runs * num_updates * task.static["num_steps"] * task.static["num_envs"]
+    import jax
+
+    from sweepax.agents import ppo
+
+    mesh = ppo.run_mesh(len(task.rows), len(task.seeds), jax.default_backend())
     return {
         **provenance.devices(),
+        # configs x seeds shares of the runs, one per device (``ppo.run_mesh``)
+        "run_split": [1, 1] if mesh is None else list(mesh.devices.shape),
         **{f"{stage}_seconds": round(s, 3) for stage, s in seconds.items()},
         "compilation_cache": cache,
         "env_steps_per_second": round(steps / seconds["run"]),

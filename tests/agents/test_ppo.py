@@ -20,6 +20,7 @@ from sweepax.agents.ppo import (
     SweepFn,
     action_spec,
     block_size,
+    device_split,
     make_sweep_fn,
     make_train,
     make_trainer,
@@ -243,4 +244,22 @@ def test_runs_per_block_fits_parameters_in_the_cpu_budget(tiny) -> None:
     assert block * size <= CPU_BLOCK_PARAM_BYTES < (block + 1) * size
     assert runs_per_block(static, "gpu", size) is None  # accelerators: one wide batch
     memoryless = tiny(hidden_size=32, memoryless=True)
-    assert runs_per_block(memoryless, "cpu", size) is None
+    assert runs_per_block(memoryless, "cpu", size) is None  # one device: one wide batch
+    assert runs_per_block(memoryless, "cpu", size, spread=True) == block  # one device per core
+    assert runs_per_block(memoryless, "gpu", size, spread=True) is None
+
+
+@pytest.mark.parametrize(
+    ("grid", "devices", "split"),
+    [
+        ((24, 10), 2, (2, 1)),
+        ((24, 10), 16, (8, 2)),
+        ((1, 10), 4, (1, 2)),
+        ((3, 2), 2, (1, 2)),
+        ((7, 1), 4, (1, 1)),
+        ((5, 3), 1, (1, 1)),
+        ((4, 4), 64, (4, 4)),
+    ],
+)
+def test_runs_are_split_evenly_over_as_many_devices_as_divide_the_grid(grid, devices, split):
+    assert device_split(*grid, devices) == split

@@ -41,6 +41,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from gymnax.environments import spaces
+from jax.sharding import Mesh
+from jax.sharding import PartitionSpec as P
 
 from sweepax.agents.config import PPOStatic, PPOSweep, TrainMetrics
 from sweepax.agents.gae import gae
@@ -674,19 +676,25 @@ def run_param_bytes(params: tp.Any, runs: int) -> int:
     return sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(params)) // max(1, runs)
 
 
-def runs_per_block(static: PPOStatic, backend: str, param_bytes: int) -> int | None:
+def runs_per_block(
+    static: PPOStatic, backend: str, param_bytes: int, spread: bool = False
+) -> int | None:
     """How many of a task's configs x seeds runs the update program vmaps at a time on
     ``backend``, for runs of ``param_bytes`` of parameters each: None for all of them.
+    ``spread``: the runs are split over the host's CPU devices (``run_mesh``), one per core.
 
     A recurrent network's epochs step through time with small products, and vmapping all
     runs at once makes every step stream every run's weights through the cache: on a CPU such
     an update does a block of runs at a time, sized so their parameters, Adam moments and
     gradients stay within a core's L2 cache (``CPU_BLOCK_PARAM_BYTES`` of parameters).
-    Memoryless networks (no time loop in the epochs) and accelerators keep one wide batch,
-    which measured faster for them (2-core CPU: memoryless 24x10 344k env steps/s at once
-    against 315k in blocks; recurrent 85k in blocks against 70k at once).
+    A memoryless network (no time loop in the epochs) does the same when its runs are spread
+    over one device per core; on a single device it keeps one wide batch, whose products
+    XLA's intra-op threads share. Accelerators keep one wide batch. Measured on 2 cores,
+    24x10 runs: memoryless on one device 344k env steps/s at once against 315k in blocks, on
+    two devices 760k in blocks against 660k at once; recurrent on one device 85k in blocks
+    against 70k at once.
     """
-    if backend != "cpu" or static.memoryless:
+    if backend != "cpu" or (static.memoryless and not spread):
         return None
     return max(1, CPU_BLOCK_PARAM_BYTES // max(1, param_bytes))
 
@@ -742,17 +750,99 @@ def over_runs(fn: tp.Callable, in_axes: tuple, block: int | None = None) -> tp.C
 
 # runner (C, S), sweep (C,), update indices (L,) the same for every run
 UPDATE_AXES = ((0, 0), (0, None), None)
+# sweep (C,), seeds (S,)
+INIT_AXES = ((0, None), (None, 0))
+# runner (C, S), seeds (S,)
+EVALUATE_AXES = ((0, 0), (None, 0))
 
 
-def blocked_update(update: tp.Callable, static: PPOStatic, backend: str) -> tp.Callable:
+def blocked_update(
+    update: tp.Callable, static: PPOStatic, backend: str, spread: bool = False
+) -> tp.Callable:
     """``update`` (one run) over runner (C, S, ...), sweep (C,), idx (L,), in blocks of
     ``runs_per_block`` runs, sized from the runner's parameters when the program is traced."""
 
     def run(runner: RunnerState, sweep: PPOSweep, idx: jax.Array) -> tuple:
         configs, seeds = jax.tree.leaves(runner)[0].shape[:2]
         param_bytes = run_param_bytes(runner.params, configs * seeds)
-        block = runs_per_block(static, backend, param_bytes)
+        block = runs_per_block(static, backend, param_bytes, spread)
         return over_runs(update, UPDATE_AXES, block)(runner, sweep, idx)
+
+    return run
+
+
+def device_split(configs: int, seeds: int, devices: int) -> tuple[int, int]:
+    """(configs, seeds) shares of a grid's runs over at most ``devices`` devices: divisors of
+    ``configs`` and ``seeds`` whose product is the largest within ``devices``, the configs'
+    share the larger where two products tie (24 x 10 on 16 devices: 8 x 2)."""
+
+    def divisors(n: int, most: int) -> list[int]:
+        return [d for d in range(1, min(n, most) + 1) if n % d == 0]
+
+    return max(
+        ((c, max(divisors(seeds, devices // c))) for c in divisors(configs, devices)),
+        key=lambda cs: (cs[0] * cs[1], cs[0]),
+    )
+
+
+def run_mesh(configs: int, seeds: int, backend: str) -> Mesh | None:
+    """The devices a (configs, seeds) grid of runs is split over: a mesh of axes ``configs``
+    and ``seeds`` (``device_split``), or None for one device.
+
+    On a CPU with more than one JAX device (``sweepax.train`` makes one per core the process
+    may use), each device takes an equal share of the runs and computes it on its own thread:
+    the runs are independent, so nothing passes between devices, and each run computes what
+    it does on one device, up to the float reassociation of batched products. Accelerators
+    keep one device.
+    """
+    if backend != "cpu":
+        return None
+    devices = jax.devices("cpu")
+    split = device_split(configs, seeds, len(devices))
+    if split[0] * split[1] < 2:
+        return None
+    return Mesh(np.array(devices[: split[0] * split[1]]).reshape(split), ("configs", "seeds"))
+
+
+def _grid_shape(args: tuple, in_axes: tuple) -> tuple[int, int]:
+    """(configs, seeds) of a grid program's arguments (``over_runs``'s ``in_axes``)."""
+    configs = seeds = None
+    for x, axes in zip(args, in_axes, strict=True):
+        if axes is None:
+            continue
+        shape = jax.tree.leaves(x)[0].shape
+        if axes == (0, 0):
+            configs, seeds = shape[:2]
+        elif axes == (0, None):
+            configs = shape[0]
+        else:
+            seeds = shape[0]
+    if configs is None or seeds is None:
+        raise ValueError(f"in_axes {in_axes} name no configs or no seeds axis")
+    return configs, seeds
+
+
+def over_devices(
+    grid: tp.Callable[[bool], tp.Callable], in_axes: tuple, backend: str
+) -> tp.Callable:
+    """A grid program (``over_runs``'s ``in_axes``; every output leaf (C, S, ...)) split over
+    ``run_mesh``'s devices, chosen from the arguments' shapes when it is traced. ``grid(spread)``
+    builds the program for one device's share of the runs (``spread``: there is more than one
+    device) or, when the mesh is None, for all of them."""
+
+    def run(*args: tp.Any) -> tp.Any:
+        mesh = run_mesh(*_grid_shape(args, in_axes), backend)
+        if mesh is None:
+            return grid(False)(*args)
+        names = ("configs", "seeds")
+        # each argument's leading axes, in order: (C, S), (C,), (S,) or none
+        specs = tuple(
+            P() if a is None else P(*(n for n, i in zip(names, a, strict=True) if i is not None))
+            for a in in_axes
+        )
+        return jax.shard_map(
+            grid(True), mesh=mesh, in_specs=specs, out_specs=P(*names), check_vma=False
+        )(*args)
 
     return run
 
@@ -791,14 +881,24 @@ class SweepFn:
         self.chunk = -(-self.num_updates // max(1, min(chunks, self.num_updates)))
         self.on_progress = on_progress
 
+        backend = jax.default_backend()
+
+        def spread(fn: tp.Callable, in_axes: tuple) -> tp.Callable:
+            return over_devices(lambda _: over_runs(fn, in_axes), in_axes, backend)
+
         # (sweep (C,), seeds (S,)) -> runner (C, S, ...)
-        self.init = jax.jit(jax.vmap(jax.vmap(trainer.init, (None, 0)), (0, None)))
+        self.init = jax.jit(spread(trainer.init, INIT_AXES))
         # (runner (C, S), sweep (C,), idx (L,) unbatched) -> runner, metrics (C, S, L)
         self.update = jax.jit(
-            blocked_update(trainer.update, static, jax.default_backend()), donate_argnums=0
+            over_devices(
+                lambda split: blocked_update(trainer.update, static, backend, split),
+                UPDATE_AXES,
+                backend,
+            ),
+            donate_argnums=0,
         )
         # (runner (C, S), seeds (S,)) -> eval metrics (C, S)
-        self.evaluate = jax.jit(jax.vmap(jax.vmap(trainer.evaluate, (0, 0)), (0, None)))
+        self.evaluate = jax.jit(spread(trainer.evaluate, EVALUATE_AXES))
 
     def _indices(self, start: int) -> np.ndarray:
         return np.arange(start, start + self.chunk, dtype=np.int32)
@@ -815,25 +915,39 @@ class SweepFn:
         return self
 
     def programs(self) -> dict[str, tp.Any]:
-        """The compiled programs serialized, with the state shapes (after ``compile``): what
-        ``load_programs`` needs in another process on the same backend and versions."""
+        """The compiled programs serialized, with the state shapes and the ids of the devices
+        each runs on (after ``compile``): what ``load_programs`` needs in another process on
+        the same backend, devices and versions."""
         from jax.experimental import serialize_executable
+
+        def device_ids(program: tp.Any) -> list[int]:
+            shardings = jax.tree.leaves(
+                program.input_shardings, is_leaf=lambda x: isinstance(x, jax.sharding.Sharding)
+            )
+            return sorted({d.id for sharding in shardings for d in sharding.device_set})
 
         return {
             "executables": {
                 name: serialize_executable.serialize(getattr(self, name)) for name in self.PROGRAMS
             },
+            "devices": {name: device_ids(getattr(self, name)) for name in self.PROGRAMS},
             "runner_info": self.runner_info,
             "metrics_info": self.metrics_info,
         }
 
     def load_programs(self, programs: dict[str, tp.Any]) -> SweepFn:
         """Take the compiled programs from ``programs()`` of a ``SweepFn`` of the same static
-        values and input shapes, instead of ``compile``: nothing is traced."""
+        values and input shapes, instead of ``compile``: nothing is traced. Each is loaded
+        onto the devices it was compiled for (a one-device program among several devices
+        would otherwise be loaded onto all of them)."""
         from jax.experimental import serialize_executable
 
+        by_id = {d.id: d for d in jax.devices()}
         loaded = {
-            name: serialize_executable.deserialize_and_load(*programs["executables"][name])
+            name: serialize_executable.deserialize_and_load(
+                *programs["executables"][name],
+                execution_devices=[by_id[i] for i in programs["devices"][name]],
+            )
             for name in self.PROGRAMS
         }
         for name, program in loaded.items():

@@ -160,10 +160,13 @@ def update_analysis(entry_name: str, static: tp.Mapping[str, tp.Any], configs: i
 
 @functools.cache
 def _use_compilation_cache() -> None:
-    """The tasks' persistent compilation cache: planning a study again loads its programs."""
+    """The tasks' persistent compilation cache: planning a study again loads its programs.
+
+    One CPU device: a task spreads its runs over one CPU device per core, all in the same host
+    memory, so the memory of the whole grid on one device is what a task needs."""
     from sweepax import train
 
-    train.set_up_jax(None)
+    train.set_up_jax(None, cpu_devices=False)
 
 
 @functools.lru_cache(maxsize=64)
