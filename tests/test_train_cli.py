@@ -15,6 +15,7 @@ import pytest
 import xarray as xr
 
 from sweepax import entries, program_cache
+from sweepax import train as train_module
 from sweepax.results import store
 from sweepax.sweep import args as task_args
 
@@ -104,6 +105,21 @@ def test_a_cpu_device_count_that_is_not_a_number_is_refused_in_one_line(tmp_path
     proc = train(tmp_path, "ppo", "--study", "st", *TINY, env=env)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "SWEEPAX_CPU_DEVICES='two': give a whole number" in proc.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("environ", "cores", "count"),
+    [
+        ({}, 8, 8),
+        ({"SLURM_CPUS_PER_TASK": "4"}, 64, 4),  # a job's share of a node it is not bound to
+        ({"SLURM_CPUS_PER_TASK": "16"}, 4, 4),
+        ({"SWEEPAX_CPU_DEVICES": "3", "SLURM_CPUS_PER_TASK": "4"}, 8, 3),
+        ({"SWEEPAX_CPU_DEVICES": " 1 "}, 8, 1),
+        ({}, 0, 1),
+    ],
+)
+def test_one_cpu_device_per_core_the_task_may_use(environ, cores, count):
+    assert train_module.cpu_device_count(environ, cores) == count
 
 
 def test_train_killed_mid_run_leaves_nothing_parse_takes_as_complete(tmp_path):

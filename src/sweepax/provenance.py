@@ -309,6 +309,14 @@ def container() -> dict[str, tp.Any]:
     }
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on: its affinity mask (what a SLURM job or ``taskset``
+    binds it to), or the machine's count where the system has no such mask."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
 def node() -> str:
     """The SLURM node name when in a job, else this host's name."""
     return os.environ.get("SLURMD_NODENAME") or socket.gethostname()

@@ -250,24 +250,36 @@ def check_free_space(task: Task) -> None:
         )
 
 
+def cpu_device_count(environ: tp.Mapping[str, str], cores: int) -> int:
+    """How many JAX CPU devices a task makes: ``$SWEEPAX_CPU_DEVICES``, else one per core it
+    may use (``cores``, capped by SLURM's ``$SLURM_CPUS_PER_TASK`` where a job's CPU binding
+    does not show in the affinity mask)."""
+    want = environ.get("SWEEPAX_CPU_DEVICES", "").strip()
+    if want:
+        if not (want.isdigit() and int(want) >= 1):
+            raise UserError(
+                f"SWEEPAX_CPU_DEVICES={want!r}: give a whole number of CPU devices >= 1, or unset "
+                "it for one per core"
+            )
+        return int(want)
+    slurm = environ.get("SLURM_CPUS_PER_TASK", "").strip()
+    if slurm.isdigit() and int(slurm) >= 1:
+        cores = min(cores, int(slurm))
+    return max(1, cores)
+
+
 def use_cpu_devices() -> None:
-    """One JAX CPU device per core this process may use, so that a task's runs are split over
-    the cores (``ppo.run_mesh``): ``$SWEEPAX_CPU_DEVICES`` sets the count (1: one device, whose
-    products XLA's intra-op threads share). Only before JAX's backends have started, and not
-    when ``XLA_FLAGS`` already sets ``--xla_force_host_platform_device_count``."""
+    """One JAX CPU device per core this process may use (``cpu_device_count``), so that a
+    task's runs are split over the cores (``ppo.run_mesh``; 1: one device, whose products
+    XLA's intra-op threads share). Only before JAX's backends have started, and not when
+    ``XLA_FLAGS`` already sets ``--xla_force_host_platform_device_count``."""
     import jax
     from jax._src import xla_bridge
 
-    want = os.environ.get("SWEEPAX_CPU_DEVICES", "").strip()
-    if want and not (want.isdigit() and int(want) >= 1):
-        raise UserError(
-            f"SWEEPAX_CPU_DEVICES={want!r}: give a whole number of CPU devices >= 1, or unset it "
-            "for one per core"
-        )
+    count = cpu_device_count(os.environ, provenance.usable_cores())
     if xla_bridge.backends_are_initialized() or "device_count" in os.environ.get("XLA_FLAGS", ""):
         return
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    jax.config.update("jax_num_cpu_devices", int(want) if want else max(1, cores or 1))
+    jax.config.update("jax_num_cpu_devices", count)
 
 
 def set_up_jax(platform: str | None, cpu_devices: bool = True) -> dict[str, tp.Any]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import xarray as xr
 
+from sweepax import provenance
 from sweepax.launch import local, records, status
 from sweepax.launch.records import Paths
 from sweepax.results import store
@@ -39,6 +40,9 @@ def test_run_local_runs_every_task_logs_it_and_skips_complete_ones(tmp_path, tin
         log = tmp_path / "logs" / "tiny" / f"{t['index']}_{t['task_id']}.log"
         assert log.read_text().startswith(f"$ {t['command']}")
         assert "progress:" in log.read_text() and "wrote results/tiny/" in log.read_text()
+        # two tasks at once share the cores: each makes its half of the CPU devices
+        prov = store.read_attrs(tmp_path / "results" / "tiny" / f"{t['task_id']}.zarr")
+        assert prov["provenance"]["device_count"] == max(1, provenance.usable_cores() // 2)
 
     again = run(tmp_path, "sweepax.launch.local", "tiny")  # by study name, from runs/
     assert again.returncode == 0

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from sweepax import provenance
 from sweepax.console import make_console
 from sweepax.errors import UserError, cli
 from sweepax.files import remove, temp_path, utc_now, utc_stamp
@@ -128,11 +129,16 @@ def finish(job: Job) -> bool:
     return True
 
 
-def task_environment() -> dict[str, str]:
-    """The tasks' environment: this Python's folder first on PATH, unbuffered output."""
+def task_environment(parallel: int = 1) -> dict[str, str]:
+    """The tasks' environment: this Python's folder first on PATH, unbuffered output, and
+    ``parallel`` tasks at once sharing the cores: each makes its share of JAX CPU devices
+    (``SWEEPAX_CPU_DEVICES``, unless it is set already)."""
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.setdefault("PYTHONUNBUFFERED", "1")
+    if parallel > 1:
+        cores = provenance.usable_cores()
+        env.setdefault("SWEEPAX_CPU_DEVICES", str(max(1, cores // parallel)))
     return env
 
 
@@ -142,7 +148,7 @@ def run_jobs(jobs: list[Job], parallel: int, console: Console) -> None:
     Each task is claimed just before it starts: tasks another run holds, or that became
     complete meanwhile, are skipped, so several runs of one study share its tasks.
     """
-    env = task_environment()
+    env = task_environment(parallel)
     pending, running = list(jobs), []
     columns = (
         TextColumn("{task.description}"),
