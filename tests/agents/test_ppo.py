@@ -263,3 +263,21 @@ def test_runs_per_block_fits_parameters_in_the_cpu_budget(tiny) -> None:
 )
 def test_runs_are_split_evenly_over_as_many_devices_as_divide_the_grid(grid, devices, split):
     assert device_split(*grid, devices) == split
+
+
+def test_noise_drawn_ahead_samples_what_the_key_samples() -> None:
+    """A rollout draws every step's sampling noise before its loop: the same actions as
+    sampling each step with its key (discrete: exactly; continuous: to the last bits)."""
+    keys = jax.random.split(jax.random.PRNGKey(5), 64)
+    logits = jax.random.normal(jax.random.PRNGKey(1), (4, 3)) * 3
+    pi = distribution(logits, continuous=False)
+    noise = jax.vmap(lambda k: pi.noise(k, logits.shape))(keys)
+    ahead = jax.vmap(pi.sample_from)(noise)
+    np.testing.assert_array_equal(ahead, jax.vmap(pi.sample)(keys))
+    assert len(np.unique(np.asarray(ahead))) == 3  # every action drawn: the noise matters
+    mean, log_std = jnp.zeros((4, 2)), jnp.array([0.0, -1.0])
+    gauss = distribution((mean, log_std), continuous=True)
+    noise = jax.vmap(lambda k: gauss.noise(k, mean.shape))(keys)
+    np.testing.assert_allclose(
+        jax.vmap(gauss.sample_from)(noise), jax.vmap(gauss.sample)(keys), rtol=1e-6, atol=1e-7
+    )

@@ -70,6 +70,16 @@ class Categorical:
         """Sample actions, shape logits.shape[:-1], int32."""
         return jax.random.categorical(key, self.logits, axis=-1).astype(jnp.int32)
 
+    @staticmethod
+    def noise(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+        """The random draw ``sample(key)`` makes for logits of ``shape`` (Gumbel noise)."""
+        return jax.random.gumbel(key, shape, jnp.float32)
+
+    def sample_from(self, noise: jax.Array) -> jax.Array:
+        """``sample(key)`` given ``noise(key, logits.shape)``: the same actions (Gumbel-max,
+        as ``jax.random.categorical`` computes it)."""
+        return jnp.argmax(noise + self.logits, axis=-1).astype(jnp.int32)
+
     def log_prob(self, action: jax.Array) -> jax.Array:
         """Log-probability of ``action``, shape logits.shape[:-1]."""
         action = jnp.asarray(action, jnp.int32)
@@ -90,7 +100,15 @@ class DiagGaussian:
 
     def sample(self, key: jax.Array) -> jax.Array:
         """Sample actions, shape mean.shape, float32 (unbounded: clip to the env's Box outside)."""
-        noise = jax.random.normal(key, self.mean.shape, jnp.float32)
+        return self.sample_from(self.noise(key, self.mean.shape))
+
+    @staticmethod
+    def noise(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+        """The random draw ``sample(key)`` makes for a mean of ``shape`` (standard normal)."""
+        return jax.random.normal(key, shape, jnp.float32)
+
+    def sample_from(self, noise: jax.Array) -> jax.Array:
+        """``sample(key)`` given ``noise(key, mean.shape)``."""
         return self.mean + jnp.exp(self.log_std) * noise
 
     def log_prob(self, action: jax.Array) -> jax.Array:

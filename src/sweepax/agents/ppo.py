@@ -46,7 +46,13 @@ from jax.sharding import PartitionSpec as P
 
 from sweepax.agents.config import PPOStatic, PPOSweep, TrainMetrics
 from sweepax.agents.gae import gae
-from sweepax.agents.networks import ActionSpec, distribution, make_network
+from sweepax.agents.networks import (
+    ActionSpec,
+    Categorical,
+    DiagGaussian,
+    distribution,
+    make_network,
+)
 from sweepax.envs import registry
 from sweepax.errors import UserError
 
@@ -155,6 +161,13 @@ class EnvLoop(tp.NamedTuple):
     ep_discount: jax.Array  # (num_envs,) gamma ** (steps since episode start)
     obs_stats: ObsStats | None  # normalize_obs: statistics of every raw obs so far; else None
     reward_stats: RewardStats | None  # env.normalize_reward: return statistics; else None
+
+
+class StepDraws(tp.NamedTuple):
+    """The random draws of one env step of ``num_envs`` envs (leading axis: steps, in a rollout)."""
+
+    action_noise: jax.Array  # (n, actions) the policy's sampling noise (``Categorical.noise``)
+    env_keys: jax.Array  # (n, 2) one key per env for ``env.step``
 
 
 class Transition(tp.NamedTuple):
@@ -438,20 +451,20 @@ def make_trainer(
         )
 
     def _env_step(
-        params: tp.Any, loop: EnvLoop, key: jax.Array, learn_stats: bool
+        params: tp.Any, loop: EnvLoop, draws: StepDraws, learn_stats: bool
     ) -> tuple[EnvLoop, Transition]:
-        """Act with the policy in every env and step them (auto-reset)."""
+        """Act with the policy in every env and step them (auto-reset), with the step's random
+        ``draws`` (``_step_draws``)."""
         n = loop.reset.shape[0]  # num_envs, or the evaluation's envs
-        key_act, key_env = jax.random.split(key)
         # SELECT ACTION
         hidden, policy, value = net.apply(params, loop.hidden, (loop.obs[None], loop.reset[None]))
         pi = distribution(jax.tree.map(lambda x: x[0], policy), continuous)
-        act = pi.sample(key_act)
+        act = pi.sample_from(draws.action_noise)
         log_prob = pi.log_prob(act)
         # STEP ENV (continuous: the raw sample is clipped to the Box only here)
         env_action = jnp.clip(act, low, high) if continuous else act
         obs, env_state, reward, terminated, truncated, _ = v_step(
-            jax.random.split(key_env, n),
+            draws.env_keys,
             loop.env_state,
             env_action.reshape((n,) + tuple(space.shape)) if continuous else env_action,
             env_params,
@@ -489,6 +502,19 @@ def make_trainer(
         )
         return loop, transition
 
+    dist = Categorical if not continuous else DiagGaussian
+
+    def _step_draws(keys: jax.Array, n: int) -> StepDraws:
+        """The random draws of the env steps of ``keys`` (one key per step), made for all steps
+        at once before the rollout's loop: each step's key splits into an action key (the
+        policy's sampling noise for ``n`` envs) and an env key (split into one key per env).
+        The same numbers as drawing them inside each step, without a small hash per step."""
+        key_act, key_env = jnp.moveaxis(jax.vmap(jax.random.split)(keys), 1, 0)
+        return StepDraws(
+            action_noise=jax.vmap(lambda k: dist.noise(k, (n, action.size)))(key_act),
+            env_keys=jax.vmap(lambda k: jax.random.split(k, n))(key_env),
+        )
+
     def _rollout(
         params: tp.Any, loop: EnvLoop, key: jax.Array, steps: int, learn_stats: bool = True
     ) -> tuple[EnvLoop, Transition]:
@@ -497,10 +523,11 @@ def make_trainer(
         ``learn_stats=False``: observation statistics stay frozen (evaluation).
         """
 
-        def _body(loop: EnvLoop, key: jax.Array) -> tuple[EnvLoop, Transition]:
-            return _env_step(params, loop, key, learn_stats)
+        def _body(loop: EnvLoop, draws: StepDraws) -> tuple[EnvLoop, Transition]:
+            return _env_step(params, loop, draws, learn_stats)
 
-        return jax.lax.scan(_body, loop, jax.random.split(key, steps), unroll=_ENV_UNROLL)
+        draws = _step_draws(jax.random.split(key, steps), loop.reset.shape[0])
+        return jax.lax.scan(_body, loop, draws, unroll=_ENV_UNROLL)
 
     def _optimizer(sweep: PPOSweep) -> optax.GradientTransformation:
         """Adam with gradient clipping; lr and max_grad_norm are traced (vmappable).
