@@ -168,7 +168,7 @@ def demo(session: nox.Session) -> None:
 
 @nox.session(python=False, default=False)
 def bench(session: nox.Session) -> None:
-    """Ours vs POBAX 0.0.1 (own venv in build/): env steps/s, fixed costs, ratios (~15 min CPU)."""
+    """Ours vs POBAX 0.0.1 (own venv in build/): env steps/s, fixed costs, ratios (~5 min CPU)."""
     python = venv(session)
     session.run(python, str(ROOT / "bench" / "throughput.py"), *session.posargs, external=True)
 

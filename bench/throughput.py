@@ -51,7 +51,7 @@ TRANSFORMER = {"embed_size": 12, "num_heads": 4, "num_layers": 2, "memory_window
 POBAX_TRANSFORMER = {"embed_size": 12, "qkv_features": 12, "num_heads": 4, "num_layers": 2,
                      "window_mem": 32, "window_grad": 64}  # fmt: skip
 SEED, SECOND_SEED = 2024, 3024
-# ~10 min idle on 2 cores; 1x1 runs are long enough (>= 1 s) for the run time to mean something
+# ~5 min idle on 2 cores; 1x1 runs are long enough (>= 1 s) for the run time to mean something
 DEFAULT_STEPS = (
     "24x10=5120,1x1=102400,memoryless:1x1=256000,transformer:24x10=2560,transformer:1x1=25600"
 )
