@@ -632,23 +632,20 @@ def run_record(
     seconds: dict[str, float],
     cache: dict[str, tp.Any],
     segments: list[dict[str, tp.Any]] | None = None,
+    run_split: list[int] | None = None,
 ) -> dict[str, tp.Any]:
     """What the provenance adds once the run is done: devices, timings, cache use, speed (of
-    this process's updates), and the run's segments (each start, end, host, SLURM job)."""
+    this process's updates), the run's segments (each start, end, host, SLURM job), and how
+    the runs were split over the devices (``SweepFn.run_split``)."""
     num_updates = metrics["episode_return"].shape[-1]
     runs = len(task.rows) * len(task.seeds)
     if segments:  # this process ran only the last segment
         num_updates -= segments[-1]["start_update"]
     steps = runs * num_updates * task.static["num_steps"] * task.static["num_envs"]
-    import jax
-
-    from sweepax.agents import ppo
-
-    mesh = ppo.run_mesh(len(task.rows), len(task.seeds), jax.default_backend())
     return {
         **provenance.devices(),
         # configs x seeds shares of the runs, one per device (``ppo.run_mesh``)
-        "run_split": [1, 1] if mesh is None else list(mesh.devices.shape),
+        "run_split": run_split or [1, 1],
         **{f"{stage}_seconds": round(s, 3) for stage, s in seconds.items()},
         "compilation_cache": cache,
         "env_steps_per_second": round(steps / seconds["run"]),
@@ -695,7 +692,7 @@ def main(argv: tp.Sequence[str] | None = None) -> int:
         )
         return checkpoint.EXIT_STOPPED
     segments = [*ckpt.segments[:-1], _ended(ckpt.segments[-1], compiled.num_updates)]
-    prov.update(run_record(task, metrics, seconds, cache, segments))
+    prov.update(run_record(task, metrics, seconds, cache, segments, compiled.run_split()))
     prov["program_cache"] = programs.record if programs is not None else None
     prov["checkpoints"] = {
         "every_seconds": ckpt.every,

@@ -144,3 +144,6 @@ def test_a_short_ppo_run_on_hopper_pixels_with_warp_writes_a_complete_store(tmp_
     assert list(ds["lr"].values) == [0.001, 0.0003]
     prov = store.read_attrs(path)["provenance"]
     assert prov["renderer"]["warp-lang"] == "1.18.0" and prov["renderer"]["device"] == "cpu"
+    # MJX-Warp keeps some of its state once for all worlds (unbatched by vmap): the runs stay
+    # on one device, whatever the number of CPU devices
+    assert prov["run_split"] == [1, 1]

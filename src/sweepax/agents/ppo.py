@@ -849,16 +849,40 @@ def _grid_shape(args: tuple, in_axes: tuple) -> tuple[int, int]:
     return configs, seeds
 
 
+def _has_grid_axes(tree: tp.Any, axes: tuple | None, configs: int, seeds: int) -> bool:
+    """Whether every leaf of ``tree`` leads with the grid axes ``axes`` says it has."""
+    if axes is None:
+        return True
+    lead = {(0, 0): (configs, seeds), (0, None): (configs,), (None, 0): (seeds,)}[axes]
+    return all(tuple(x.shape[: len(lead)]) == lead for x in jax.tree.leaves(tree))
+
+
 def over_devices(
-    grid: tp.Callable[[bool], tp.Callable], in_axes: tuple, backend: str
+    grid: tp.Callable[[bool], tp.Callable],
+    in_axes: tuple,
+    backend: str,
+    check_outputs: bool = False,
 ) -> tp.Callable:
     """A grid program (``over_runs``'s ``in_axes``; every output leaf (C, S, ...)) split over
     ``run_mesh``'s devices, chosen from the arguments' shapes when it is traced. ``grid(spread)``
     builds the program for one device's share of the runs (``spread``: there is more than one
-    device) or, when the mesh is None, for all of them."""
+    device) or, when the mesh is None, for all of them.
+
+    Some env states hold leaves that vmap leaves unbatched (MJX-Warp's ``Data`` keeps its
+    contact buffers once for all worlds): a program whose arguments (or, with
+    ``check_outputs``, results) have such leaves runs on one device."""
 
     def run(*args: tp.Any) -> tp.Any:
-        mesh = run_mesh(*_grid_shape(args, in_axes), backend)
+        configs, seeds = _grid_shape(args, in_axes)
+        mesh = run_mesh(configs, seeds, backend)
+        if mesh is not None and not all(
+            _has_grid_axes(x, a, configs, seeds) for x, a in zip(args, in_axes, strict=True)
+        ):
+            mesh = None
+        if mesh is not None and check_outputs:
+            out = jax.eval_shape(grid(False), *args)
+            if not _has_grid_axes(out, (0, 0), configs, seeds):
+                mesh = None
         if mesh is None:
             return grid(False)(*args)
         names = ("configs", "seeds")
@@ -910,11 +934,12 @@ class SweepFn:
 
         backend = jax.default_backend()
 
-        def spread(fn: tp.Callable, in_axes: tuple) -> tp.Callable:
-            return over_devices(lambda _: over_runs(fn, in_axes), in_axes, backend)
+        def spread(fn: tp.Callable, in_axes: tuple, check_outputs: bool = False) -> tp.Callable:
+            grid = lambda _: over_runs(fn, in_axes)  # noqa: E731
+            return over_devices(grid, in_axes, backend, check_outputs)
 
         # (sweep (C,), seeds (S,)) -> runner (C, S, ...)
-        self.init = jax.jit(spread(trainer.init, INIT_AXES))
+        self.init = jax.jit(spread(trainer.init, INIT_AXES, check_outputs=True))
         # (runner (C, S), sweep (C,), idx (L,) unbatched) -> runner, metrics (C, S, L)
         self.update = jax.jit(
             over_devices(
@@ -981,6 +1006,16 @@ class SweepFn:
             setattr(self, name, program)
         self.runner_info, self.metrics_info = programs["runner_info"], programs["metrics_info"]
         return self
+
+    def run_split(self) -> list[int]:
+        """(configs, seeds) shares of the runs over the devices of the update program (after
+        ``compile`` or ``load_programs``): ``[1, 1]`` on one device."""
+        shardings = jax.tree.leaves(
+            self.update.input_shardings, is_leaf=lambda x: isinstance(x, jax.sharding.Sharding)
+        )
+        devices = len({d.id for sharding in shardings for d in sharding.device_set})
+        configs, seeds = jax.tree.leaves(self.runner_info)[0].shape[:2]
+        return list(device_split(configs, seeds, devices))
 
     def state_shapes(self, updates: int) -> tuple[list[tp.Any], list[tp.Any]]:
         """Leaves (shape and dtype) of the runner state and of the metrics of ``updates``
