@@ -281,3 +281,36 @@ def test_noise_drawn_ahead_samples_what_the_key_samples() -> None:
     np.testing.assert_allclose(
         jax.vmap(gauss.sample_from)(noise), jax.vmap(gauss.sample)(keys), rtol=1e-6, atol=1e-7
     )
+
+
+@pytest.mark.parametrize("double_critic", [False, True])
+def test_rollout_fields_follow_the_episodes_of_its_rewards(tiny, double_critic: bool) -> None:
+    """The stacked transitions of a rollout, field by field: each step after an episode's end
+    starts the next (``reset``), ended returns are the sums of that episode's rewards (T-Maze:
+    4.0 or -0.1, or 0.0 when the time limit cuts it), discounted ones the gamma-weighted sums,
+    and the value has one column per critic. Runs two rollouts so episodes cross rollouts."""
+    static = tiny(num_steps=64, double_critic=double_critic)
+    trainer = make_trainer(static)
+    sweep = jax.tree.map(jnp.float32, PPOSweep(lr=1e-3, lambda0=0.9))
+    runner = jax.jit(trainer.init)(sweep, jnp.int32(0))
+    rollout = jax.jit(trainer.rollout, static_argnums=(3,))
+    loop, first = rollout(runner.params, runner.loop, jax.random.PRNGKey(1), static.num_steps)
+    _, second = rollout(runner.params, loop, jax.random.PRNGKey(2), static.num_steps)
+    traj = jax.tree.map(lambda a, b: np.concatenate([a, b]), first, second)
+    steps, n = traj.done.shape
+    assert traj.value.shape == ((steps, n, 2) if double_critic else (steps, n))
+    assert traj.obs.shape == (steps, n, 3 + 4) and traj.action.dtype == np.int32
+    np.testing.assert_array_equal(traj.reset[0], runner.loop.reset)
+    np.testing.assert_array_equal(traj.reset[1:], traj.done[:-1])
+    ret, disc, discount = np.zeros(n), np.zeros(n), np.ones(n)
+    for t in range(steps):
+        ret, disc = ret + traj.reward[t], disc + discount * traj.reward[t]
+        done = traj.done[t]
+        ended, ended_disc = np.where(done, ret, 0.0), np.where(done, disc, 0.0)
+        np.testing.assert_allclose(traj.ended_return[t], ended, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(traj.ended_disc_return[t], ended_disc, rtol=1e-5, atol=1e-6)
+        ret, disc = np.where(done, 0.0, ret), np.where(done, 0.0, disc)
+        discount = np.where(done, 1.0, discount * static.gamma)
+    assert set(np.unique(traj.reward)) <= {0.0, 4.0, np.float32(-0.1)}
+    assert traj.done.sum() >= 4
+    assert np.all(np.isfinite(traj.log_prob)) and np.all(traj.log_prob <= 0)

@@ -153,6 +153,36 @@ def test_tmaze_resets_and_steps_when_jitted_and_vmapped(perfect_memory: bool) ->
     assert env.action_space(params).n == 4
 
 
+@pytest.mark.parametrize("perfect_memory", [False, True])
+def test_tmaze_step_with_draws_made_ahead_equals_step_with_the_key(perfect_memory: bool) -> None:
+    """A rollout draws the T-Maze's randomness for all its steps before its loop; the states,
+    observations, rewards and flags must be those of gymnax's step with the same keys, bit
+    for bit, including auto-resets after a turn and after the time limit."""
+    env, params = make("tmaze_3", perfect_memory=perfect_memory, max_steps_in_episode=7)
+    n, steps = 16, 40
+    key_reset, key_act, key_steps = jax.random.split(jax.random.PRNGKey(3), 3)
+    _, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(key_reset, n), params)
+    # mostly East: some reach the junction and turn, others run out of time
+    p_action = jnp.array([0.1, 0.1, 0.7, 0.1])
+    actions = jax.random.choice(key_act, 4, (steps, n), p=p_action).astype(jnp.int32)
+    keys = jax.random.split(key_steps, steps * n).reshape(steps, n, 2)
+    draws = jax.jit(jax.vmap(jax.vmap(env.draw_step)))(keys)  # all steps at once
+    step = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)))
+    step_drawn = jax.jit(jax.vmap(env.step_drawn, in_axes=(0, 0, 0, None)))
+    ended = {"terminated": 0, "truncated": 0}
+    drawn_state = state
+    for t in range(steps):
+        out = step(keys[t], state, actions[t], params)
+        drawn = step_drawn(jax.tree.map(lambda d: d[t], draws), drawn_state, actions[t], params)
+        for a, b in zip(jax.tree.leaves(out), jax.tree.leaves(drawn), strict=True):
+            np.testing.assert_array_equal(a, b)
+        state, drawn_state = out[1], drawn[1]
+        ended["terminated"] += int(out[3].sum())
+        ended["truncated"] += int(out[4].sum())
+    assert ended["terminated"] > 0 and ended["truncated"] > 0  # both resets were compared
+    assert 0 < int(draws[1].sum()) < steps * n  # both goal sides drawn
+
+
 def test_registry_make_builds_any_hallway_length() -> None:
     env, params = make("tmaze_37")
     assert isinstance(env, TMaze) and env.hallway_length == 37 and env.junction == 38

@@ -33,6 +33,8 @@ the cut-off state. For the T-Maze this only affects wandering episodes of 1000 s
 
 from __future__ import annotations
 
+import itertools
+import math
 import typing as tp
 
 import flax.linen as nn
@@ -167,7 +169,7 @@ class StepDraws(tp.NamedTuple):
     """The random draws of one env step of ``num_envs`` envs (leading axis: steps, in a rollout)."""
 
     action_noise: jax.Array  # (n, actions) the policy's sampling noise (``Categorical.noise``)
-    env_keys: jax.Array  # (n, 2) one key per env for ``env.step``
+    env: tp.Any  # per env: its key for ``env.step``, or ``env.draw_step``'s draws from it
 
 
 class Transition(tp.NamedTuple):
@@ -182,6 +184,11 @@ class Transition(tp.NamedTuple):
     done: jax.Array  # (num_envs,) bool, the episode ended at this step (terminated or truncated)
     ended_return: jax.Array  # (num_envs,) episode return where ``done``, else 0
     ended_disc_return: jax.Array  # (num_envs,) discounted episode return where ``done``, else 0
+
+
+# The float32 fields of a Transition that a rollout's loop writes side by side, one (num_envs, k)
+# array per step: each array a loop writes is one more small kernel in every env step on a CPU.
+_SIDE_BY_SIDE = ("log_prob", "value", "reward", "ended_return", "ended_disc_return")
 
 
 class RunnerState(tp.NamedTuple):
@@ -398,7 +405,10 @@ def make_trainer(
         net = ActionMasked(net, *mask_dims)
     normalize_reward = bool(getattr(env, "normalize_reward", False))  # POBAX's RockSample
     v_reset = jax.vmap(env.reset, in_axes=(0, None))
-    v_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+    # An env with ``draw_step(key)`` / ``step_drawn(draws, ...)`` (the T-Maze) has its step's
+    # random draws made ahead, for all steps of a rollout at once; others get a key per step.
+    predrawn = hasattr(env, "draw_step") and hasattr(env, "step_drawn")
+    v_step = jax.vmap(env.step_drawn if predrawn else env.step, in_axes=(0, 0, 0, None))
 
     def _no_action(n: int) -> jax.Array:
         """Placeholder previous action at the first reset of ``n`` envs: (n,) int32 or (n, dim)."""
@@ -464,7 +474,7 @@ def make_trainer(
         # STEP ENV (continuous: the raw sample is clipped to the Box only here)
         env_action = jnp.clip(act, low, high) if continuous else act
         obs, env_state, reward, terminated, truncated, _ = v_step(
-            draws.env_keys,
+            draws.env,
             loop.env_state,
             env_action.reshape((n,) + tuple(space.shape)) if continuous else env_action,
             env_params,
@@ -507,12 +517,14 @@ def make_trainer(
     def _step_draws(keys: jax.Array, n: int) -> StepDraws:
         """The random draws of the env steps of ``keys`` (one key per step), made for all steps
         at once before the rollout's loop: each step's key splits into an action key (the
-        policy's sampling noise for ``n`` envs) and an env key (split into one key per env).
-        The same numbers as drawing them inside each step, without a small hash per step."""
+        policy's sampling noise for ``n`` envs) and an env key (split into one key per env,
+        and each of those into the env's own draws where it makes them ahead). The same
+        numbers as drawing them inside each step, without small hashes in every step."""
         key_act, key_env = jnp.moveaxis(jax.vmap(jax.random.split)(keys), 1, 0)
+        env_keys = jax.vmap(lambda k: jax.random.split(k, n))(key_env)
         return StepDraws(
             action_noise=jax.vmap(lambda k: dist.noise(k, (n, action.size)))(key_act),
-            env_keys=jax.vmap(lambda k: jax.random.split(k, n))(key_env),
+            env=jax.vmap(jax.vmap(env.draw_step))(env_keys) if predrawn else env_keys,
         )
 
     def _rollout(
@@ -523,11 +535,22 @@ def make_trainer(
         ``learn_stats=False``: observation statistics stay frozen (evaluation).
         """
 
-        def _body(loop: EnvLoop, draws: StepDraws) -> tuple[EnvLoop, Transition]:
-            return _env_step(params, loop, draws, learn_stats)
+        shapes: dict[str, tuple[int, ...]] = {}  # one step's shapes, noted when scan traces it
 
-        draws = _step_draws(jax.random.split(key, steps), loop.reset.shape[0])
-        return jax.lax.scan(_body, loop, draws, unroll=_ENV_UNROLL)
+        def _body(loop: EnvLoop, draws: StepDraws) -> tuple[EnvLoop, tuple]:
+            loop, t = _env_step(params, loop, draws, learn_stats)
+            shapes.update((f, getattr(t, f).shape) for f in _SIDE_BY_SIDE)
+            cols = [getattr(t, f).reshape(t.done.shape[0], -1) for f in _SIDE_BY_SIDE]
+            return loop, (t.obs, t.action, t.done, jnp.concatenate(cols, axis=1))
+
+        first_reset = loop.reset
+        draws = _step_draws(jax.random.split(key, steps), first_reset.shape[0])
+        loop, (obs, act, done, cols) = jax.lax.scan(_body, loop, draws, unroll=_ENV_UNROLL)
+        widths = [math.prod(shapes[f][1:]) for f in _SIDE_BY_SIDE]
+        parts = jnp.split(cols, list(itertools.accumulate(widths))[:-1], axis=-1)
+        fields = {f: x.reshape((steps,) + shapes[f]) for f, x in zip(_SIDE_BY_SIDE, parts)}
+        reset = jnp.concatenate([first_reset[None], done[:-1]])  # a step after an end resets
+        return loop, Transition(obs=obs, reset=reset, action=act, done=done, **fields)
 
     def _optimizer(sweep: PPOSweep) -> optax.GradientTransformation:
         """Adam with gradient clipping; lr and max_grad_norm are traced (vmappable).

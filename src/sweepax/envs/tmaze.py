@@ -108,9 +108,39 @@ class TMaze(environment.Environment[EnvState, EnvParams]):
 
     def reset_env(self, key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
         """Start at cell 0 with a uniformly random goal side."""
-        goal = jax.random.bernoulli(key).astype(jnp.int32)
+        return self._start(jax.random.bernoulli(key).astype(jnp.int32), params)
+
+    def _start(self, goal: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
+        """Observation and state at cell 0 with goal side ``goal``."""
         state = EnvState(pos=jnp.zeros((), jnp.int32), goal=goal, time=jnp.zeros((), jnp.int32))
         return self.get_obs(state, params), state
+
+    def draw_step(self, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """The random draws ``step(key, ...)`` makes, as ``step_drawn`` takes them: the key of
+        ``step_env`` and the goal side of the reset. Vmappable over keys, so a rollout draws
+        them for all its steps at once, outside its loop."""
+        key_step, key_reset = jax.random.split(key)
+        return key_step, jax.random.bernoulli(key_reset).astype(jnp.int32)
+
+    def step_drawn(
+        self,
+        draws: tuple[jax.Array, jax.Array],
+        state: EnvState,
+        action: int | float | jax.Array,
+        params: EnvParams,
+    ) -> tuple[jax.Array, EnvState, jax.Array, jax.Array, jax.Array, dict[Any, Any]]:
+        """``step(key, state, action, params)`` (gymnax's auto-resetting step) with the draws
+        of ``draw_step(key)``: the same outputs, bit for bit."""
+        key_step, goal = draws
+        obs_st, state_st, reward, terminated, info = self.step_env(key_step, state, action, params)
+        truncated = self.is_truncated(state_st, params)
+        done = terminated | truncated
+        obs_re, state_re = self._start(goal, params)
+        state = jax.tree.map(lambda x, y: jax.lax.select(done, x, y), state_re, state_st)
+        obs = jax.lax.select(done, obs_re, obs_st)
+        info = {**info, "terminated": terminated, "truncated": truncated}
+        info["final_observation"] = obs_st
+        return obs, state, reward, terminated, truncated, info
 
     def get_obs(
         self, state: EnvState, params: EnvParams | None = None, key: Any = None
