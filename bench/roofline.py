@@ -23,6 +23,10 @@ process:
   alone (random actions, the same ``num_steps x num_envs`` per run), the rollout (policy
   forward + env step + bookkeeping), GAE (``value_targets``), and the PPO epochs as the whole
   update minus rollout minus GAE.
+- **Kernels per env step**: how many kernels (fusions, copies, dots) XLA launches in each
+  iteration of the compiled update's rollout loop, read from ``compiled.as_text()``, and the
+  rollout's time per launch. On a CPU each launch costs a fixed overhead, so for small grids
+  (1 x 1: 4-element arrays) the count, not the arithmetic, sets the rollout's speed.
 
     nox -s bench_roofline -- [--variants recurrent,memoryless] [--grids 24x10,1x1] [--repeats 5]
                              [--json out.json]
@@ -34,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import time
 import typing as tp
@@ -85,6 +90,31 @@ def peak_flops(n: int = 1024, repeats: int = 10) -> float:
         jax.block_until_ready(mm(a))
         best = min(best, time.perf_counter() - t0)
     return 2 * n**3 / best
+
+
+_NOT_KERNELS = {"parameter", "get-tuple-element", "tuple", "constant", "bitcast"}
+
+
+def loop_kernels(hlo: str, trips: int) -> int:
+    """Kernels XLA launches per iteration of the compiled program's busiest loop of ``trips``
+    iterations (the rollout's, when ``trips`` is num_steps): the instructions of its body but
+    parameters, tuples, constants and bitcasts, i.e. fusions, copies, dots and calls.
+    ``hlo``: ``compiled.as_text()``."""
+    bodies: dict[str, list[str]] = {}
+    name = None
+    for line in hlo.splitlines():
+        if line and not line[0].isspace() and line.rstrip().endswith("{"):
+            name = line.split()[1 if line.startswith("ENTRY") else 0].lstrip("%")
+            bodies[name] = []
+        elif name is not None and line.startswith("  "):
+            bodies[name].append(line)
+    counts = [0]
+    for line in hlo.splitlines():
+        match = re.search(r"body=%?([\w.\-]+).*\"known_trip_count\":\{\"n\":\"(\d+)\"", line)
+        if " while(" in line and match and int(match.group(2)) == trips:
+            ops = (re.search(r"= \S+ ([a-z\-]+)\(", op) for op in bodies.get(match.group(1), []))
+            counts.append(sum(1 for op in ops if op and op.group(1) not in _NOT_KERNELS))
+    return max(counts)
 
 
 def hand_flops(static: PPOStatic, in_dim: int, n_actions: int) -> dict[str, float]:
@@ -152,6 +182,7 @@ def account(variant: str, spec: str, repeats: int, peak: float) -> dict[str, tp.
     idx = jnp.arange(UPDATES_TIMED, dtype=jnp.int32)
     update = grid_map(trainer.update, (both, cfg, none), block)
     t_update = timed(update, runner, sweep, idx, repeats=repeats) / UPDATES_TIMED
+    kernels = loop_kernels(update.lower(runner, sweep, idx).compile().as_text(), static.num_steps)
 
     keys = jax.vmap(lambda c: jax.vmap(lambda s: jax.random.PRNGKey(c * 1000 + s))(seed_ids))(
         jnp.arange(configs)
@@ -175,15 +206,19 @@ def account(variant: str, spec: str, repeats: int, peak: float) -> dict[str, tp.
         _, state = jax.vmap(env.reset, (0, None))(jax.random.split(k_reset, static.num_envs),
                                                   env_params)  # fmt: skip
 
-        def body(state: tp.Any, k: jax.Array) -> tuple[tp.Any, jax.Array]:
-            k_act, k_step = jax.random.split(k)
-            act = jax.random.randint(k_act, (static.num_envs,), 0, n_actions)
-            _, state, reward, *_ = jax.vmap(env.step, (0, 0, 0, None))(
-                jax.random.split(k_step, static.num_envs), state, act, env_params
-            )
+        # as the rollout steps it: the env's own draws made before the loop where it offers them
+        k_act, k_step = jax.random.split(k_run)
+        acts = jax.random.randint(k_act, (static.num_steps, static.num_envs), 0, n_actions)
+        step_keys = jax.random.split(k_step, (static.num_steps, static.num_envs))
+        drawn = hasattr(env, "draw_step")
+        draws = jax.vmap(jax.vmap(env.draw_step))(step_keys) if drawn else step_keys
+        step = jax.vmap(env.step_drawn if drawn else env.step, (0, 0, 0, None))
+
+        def body(state: tp.Any, x: tuple) -> tuple[tp.Any, jax.Array]:
+            _, state, reward, *_ = step(x[0], state, x[1], env_params)
             return state, reward
 
-        return jax.lax.scan(body, state, jax.random.split(k_run, static.num_steps))[1].sum()
+        return jax.lax.scan(body, state, (draws, acts))[1].sum()
 
     t_env = timed(grid_map(env_only, (both,), block), keys, repeats=repeats)
 
@@ -215,11 +250,13 @@ def account(variant: str, spec: str, repeats: int, peak: float) -> dict[str, tp.
     xla_update = per_run * runs
     t_epochs = max(t_update - t_rollout - t_gae, 0.0)
     steps = static.num_steps * static.num_envs * runs
+    block_runs = ppo.block_size(runs // devices, block)
+    blocks = runs // devices // block_runs  # each device's rollout loops once per block
     return {
         "variant": variant,
         "grid": spec,
         "devices": devices,
-        "runs_per_block": ppo.block_size(configs * seeds // devices, block),
+        "runs_per_block": block_runs,
         "update_s": t_update,
         "env_steps_per_s": steps / t_update,
         "flops_update_xla": xla_update,
@@ -227,6 +264,8 @@ def account(variant: str, spec: str, repeats: int, peak: float) -> dict[str, tp.
         "xla_over_hand": xla_update / (hand["update"] * runs),
         "flops_per_s": xla_update / t_update,
         "fraction_of_peak": xla_update / t_update / peak,
+        "kernels_per_env_step": kernels,
+        "us_per_kernel": 1e6 * t_rollout / (static.num_steps * blocks * max(1, kernels)),
         "share_env": t_env / t_update,
         "share_rollout": t_rollout / t_update,
         "share_gae": t_gae / t_update,
@@ -241,8 +280,9 @@ def table(rows: list[dict[str, tp.Any]], peak: float) -> str:
         f"{jax.device_count()} device(s))",
         "",
         "| variant | grid | devices | runs per block | update ms | env steps/s "
-        "| GFLOP/update (xla / hand) | GFLOP/s | % of peak | env | rollout | GAE | epochs |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| GFLOP/update (xla / hand) | GFLOP/s | % of peak | env | rollout | GAE | epochs "
+        "| kernels per env step | us per kernel |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
@@ -252,10 +292,15 @@ def table(rows: list[dict[str, tp.Any]], peak: float) -> str:
             f"{r['flops_update_hand'] / 1e9:.4f} | {r['flops_per_s'] / 1e9:.2f} | "
             f"{100 * r['fraction_of_peak']:.2f} | {100 * r['share_env']:.0f}% | "
             f"{100 * r['share_rollout']:.0f}% | {100 * r['share_gae']:.0f}% | "
-            f"{100 * r['share_epochs']:.0f}% |"
+            f"{100 * r['share_epochs']:.0f}% | {r['kernels_per_env_step']} | "
+            f"{r['us_per_kernel']:.2f} |"
         )
     lines.append("")
     lines.append("env: the env step alone (part of rollout); epochs = update - rollout - GAE.")
+    lines.append(
+        "kernels per env step: what XLA launches in each iteration of the rollout's loop (a block "
+        "of runs); us per kernel: the rollout's time over those launches."
+    )
     return "\n".join(lines)
 
 
