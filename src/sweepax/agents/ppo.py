@@ -186,9 +186,15 @@ class Transition(tp.NamedTuple):
     ended_disc_return: jax.Array  # (num_envs,) discounted episode return where ``done``, else 0
 
 
-# The float32 fields of a Transition that a rollout's loop writes side by side, one (num_envs, k)
-# array per step: each array a loop writes is one more small kernel in every env step on a CPU.
+# The float fields of a Transition that a rollout's loop writes side by side, one float32
+# (num_envs, k) array per step (each back to its dtype after the loop): each array a loop writes
+# is one more small kernel in every env step on a CPU.
 _SIDE_BY_SIDE = ("log_prob", "value", "reward", "ended_return", "ended_disc_return")
+
+
+def _side(t: Transition) -> list[tuple[str, jax.Array]]:
+    """The fields of ``t`` a rollout's loop writes side by side (``_SIDE_BY_SIDE``)."""
+    return [(f, getattr(t, f)) for f in _SIDE_BY_SIDE]
 
 
 class RunnerState(tp.NamedTuple):
@@ -535,20 +541,23 @@ def make_trainer(
         ``learn_stats=False``: observation statistics stay frozen (evaluation).
         """
 
-        shapes: dict[str, tuple[int, ...]] = {}  # one step's shapes, noted when scan traces it
+        shapes: dict[str, jax.ShapeDtypeStruct] = {}  # one step's fields, noted as scan traces
 
         def _body(loop: EnvLoop, draws: StepDraws) -> tuple[EnvLoop, tuple]:
             loop, t = _env_step(params, loop, draws, learn_stats)
-            shapes.update((f, getattr(t, f).shape) for f in _SIDE_BY_SIDE)
-            cols = [getattr(t, f).reshape(t.done.shape[0], -1) for f in _SIDE_BY_SIDE]
+            shapes.update((f, jax.ShapeDtypeStruct(x.shape, x.dtype)) for f, x in _side(t))
+            cols = [x.reshape(t.done.shape[0], -1).astype(jnp.float32) for _, x in _side(t)]
             return loop, (t.obs, t.action, t.done, jnp.concatenate(cols, axis=1))
 
         first_reset = loop.reset
         draws = _step_draws(jax.random.split(key, steps), first_reset.shape[0])
         loop, (obs, act, done, cols) = jax.lax.scan(_body, loop, draws, unroll=_ENV_UNROLL)
-        widths = [math.prod(shapes[f][1:]) for f in _SIDE_BY_SIDE]
+        widths = [math.prod(shapes[f].shape[1:]) for f in _SIDE_BY_SIDE]
         parts = jnp.split(cols, list(itertools.accumulate(widths))[:-1], axis=-1)
-        fields = {f: x.reshape((steps,) + shapes[f]) for f, x in zip(_SIDE_BY_SIDE, parts)}
+        fields = {
+            f: x.reshape((steps,) + shapes[f].shape).astype(shapes[f].dtype)
+            for f, x in zip(_SIDE_BY_SIDE, parts)
+        }
         reset = jnp.concatenate([first_reset[None], done[:-1]])  # a step after an end resets
         return loop, Transition(obs=obs, reset=reset, action=act, done=done, **fields)
 
