@@ -100,16 +100,17 @@ def loop_kernels(hlo: str, trips: int) -> int:
     iterations (the rollout's, when ``trips`` is num_steps): the instructions of its body but
     parameters, tuples, constants and bitcasts, i.e. fusions, copies, dots and calls.
     ``hlo``: ``compiled.as_text()``."""
+    lines = hlo.splitlines()
     bodies: dict[str, list[str]] = {}
     name = None
-    for line in hlo.splitlines():
+    for line in lines:
         if line and not line[0].isspace() and line.rstrip().endswith("{"):
             name = line.split()[1 if line.startswith("ENTRY") else 0].lstrip("%")
             bodies[name] = []
         elif name is not None and line.startswith("  "):
             bodies[name].append(line)
     counts = [0]
-    for line in hlo.splitlines():
+    for line in lines:
         match = re.search(r"body=%?([\w.\-]+).*\"known_trip_count\":\{\"n\":\"(\d+)\"", line)
         if " while(" in line and match and int(match.group(2)) == trips:
             ops = (re.search(r"= \S+ ([a-z\-]+)\(", op) for op in bodies.get(match.group(1), []))
@@ -210,9 +211,9 @@ def account(variant: str, spec: str, repeats: int, peak: float) -> dict[str, tp.
         k_act, k_step = jax.random.split(k_run)
         acts = jax.random.randint(k_act, (static.num_steps, static.num_envs), 0, n_actions)
         step_keys = jax.random.split(k_step, (static.num_steps, static.num_envs))
-        drawn = hasattr(env, "draw_step")
-        draws = jax.vmap(jax.vmap(env.draw_step))(step_keys) if drawn else step_keys
-        step = jax.vmap(env.step_drawn if drawn else env.step, (0, 0, 0, None))
+        draw_step, env_step = ppo.env_step_fns(env)
+        draws = jax.vmap(jax.vmap(draw_step))(step_keys)
+        step = jax.vmap(env_step, (0, 0, 0, None))
 
         def body(state: tp.Any, x: tuple) -> tuple[tp.Any, jax.Array]:
             _, state, reward, *_ = step(x[0], state, x[1], env_params)

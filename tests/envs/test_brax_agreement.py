@@ -88,9 +88,14 @@ def _episodes(done: np.ndarray) -> list[tuple[int, int]]:
     return [(int(start), int(end)) for start, end in zip(np.r_[0, ends[:-1] + 1], ends)]
 
 
+def _difference(ours: np.ndarray, theirs: np.ndarray) -> float:
+    """Largest difference relative to ``1 + |POBAX's value|``."""
+    return float((np.abs(ours - theirs) / (1.0 + np.abs(theirs))).max())
+
+
 def _close(ours: np.ndarray, theirs: np.ndarray, what: str) -> None:
-    err = np.abs(ours - theirs) / (1.0 + np.abs(theirs))
-    assert err.max() <= RTOL, f"{what}: relative difference {err.max():.2e} > {RTOL}"
+    err = _difference(ours, theirs)
+    assert err <= RTOL, f"{what}: relative difference {err:.2e} > {RTOL}"
 
 
 @pytest.mark.parametrize("env_id", IDS)
@@ -115,10 +120,10 @@ def test_masked_mujoco_agrees_with_pobax(env_id: str, recorded: dict[str, Path])
             first_end = min(end, p_end)
             assert first_end - start >= LONG, (env_id, start, end, p_end)
             part = slice(start + 1, first_end + 1)
-            apart = np.abs(ours["obs"][part] - rec["obs"][part]) / (1.0 + np.abs(rec["obs"][part]))
-            assert apart.max() >= DRIFT, (
+            apart = _difference(ours["obs"][part], rec["obs"][part])
+            assert apart >= DRIFT, (
                 f"{env_id}: episode {start} ends at {end} here and at {p_end} in POBAX while "
-                f"their observations still agree within {apart.max():.1e}"
+                f"their observations still agree within {apart:.1e}"
             )
             assert ours["terminated"][end] and not rec["truncation"][p_end]
             terminations += 1

@@ -197,6 +197,16 @@ def _side(t: Transition) -> list[tuple[str, jax.Array]]:
     return [(f, getattr(t, f)) for f in _SIDE_BY_SIDE]
 
 
+def env_step_fns(env: tp.Any) -> tuple[tp.Callable, tp.Callable]:
+    """``(draw, step)`` of one env step from its key: ``step(draw(key), state, action, params)``
+    is ``env.step(key, state, action, params)``. An env with ``draw_step(key)`` and
+    ``step_drawn(draws, ...)`` (the T-Maze) makes its step's random draws in ``draw``, so a
+    rollout makes them for all its steps before its loop; for others ``draw`` is the key."""
+    if hasattr(env, "draw_step") and hasattr(env, "step_drawn"):
+        return env.draw_step, env.step_drawn
+    return (lambda key: key), env.step
+
+
 class RunnerState(tp.NamedTuple):
     """Carry of the update scan."""
 
@@ -411,10 +421,8 @@ def make_trainer(
         net = ActionMasked(net, *mask_dims)
     normalize_reward = bool(getattr(env, "normalize_reward", False))  # POBAX's RockSample
     v_reset = jax.vmap(env.reset, in_axes=(0, None))
-    # An env with ``draw_step(key)`` / ``step_drawn(draws, ...)`` (the T-Maze) has its step's
-    # random draws made ahead, for all steps of a rollout at once; others get a key per step.
-    predrawn = hasattr(env, "draw_step") and hasattr(env, "step_drawn")
-    v_step = jax.vmap(env.step_drawn if predrawn else env.step, in_axes=(0, 0, 0, None))
+    draw_step, step = env_step_fns(env)
+    v_step = jax.vmap(step, in_axes=(0, 0, 0, None))
 
     def _no_action(n: int) -> jax.Array:
         """Placeholder previous action at the first reset of ``n`` envs: (n,) int32 or (n, dim)."""
@@ -530,7 +538,7 @@ def make_trainer(
         env_keys = jax.vmap(lambda k: jax.random.split(k, n))(key_env)
         return StepDraws(
             action_noise=jax.vmap(lambda k: dist.noise(k, (n, action.size)))(key_act),
-            env=jax.vmap(jax.vmap(env.draw_step))(env_keys) if predrawn else env_keys,
+            env=jax.vmap(jax.vmap(draw_step))(env_keys),
         )
 
     def _rollout(
