@@ -27,6 +27,9 @@ process:
   iteration of the compiled update's rollout loop, read from ``compiled.as_text()``, and the
   rollout's time per launch. On a CPU each launch costs a fixed overhead, so for small grids
   (1 x 1: 4-element arrays) the count, not the arithmetic, sets the rollout's speed.
+- **Launches per update**: every kernel one update launches, counted in the compiled program
+  (each loop body and condition once per trip, calls followed, the costliest branch of a
+  conditional), and the update's time per launch.
 
     nox -s bench_roofline -- [--variants recurrent,memoryless] [--grids 24x10,1x1] [--repeats 5]
                              [--json out.json]
@@ -95,27 +98,100 @@ def peak_flops(n: int = 1024, repeats: int = 10) -> float:
 _NOT_KERNELS = {"parameter", "get-tuple-element", "tuple", "constant", "bitcast"}
 
 
+def _computations(hlo: str) -> tuple[dict[str, list[str]], str]:
+    """The instructions of each computation of ``compiled.as_text()``, and the entry's name."""
+    bodies: dict[str, list[str]] = {}
+    name = entry = None
+    for line in hlo.splitlines():
+        if line and not line[0].isspace() and line.rstrip().endswith("{"):
+            name = line.split()[1 if line.startswith("ENTRY") else 0].lstrip("%")
+            bodies[name] = []
+            if line.startswith("ENTRY"):
+                entry = name
+        elif name is not None and line.startswith("  "):
+            bodies[name].append(line)
+    if entry is None:
+        raise ValueError("no ENTRY computation in the HLO text")
+    return bodies, entry
+
+
+def _opcode(line: str) -> str | None:
+    """The opcode of one instruction line (``%x = TYPE opcode(...)``; TYPE may be a tuple)."""
+    _, eq, rest = line.partition(" = ")
+    if not eq:
+        return None
+    if rest.startswith("("):  # a tuple type: skip to its closing parenthesis
+        depth = 0
+        for i, ch in enumerate(rest):
+            depth += {"(": 1, ")": -1}.get(ch, 0)
+            if depth == 0:
+                rest = rest[i + 1 :]
+                break
+    else:
+        rest = rest.partition(" ")[2]
+    match = re.match(r"\s*([a-z][a-z\-]*)\(", rest)
+    return match.group(1) if match else None
+
+
+def _attr(line: str, key: str) -> str | None:
+    match = re.search(key + r"=%?([\w.\-]+)", line)
+    return match.group(1) if match else None
+
+
+def _trips(line: str) -> int | None:
+    match = re.search(r"\"known_trip_count\":\{\"n\":\"(\d+)\"", line)
+    return int(match.group(1)) if match else None
+
+
+def _kernels(ops: list[str]) -> int:
+    return sum(1 for op in ops if (code := _opcode(op)) and code not in _NOT_KERNELS)
+
+
 def loop_kernels(hlo: str, trips: int) -> int:
     """Kernels XLA launches per iteration of the compiled program's busiest loop of ``trips``
     iterations (the rollout's, when ``trips`` is num_steps): the instructions of its body but
     parameters, tuples, constants and bitcasts, i.e. fusions, copies, dots and calls.
     ``hlo``: ``compiled.as_text()``."""
-    lines = hlo.splitlines()
-    bodies: dict[str, list[str]] = {}
-    name = None
-    for line in lines:
-        if line and not line[0].isspace() and line.rstrip().endswith("{"):
-            name = line.split()[1 if line.startswith("ENTRY") else 0].lstrip("%")
-            bodies[name] = []
-        elif name is not None and line.startswith("  "):
-            bodies[name].append(line)
+    bodies, _ = _computations(hlo)
     counts = [0]
-    for line in lines:
-        match = re.search(r"body=%?([\w.\-]+).*\"known_trip_count\":\{\"n\":\"(\d+)\"", line)
-        if " while(" in line and match and int(match.group(2)) == trips:
-            ops = (re.search(r"= \S+ ([a-z\-]+)\(", op) for op in bodies.get(match.group(1), []))
-            counts.append(sum(1 for op in ops if op and op.group(1) not in _NOT_KERNELS))
+    for ops in bodies.values():
+        for op in ops:
+            if _opcode(op) == "while" and _trips(op) == trips:
+                counts.append(_kernels(bodies.get(_attr(op, "body") or "", [])))
     return max(counts)
+
+
+def launches(hlo: str) -> int:
+    """Kernels one execution of the compiled program launches: each instruction of the entry
+    but parameters, tuples, constants and bitcasts counts once; a ``while`` counts its body and
+    condition once per trip (its known trip count), a ``call`` what its computation launches,
+    and a ``conditional`` its costliest branch. ``hlo``: ``compiled.as_text()``."""
+    bodies, entry = _computations(hlo)
+    memo: dict[str, int] = {}
+
+    def count(name: str) -> int:
+        if name not in memo:
+            total = 0
+            for op in bodies.get(name, []):
+                code = _opcode(op)
+                if code == "while":
+                    body, cond = _attr(op, "body"), _attr(op, "condition")
+                    trips = _trips(op) or 1
+                    total += trips * (count(body or "") + count(cond or "")) + count(cond or "")
+                elif code == "call":
+                    total += count(_attr(op, "to_apply") or "")
+                elif code == "conditional":
+                    branches = re.search(r"branch_computations=\{([^}]*)\}", op)
+                    names = [b.strip().lstrip("%") for b in branches.group(1).split(",")] if (
+                        branches) else [n for k in ("true_computation", "false_computation")
+                                        if (n := _attr(op, k))]  # fmt: skip
+                    total += 1 + max((count(n) for n in names), default=0)
+                elif code is not None and code not in _NOT_KERNELS:
+                    total += 1
+            memo[name] = total
+        return memo[name]
+
+    return count(entry)
 
 
 def hand_flops(static: PPOStatic, in_dim: int, n_actions: int) -> dict[str, float]:
@@ -183,7 +259,9 @@ def account(variant: str, spec: str, repeats: int, peak: float) -> dict[str, tp.
     idx = jnp.arange(UPDATES_TIMED, dtype=jnp.int32)
     update = grid_map(trainer.update, (both, cfg, none), block)
     t_update = timed(update, runner, sweep, idx, repeats=repeats) / UPDATES_TIMED
-    kernels = loop_kernels(update.lower(runner, sweep, idx).compile().as_text(), static.num_steps)
+    hlo = update.lower(runner, sweep, idx).compile().as_text()
+    kernels = loop_kernels(hlo, static.num_steps)
+    launches_per_update = launches(hlo) / UPDATES_TIMED
 
     keys = jax.vmap(lambda c: jax.vmap(lambda s: jax.random.PRNGKey(c * 1000 + s))(seed_ids))(
         jnp.arange(configs)
@@ -266,6 +344,8 @@ def account(variant: str, spec: str, repeats: int, peak: float) -> dict[str, tp.
         "flops_per_s": xla_update / t_update,
         "fraction_of_peak": xla_update / t_update / peak,
         "kernels_per_env_step": kernels,
+        "launches_per_update": launches_per_update,
+        "us_per_launch": 1e6 * t_update / launches_per_update,
         "us_per_kernel": 1e6 * t_rollout / (static.num_steps * blocks * max(1, kernels)),
         "share_env": t_env / t_update,
         "share_rollout": t_rollout / t_update,
@@ -282,8 +362,8 @@ def table(rows: list[dict[str, tp.Any]], peak: float) -> str:
         "",
         "| variant | grid | devices | runs per block | update ms | env steps/s "
         "| GFLOP/update (xla / hand) | GFLOP/s | % of peak | env | rollout | GAE | epochs "
-        "| kernels per env step | us per kernel |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| kernels per env step | us per kernel | launches per update | us per launch |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
@@ -294,13 +374,19 @@ def table(rows: list[dict[str, tp.Any]], peak: float) -> str:
             f"{100 * r['fraction_of_peak']:.2f} | {100 * r['share_env']:.0f}% | "
             f"{100 * r['share_rollout']:.0f}% | {100 * r['share_gae']:.0f}% | "
             f"{100 * r['share_epochs']:.0f}% | {r['kernels_per_env_step']} | "
-            f"{r['us_per_kernel']:.2f} |"
+            f"{r['us_per_kernel']:.2f} | {r['launches_per_update']:,.0f} | "
+            f"{r['us_per_launch']:.2f} |"
         )
     lines.append("")
     lines.append("env: the env step alone (part of rollout); epochs = update - rollout - GAE.")
     lines.append(
         "kernels per env step: what XLA launches in each iteration of the rollout's loop (a block "
         "of runs); us per kernel: the rollout's time over those launches."
+    )
+    lines.append(
+        "launches per update: every kernel the update program launches, loops counted per trip "
+        "(each device's, when the runs are split), over the updates of one call; us per launch: "
+        "the update's time over them."
     )
     return "\n".join(lines)
 
