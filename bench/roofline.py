@@ -143,6 +143,14 @@ def _trips(line: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def _branches(line: str) -> list[str]:
+    """The branch computations of a ``conditional`` instruction."""
+    listed = re.search(r"branch_computations=\{([^}]*)\}", line)
+    if listed:
+        return [name.strip().lstrip("%") for name in listed.group(1).split(",")]
+    return [n for key in ("true_computation", "false_computation") if (n := _attr(line, key))]
+
+
 def _kernels(ops: list[str]) -> int:
     return sum(1 for op in ops if (code := _opcode(op)) and code not in _NOT_KERNELS)
 
@@ -169,23 +177,20 @@ def launches(hlo: str) -> int:
     bodies, entry = _computations(hlo)
     memo: dict[str, int] = {}
 
-    def count(name: str) -> int:
+    def count(name: str | None) -> int:
+        if name is None:
+            return 0
         if name not in memo:
             total = 0
             for op in bodies.get(name, []):
                 code = _opcode(op)
                 if code == "while":
-                    body, cond = _attr(op, "body"), _attr(op, "condition")
-                    trips = _trips(op) or 1
-                    total += trips * (count(body or "") + count(cond or "")) + count(cond or "")
+                    cond = count(_attr(op, "condition"))  # once more for the exit test
+                    total += (_trips(op) or 1) * (count(_attr(op, "body")) + cond) + cond
                 elif code == "call":
-                    total += count(_attr(op, "to_apply") or "")
+                    total += count(_attr(op, "to_apply"))
                 elif code == "conditional":
-                    branches = re.search(r"branch_computations=\{([^}]*)\}", op)
-                    names = [b.strip().lstrip("%") for b in branches.group(1).split(",")] if (
-                        branches) else [n for k in ("true_computation", "false_computation")
-                                        if (n := _attr(op, k))]  # fmt: skip
-                    total += 1 + max((count(n) for n in names), default=0)
+                    total += 1 + max((count(n) for n in _branches(op)), default=0)
                 elif code is not None and code not in _NOT_KERNELS:
                     total += 1
             memo[name] = total

@@ -110,3 +110,29 @@ def test_launches_of_a_compiled_scan_grow_with_its_trip_count():
     short, long = (program(n).lower(x).compile().as_text() for n in (3, 13))
     per_trip = (roofline.launches(long) - roofline.launches(short)) / 10
     assert per_trip == roofline.loop_kernels(long, 13) + 1 >= 2  # body + condition
+
+
+COND_HLO = """\
+HloModule jit_pick, is_scheduled=true
+
+%one (a.0: f32[4]) -> f32[4] {
+  %a.0 = f32[4]{0} parameter(0)
+  ROOT %neg_fusion.1 = f32[4]{0} fusion(%a.0), kind=kLoop, calls=%fused.5
+}
+
+%two (a.1: f32[4]) -> f32[4] {
+  %a.1 = f32[4]{0} parameter(0)
+  %exp_fusion = f32[4]{0} fusion(%a.1), kind=kLoop, calls=%fused.6
+  ROOT %copy.3 = f32[4]{0} copy(%exp_fusion)
+}
+
+ENTRY %main.2 (i.1: s32[], x.2: f32[4]) -> f32[4] {
+  %i.1 = s32[] parameter(0)
+  %x.2 = f32[4]{0} parameter(1)
+  ROOT %cond.1 = f32[4]{0} conditional(%i.1, %x.2, %x.2), branch_computations={%one, %two}
+}
+"""
+
+
+def test_a_conditional_counts_itself_and_its_costliest_branch():
+    assert roofline.launches(COND_HLO) == 1 + 2
