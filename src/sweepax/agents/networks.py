@@ -166,8 +166,8 @@ class ScannedRNN(nn.Module):
         w_in = jnp.concatenate([cell[g]["kernel"] for g in ("ir", "iz", "in")], axis=-1)
         b_in = jnp.concatenate([cell[g]["bias"] for g in ("ir", "iz", "in")], axis=-1)
         w_h = jnp.concatenate([cell[g]["kernel"] for g in ("hr", "hz", "hn")], axis=-1)
-        hs, last = gru_sequence(w_h, cell["hn"]["bias"], carry, ins @ w_in + b_in, resets,
-                                self.unroll)  # fmt: skip
+        pre = dense_product(ins, w_in) + b_in
+        hs, last = gru_sequence(w_h, cell["hn"]["bias"], carry, pre, resets, self.unroll)
         return last, hs
 
     @staticmethod
@@ -195,6 +195,64 @@ class _GRUStep(nn.Module):
             name="cell",
         )(carry, ins)
         return carry, y
+
+
+@jax.custom_vjp
+def dense_product(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """``x`` (..., in) times ``kernel`` (in, out), as ``nn.Dense`` computes it, with a
+    hand-written backward pass whose kernel gradient is one plain matmul of ``x`` transposed
+    (materialised) and the cotangent, rows of all leading dims contracted.
+
+    Autodiff contracts both operands over their row dim, which XLA's CPU backend emits as a
+    product on transposed operands (a copy and a slower kernel); this form keeps every product
+    of the backward pass in the layout the CPU's matmul kernels take directly.
+    """
+    return jax.lax.dot_general(x, kernel, (((x.ndim - 1,), (0,)), ((), ())))
+
+
+def _dense_product_fwd(x: jax.Array, kernel: jax.Array) -> tuple[jax.Array, tuple]:
+    return dense_product(x, kernel), (x, kernel)
+
+
+def _dense_product_bwd(residuals: tuple, d_out: jax.Array) -> tuple[jax.Array, jax.Array]:
+    x, kernel = residuals
+    d_x = jax.lax.dot_general(d_out, kernel, (((d_out.ndim - 1,), (1,)), ((), ())))
+    return d_x, rows_product(x, d_out)
+
+
+def rows_product(x: jax.Array, y: jax.Array) -> jax.Array:
+    """sum over rows of x_row^T y_row: ``x`` (..., i), ``y`` (..., j) with the same leading
+    dims -> (i, j), as one plain matmul of ``x`` transposed and ``y``.
+
+    The barrier keeps the transpose a copy of its own; folded into the product (XLA's default),
+    the CPU backend transposes ``y`` as well and runs a slower kernel.
+    """
+    rows_t = jax.lax.optimization_barrier(x.reshape(-1, x.shape[-1]).T)
+    return rows_t @ y.reshape(-1, y.shape[-1])
+
+
+dense_product.defvjp(_dense_product_fwd, _dense_product_bwd)
+
+
+def _dense_dot_general(
+    x: jax.Array,
+    kernel: jax.Array,
+    dimension_numbers: tp.Any,
+    precision: tp.Any = None,
+    preferred_element_type: tp.Any = None,
+) -> jax.Array:
+    """``nn.Dense``'s ``dot_general`` argument: ``dense_product`` for the one contraction
+    ``Dense`` asks for (last dim of ``x`` with the kernel's first, default precision)."""
+    if dimension_numbers != (((x.ndim - 1,), (0,)), ((), ())) or precision is not None:
+        raise ValueError(f"dense_product computes x @ kernel only, not {dimension_numbers}")
+    return dense_product(x, kernel)
+
+
+def _dense(features: int, kernel_init: tp.Callable, bias_init: tp.Callable) -> nn.Dense:
+    """``nn.Dense`` (the same parameters, names and numbers) whose product is ``dense_product``."""
+    return nn.Dense(
+        features, kernel_init=kernel_init, bias_init=bias_init, dot_general=_dense_dot_general
+    )
 
 
 def _gru_cell(pre: jax.Array, proj: jax.Array, h: jax.Array) -> jax.Array:
@@ -274,7 +332,7 @@ def _gru_sequence_bwd(unroll: int, residuals: tuple, cotangents: tuple) -> tuple
         back, d_last, (pre, proj, prev, d_hs, resets), reverse=True, unroll=unroll
     )
     size = h0.shape[-1]
-    d_w_h = jnp.einsum("tbi,tbj->ij", prev, d_proj)
+    d_w_h = rows_product(prev, d_proj)
     d_b_hn = d_proj[..., 2 * size :].sum(axis=(0, 1))
     return d_w_h, d_b_hn, d_h0, d_pre, None
 
@@ -310,11 +368,7 @@ class CNNEncoder(nn.Module):
             )(img)
             img = nn.relu(img)
         img = img.reshape((img.shape[0], -1))
-        img = nn.relu(
-            nn.Dense(self.features, kernel_init=orthogonal(np.sqrt(2)), bias_init=constant(0.0))(
-                img
-            )
-        )
+        img = nn.relu(_dense(self.features, orthogonal(np.sqrt(2)), constant(0.0))(img))
         return jnp.concatenate([img.reshape((*lead, self.features)), x[..., n_pixels:]], axis=-1)
 
 
@@ -335,19 +389,15 @@ def _heads(
     ``num_values=2`` (lambda-discrepancy): two independent critic MLPs on the same features,
     stacked on the last axis.
     """
-    actor = nn.relu(
-        nn.Dense(hidden_size, kernel_init=orthogonal(np.sqrt(2)), bias_init=constant(0.0))(x)
-    )
-    policy = nn.Dense(action.size, kernel_init=orthogonal(0.01), bias_init=constant(0.0))(actor)
+    actor = nn.relu(_dense(hidden_size, orthogonal(np.sqrt(2)), constant(0.0))(x))
+    policy = _dense(action.size, orthogonal(0.01), constant(0.0))(actor)
     if action.continuous:
         log_std = module.param("log_std", constant(0.0), (action.size,))
         policy = (policy, jnp.broadcast_to(log_std, policy.shape))
     values = []
     for _ in range(num_values):
-        critic = nn.relu(
-            nn.Dense(hidden_size, kernel_init=orthogonal(np.sqrt(2)), bias_init=constant(0.0))(x)
-        )
-        values.append(nn.Dense(1, kernel_init=orthogonal(1.0), bias_init=constant(0.0))(critic))
+        critic = nn.relu(_dense(hidden_size, orthogonal(np.sqrt(2)), constant(0.0))(x))
+        values.append(_dense(1, orthogonal(1.0), constant(0.0))(critic))
     if num_values == 1:
         return policy, values[0][..., 0]
     return policy, jnp.concatenate(values, axis=-1)
@@ -369,9 +419,7 @@ class RecurrentActorCritic(nn.Module):
         """hidden (batch, hidden), x = (obs (time, batch, d), resets (time, batch))."""
         obs, resets = x
         obs = _encode(obs, self.obs_shape, self.hidden_size)
-        emb = nn.Dense(
-            self.hidden_size, kernel_init=orthogonal(np.sqrt(2)), bias_init=constant(0.0)
-        )(obs)
+        emb = _dense(self.hidden_size, orthogonal(np.sqrt(2)), constant(0.0))(obs)
         emb = nn.relu(emb)
         hidden, emb = ScannedRNN(self.hidden_size, unroll=self.unroll)(hidden, (emb, resets))
         policy, value = _heads(self, emb, self.hidden_size, self.action, self.num_values)
@@ -398,16 +446,8 @@ class MLPActorCritic(nn.Module):
         """hidden (batch, 1) returned unchanged, x = (obs (time, batch, d), resets ignored)."""
         obs, _ = x
         obs = _encode(obs, self.obs_shape, self.hidden_size)
-        h = nn.relu(
-            nn.Dense(self.hidden_size, kernel_init=orthogonal(np.sqrt(2)), bias_init=constant(0.0))(
-                obs
-            )
-        )
-        h = nn.relu(
-            nn.Dense(self.hidden_size, kernel_init=orthogonal(np.sqrt(2)), bias_init=constant(0.0))(
-                h
-            )
-        )
+        h = nn.relu(_dense(self.hidden_size, orthogonal(np.sqrt(2)), constant(0.0))(obs))
+        h = nn.relu(_dense(self.hidden_size, orthogonal(np.sqrt(2)), constant(0.0))(h))
         policy, value = _heads(self, h, self.hidden_size, self.action, self.num_values)
         return hidden, policy, value
 
