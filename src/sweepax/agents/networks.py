@@ -197,6 +197,17 @@ class _GRUStep(nn.Module):
         return carry, y
 
 
+def rows_product(x: jax.Array, y: jax.Array) -> jax.Array:
+    """sum over rows of x_row^T y_row: ``x`` (..., i), ``y`` (..., j) with the same leading
+    dims -> (i, j), as one plain matmul of ``x`` transposed and ``y``.
+
+    The barrier keeps the transpose a copy of its own; folded into the product (XLA's default),
+    the CPU backend transposes ``y`` as well and runs a slower kernel.
+    """
+    rows_t = jax.lax.optimization_barrier(x.reshape(-1, x.shape[-1]).T)
+    return rows_t @ y.reshape(-1, y.shape[-1])
+
+
 @jax.custom_vjp
 def dense_product(x: jax.Array, kernel: jax.Array) -> jax.Array:
     """``x`` (..., in) times ``kernel`` (in, out), as ``nn.Dense`` computes it, with a
@@ -218,17 +229,6 @@ def _dense_product_bwd(residuals: tuple, d_out: jax.Array) -> tuple[jax.Array, j
     x, kernel = residuals
     d_x = jax.lax.dot_general(d_out, kernel, (((d_out.ndim - 1,), (1,)), ((), ())))
     return d_x, rows_product(x, d_out)
-
-
-def rows_product(x: jax.Array, y: jax.Array) -> jax.Array:
-    """sum over rows of x_row^T y_row: ``x`` (..., i), ``y`` (..., j) with the same leading
-    dims -> (i, j), as one plain matmul of ``x`` transposed and ``y``.
-
-    The barrier keeps the transpose a copy of its own; folded into the product (XLA's default),
-    the CPU backend transposes ``y`` as well and runs a slower kernel.
-    """
-    rows_t = jax.lax.optimization_barrier(x.reshape(-1, x.shape[-1]).T)
-    return rows_t @ y.reshape(-1, y.shape[-1])
 
 
 dense_product.defvjp(_dense_product_fwd, _dense_product_bwd)
